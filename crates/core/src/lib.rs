@@ -1,0 +1,22 @@
+//! keyward's domain: the credential format and its hashing, roles, realm policies,
+//! input validation, authentication decisions and the audit hash chain.
+//!
+//! This crate does no IO: no files, no network, no database, no async, no HTTP types.
+//! The current time and the random number generator always come in as arguments, so
+//! every decision here can be tested with fixed values. It must not depend on tokio,
+//! axum, hyper or sqlx, and none of its types are serialized on the wire (that is
+//! `proto`'s job).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod audit;
+pub mod auth;
+pub mod ids;
+pub mod policy;
+pub mod roles;
+pub mod secret;
+pub mod validate;
+
+pub use auth::{AuthRefusal, CredentialState, PrincipalState};
+pub use ids::PublicId;
+pub use roles::{Role, RoleSet};
+pub use secret::{CredentialKind, MasterKey, Pepper, Secret, SecretDigest, SecretFormatError};

@@ -1,0 +1,145 @@
+//! Input rules, one function per field. Each returns a message that says what to fix;
+//! the server puts it in a 422 problem naming the field.
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// Usernames: 3 to 64 characters of `a-z 0-9 . _ -`.
+pub fn username(text: &str) -> Result<(), String> {
+    let length_ok = (3..=64).contains(&text.len());
+    let characters_ok =
+        text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte));
+    if length_ok && characters_ok {
+        Ok(())
+    } else {
+        Err("must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'".to_string())
+    }
+}
+
+/// A pragmatic address check: one `@`, a non-empty local part of at most 64 printable
+/// characters without spaces, and a domain of dot-separated labels. Plus addressing is
+/// allowed: `riley+ci@example.com` is its own address.
+pub fn email(text: &str) -> Result<(), String> {
+    let invalid = || Err("must be an email address such as riley@example.com".to_string());
+    if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid();
+    }
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return invalid();
+    };
+    let local_ok = !local.is_empty() && local.len() <= 64 && !local.contains('@');
+    let labels_ok = domain.split('.').count() >= 2
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+        });
+    if local_ok && labels_ok { Ok(()) } else { invalid() }
+}
+
+/// The form in which emails are compared for uniqueness: the whole address, lowercased.
+/// Plus tags are kept, so `a+x@d` and `a+y@d` stay distinct.
+pub fn email_key(text: &str) -> String {
+    text.to_lowercase()
+}
+
+/// Names of keys, tokens and groups: 1 to 100 characters, no control characters and
+/// no slashes (names appear in URL paths).
+pub fn object_name(text: &str) -> Result<(), String> {
+    let count = text.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(format!("must be 1 to {MAX_NAME_CHARS} characters"));
+    }
+    if text.trim() != text {
+        return Err("must not start or end with whitespace".to_string());
+    }
+    if text.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err("must not contain control characters or slashes".to_string());
+    }
+    Ok(())
+}
+
+/// Free text such as descriptions and person names.
+pub fn free_text(text: &str, max_chars: usize) -> Result<(), String> {
+    if text.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("must not contain control characters".to_string());
+    }
+    Ok(())
+}
+
+/// An audience label such as `model-monitor`: 1 to 64 characters of `a-z 0-9 . _ : -`.
+pub fn audience(text: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&text.len())
+        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._:-".contains(&byte));
+    if ok { Ok(()) } else { Err("must be 1 to 64 characters of a-z, 0-9, '.', '_', ':' and '-'".to_string()) }
+}
+
+/// An avatar URL: http or https, at most 2048 characters.
+pub fn avatar_url(text: &str) -> Result<(), String> {
+    let ok = text.len() <= 2048
+        && (text.starts_with("https://") || text.starts_with("http://"))
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(()) } else { Err("must be an http or https URL of at most 2048 characters".to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rule: fn(&str) -> Result<(), String>, good: &[&str], bad: &[&str]) {
+        for input in good {
+            assert_eq!(rule(input), Ok(()), "{input:?} should pass");
+        }
+        for input in bad {
+            assert!(rule(input).is_err(), "{input:?} should fail");
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        check(
+            username,
+            &["abc", "riley.ci_bot-2", &"a".repeat(64)],
+            &["ab", "Riley", "a b", "é-user", &"a".repeat(65)],
+        );
+    }
+
+    #[test]
+    fn emails_allow_plus_addressing() {
+        check(
+            email,
+            &["riley@example.com", "riley+airflow@gmail.com", "R.Iley@Sub.Example.org"],
+            &[
+                "",
+                "riley",
+                "riley@",
+                "@example.com",
+                "riley@localhost",
+                "ri ley@example.com",
+                "riley@-x.com",
+                "a@b@c.com",
+            ],
+        );
+        assert_ne!(email_key("riley+airflow@gmail.com"), email_key("riley+ci@gmail.com"));
+        assert_eq!(email_key("Riley@Example.com"), email_key("riley@example.com"));
+    }
+
+    #[test]
+    fn object_names_refuse_slashes_and_overlong_text() {
+        check(
+            object_name,
+            &["ci", "nightly build (prod)", &"n".repeat(100)],
+            &["", " x", "a/b", "a\\b", "a\u{0}b", &"n".repeat(101)],
+        );
+    }
+
+    #[test]
+    fn audiences() {
+        check(audience, &["model-monitor", "api:v1"], &["", "Model", "a b"]);
+    }
+}

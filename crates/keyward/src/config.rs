@@ -1,0 +1,167 @@
+//! One config struct, filled from defaults, then `keyward.toml`, then `KEYWARD_*`
+//! environment variables, then command-line flags (later wins).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use server::{AliasHeader, ServerConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AliasHeaderConfig {
+    pub name: String,
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub realm: String,
+    pub auth_failures_per_minute: u32,
+    pub body_limit_bytes: usize,
+    pub alias_headers: Vec<AliasHeaderConfig>,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".to_string(),
+            data_dir: PathBuf::from("keyward-data"),
+            database_url: None,
+            realm: "default".to_string(),
+            auth_failures_per_minute: 20,
+            body_limit_bytes: 64 * 1024,
+            alias_headers: ServerConfig::default_alias_headers()
+                .into_iter()
+                .map(|alias| AliasHeaderConfig { name: alias.name, audience: alias.audience })
+                .collect(),
+            log: "info".to_string(),
+        }
+    }
+}
+
+/// Keys that may come from `KEYWARD_*` variables; other `KEYWARD_` variables (such as
+/// the test suite's) are not config.
+const ENV_KEYS: [&str; 7] =
+    ["listen", "data_dir", "database_url", "realm", "auth_failures_per_minute", "body_limit_bytes", "log"];
+
+impl Config {
+    /// Loads the config. `file` is `--config`; without it `keyward.toml` is read if it
+    /// exists in the working directory. `overrides` holds only the flags that were given.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("keyward.toml")),
+        }
+        figment = figment.merge(Env::prefixed("KEYWARD_").only(&ENV_KEYS)).merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract()?;
+        Ok(config)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("keyward.db").display()),
+        }
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            default_realm: self.realm.clone(),
+            alias_headers: self
+                .alias_headers
+                .iter()
+                .map(|alias| AliasHeader { name: alias.name.clone(), audience: alias.audience.clone() })
+                .collect(),
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            body_limit_bytes: self.body_limit_bytes,
+            change_poll_interval: Duration::from_millis(200),
+            last_used_flush_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The flags that were given on the command line (or via their env variables).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_failures_per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_limit_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias_headers: Option<Vec<AliasHeaderConfig>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+/// Parses `--alias-header NAME` or `NAME=AUDIENCE`.
+pub fn parse_alias_header(text: &str) -> Result<AliasHeaderConfig, String> {
+    let (name, audience) = match text.split_once('=') {
+        Some((name, audience)) => (name, Some(audience.to_string())),
+        None => (text, None),
+    };
+    axum_free_header_name_check(name)?;
+    Ok(AliasHeaderConfig { name: name.to_string(), audience })
+}
+
+fn axum_free_header_name_check(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if ok { Ok(()) } else { Err(format!("{name:?} is not a header name")) }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("keyward.toml", "listen = \"0.0.0.0:9000\"\nrealm = \"acme\"\n")?;
+            jail.set_env("KEYWARD_REALM", "from-env");
+            let overrides = Overrides { listen: Some("127.0.0.1:1".to_string()), ..Overrides::default() };
+            let config = Config::load(None, &overrides).map_err(|error| error.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:1");
+            assert_eq!(config.realm, "from-env");
+            assert_eq!(config.auth_failures_per_minute, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("keyward.toml", "lisen = \"0.0.0.0:9000\"\n")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alias_headers_parse_with_an_optional_audience() {
+        assert_eq!(
+            parse_alias_header("X-DMM-API-KEY=model-monitor"),
+            Ok(AliasHeaderConfig { name: "X-DMM-API-KEY".to_string(), audience: Some("model-monitor".to_string()) })
+        );
+        assert!(parse_alias_header("bad header").is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! The keyward binary: commands, config and wiring. Deliberately thin: what it does is
+//! parse flags, open the store, and hand over to `server`.
+
+mod config;
+mod datadir;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use config::{AliasHeaderConfig, Config, Overrides};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "keyward", version, about = "API authentication for data and ML platforms, in one binary.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, OIDC and gateway. Config: flags > KEYWARD_* env > keyward.toml > defaults.
+    Serve(ServeArgs),
+    /// Manage full-admin keys, on the data dir or database, even while a server runs on it.
+    #[command(subcommand)]
+    AdminKey(AdminKeyCommand),
+    /// Bring the database schema up to date.
+    Migrate(StoreArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where the store is.
+#[derive(Args, Clone, Debug, Default)]
+struct StoreArgs {
+    /// Config file (default: ./keyward.toml when it exists).
+    #[arg(long, env = "KEYWARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data dir holding master.key and, by default, the SQLite database [default: ./keyward-data].
+    #[arg(long, env = "KEYWARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL, e.g. postgres://user@host/db [default: SQLite in the data dir].
+    #[arg(long, env = "KEYWARD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Realm to act in [default: default].
+    #[arg(long, env = "KEYWARD_REALM")]
+    realm: Option<String>,
+}
+
+impl StoreArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            realm: self.realm.clone(),
+            ..Overrides::default()
+        }
+    }
+
+    fn load(&self, mut overrides: Overrides) -> anyhow::Result<Config> {
+        let base = self.overrides();
+        overrides.data_dir = base.data_dir;
+        overrides.database_url = base.database_url;
+        overrides.realm = base.realm;
+        Config::load(self.config.as_deref(), &overrides)
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8080].
+    #[arg(long, env = "KEYWARD_LISTEN")]
+    listen: Option<String>,
+    /// Failed authentications per client address per minute before 429 [default: 20].
+    #[arg(long, env = "KEYWARD_AUTH_FAILURES_PER_MINUTE")]
+    auth_failures_per_minute: Option<u32>,
+    /// Largest request body accepted, in bytes [default: 65536].
+    #[arg(long, env = "KEYWARD_BODY_LIMIT_BYTES")]
+    body_limit_bytes: Option<usize>,
+    /// Header that carries API keys besides Authorization and X-Api-Key, as NAME or
+    /// NAME=AUDIENCE (accepts only keys of that audience). Repeat for several; replaces
+    /// the defaults X-Domino-Api-Key and X-DMM-API-KEY=model-monitor.
+    #[arg(long = "alias-header", value_parser = config::parse_alias_header)]
+    alias_headers: Vec<AliasHeaderConfig>,
+    /// Log filter, e.g. info or keyward_server=debug [default: info].
+    #[arg(long, env = "KEYWARD_LOG")]
+    log: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminKeyCommand {
+    /// Create an admin key and print it, alone, on stdout.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A name to tell the key apart (unique among admin keys).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List admin keys: id, name, prefix, created, last used. Never the secret.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete an admin key, given the key itself or its id.
+    Delete {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The key (kwa_…) or its id.
+        key_or_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit hash chain; exits 1 if a row was changed or deleted.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("keyward: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("keyward: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::AdminKey(command) => admin_key(command).await,
+        Command::Migrate(store) => {
+            let config = store.load(Overrides::default())?;
+            datadir::open(&config).await?;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { store }) => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            match opened.store.verify_audit().await? {
+                Ok(count) => {
+                    println!("audit chain intact: {count} events");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(chain_break) => {
+                    println!("audit chain broken: {chain_break}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// How the CLI is named in audit events.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+    format!("cli:{user}")
+}
+
+async fn admin_key(command: AdminKeyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AdminKeyCommand::Create { store, name } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let name = name.unwrap_or_else(|| format!("admin-{}", time::OffsetDateTime::now_utc().unix_timestamp()));
+            keyward_core::validate::object_name(&name).map_err(|detail| anyhow::anyhow!("--name {detail}"))?;
+            let pepper = opened.master_key.pepper();
+            let secret = server::admin_keys::create(&opened.store, &pepper, &opened.realm, &name, &cli_actor())
+                .await
+                .map_err(|error| match error {
+                store::StoreError::Conflict { .. } => {
+                    anyhow::anyhow!("an admin key named {name:?} exists; pick another --name")
+                }
+                other => other.into(),
+            })?;
+            println!("{}", secret.expose());
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminKeyCommand::List { store } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let rows = server::admin_keys::list(&opened.store, &opened.realm).await?;
+            println!("{:<24}  {:<24}  {:<8}  {:<20}  LAST USED", "ID", "NAME", "PREFIX", "CREATED");
+            for row in rows {
+                println!(
+                    "{:<24}  {:<24}  {:<8}  {:<20}  {}",
+                    row.public_id,
+                    row.name,
+                    row.secret_prefix,
+                    rfc3339(row.created_at),
+                    row.last_used_at.map(rfc3339).unwrap_or_else(|| "never".to_string())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminKeyCommand::Delete { store, key_or_id } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let pepper = opened.master_key.pepper();
+            match server::admin_keys::delete(&opened.store, &pepper, &opened.realm, &key_or_id, &cli_actor()).await {
+                Ok(row) => {
+                    println!("deleted admin key {} ({})", row.public_id, row.name);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(store::StoreError::NotFound) => {
+                    eprintln!("keyward: no active admin key matches that key or id in realm {}", opened.realm.name);
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(other) => Err(other.into()),
+            }
+        }
+    }
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0).unwrap_or(at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        auth_failures_per_minute: args.auth_failures_per_minute,
+        body_limit_bytes: args.body_limit_bytes,
+        alias_headers: (!args.alias_headers.is_empty()).then(|| args.alias_headers.clone()),
+        log: args.log.clone(),
+        ..Overrides::default()
+    };
+    let config = args.store.load(overrides)?;
+    init_logging(&config.log)?;
+    let opened = datadir::open(&config).await?;
+    let pepper = opened.master_key.pepper();
+    if !opened.store.realm_has_admin(opened.realm.id).await? {
+        let secret =
+            server::admin_keys::create(&opened.store, &pepper, &opened.realm, "bootstrap", "keyward:bootstrap").await?;
+        // The one time a secret goes to a terminal: stderr, never the log stream.
+        eprintln!("keyward: realm {:?} has no admin yet; this bootstrap admin key is shown once:", opened.realm.name);
+        eprintln!("{}", secret.expose());
+        eprintln!("keyward: keep it safe, or make your own with `keyward admin-key create` and delete this one.");
+    }
+    let state = server::AppState::load(opened.store.clone(), pepper, config.server_config()).await?;
+    tracing::info!(credentials = state.index.credential_count(), "index loaded");
+    let background = state.spawn_background();
+    let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("keyward listening on http://{address}");
+    let app = server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    for task in background {
+        task.abort();
+    }
+    state.flush_last_used().await;
+    opened.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// JSON logs on stdout (the ready line is on stdout too; secrets never are).
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).context("--log is not a valid filter")?;
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_writer(std::io::stdout)
+        .try_init()
+        .map_err(|error| anyhow::anyhow!("cannot start logging: {error}"))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}

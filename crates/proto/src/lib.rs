@@ -1,0 +1,237 @@
+//! The wire format: every type keyward serializes over HTTP, and nothing else.
+//!
+//! Native API types use camelCase fields and RFC 3339 UTC times. Request types reject
+//! unknown fields. Compatibility types (`v4`) reproduce the seeds' bodies field for
+//! field. This crate depends only on serde, time and utoipa (for the OpenAPI schema);
+//! it must not depend on any other keyward crate.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+/// RFC 9457 problem details, the body of every error.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem, e.g. `https://keyward.dev/problems/not-found`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong and, where possible, what to fix.
+    pub detail: String,
+    /// The field the problem is about, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The request id, to find this request in the server's logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+/// One page of a list. Pass `nextCursor` as `cursor` to get the next page.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// How many items to return, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUser {
+    /// 3 to 64 characters of a-z, 0-9, '.', '_' and '-'; unique in the realm.
+    pub username: String,
+    /// Unique in the realm (compared case-insensitively).
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUser {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// An empty string clears the avatar.
+    pub avatar_url: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub kind: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub full_name: String,
+    pub avatar_url: Option<String>,
+    pub enabled: bool,
+    /// Roles granted to the user directly.
+    pub roles: Vec<String>,
+    /// Roles the user holds directly or through groups.
+    pub effective_roles: Vec<String>,
+    pub groups: Vec<GroupRef>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub roles: Vec<String>,
+    pub members: Vec<GroupMember>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMember {
+    pub id: String,
+    pub username: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// 1 to 100 characters, no slashes; unique among your active keys.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// When the key stops working; at most the realm's maximum lifetime (default 90 days).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Binds the key to one audience, e.g. `model-monitor` for the `X-DMM-API-KEY` header.
+    pub audience: Option<String>,
+}
+
+/// A credential as listed: never the secret.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub audience: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Updated about once a minute, not on every request.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// The answer to creating a key: the only time the secret is shown.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The secret. Store it now: it cannot be shown again.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserKeyPolicy {
+    /// Whether people may hold personal API keys. When false, only service accounts
+    /// hold long-lived credentials.
+    pub user_api_keys_allowed: bool,
+    /// The longest lifetime of a personal API key, in days (1 to 3650).
+    pub user_api_key_max_lifetime_days: i64,
+}
+
+/// `GET /v4/users/self`, exactly as platform clients expect it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct V4UserSelf {
+    pub first_name: String,
+    pub last_name: String,
+    pub full_name: String,
+    pub user_name: String,
+    pub email: String,
+    pub avatar_url: Option<String>,
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub realm: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub client_ip: String,
+    pub result: String,
+    pub detail: String,
+    /// Hex SHA-256 chaining this event to the previous one.
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// `json` (default, one page), `jsonl` or `csv` (downloads, up to 100,000 events).
+    pub format: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    /// `ok`, `denied` or `failed`.
+    pub result: Option<String>,
+    /// RFC 3339 time; only events at or after it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// RFC 3339 time; only events before it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub status: String,
+}

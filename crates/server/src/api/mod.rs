@@ -1,0 +1,90 @@
+//! The native admin and self-service API under `/api/v1`.
+
+pub mod api_keys;
+pub mod audit;
+pub mod groups;
+pub mod realm;
+pub mod users;
+
+use crate::authn::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use keyward_core::{PublicId, Role};
+use store::{Mutation, NewAuditEvent};
+use time::OffsetDateTime;
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+/// Refuses callers without the admin role (admin keys hold every role).
+pub fn require_admin(caller: &Caller) -> ApiResult<()> {
+    if caller.has_role(Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "This needs the admin role; ask an administrator to grant it or use an admin key.".to_string(),
+        ))
+    }
+}
+
+/// Parses an id from a path. A malformed id names nothing, so it answers 404 like an
+/// unknown one.
+pub fn parse_id(text: &str, what: &'static str) -> ApiResult<PublicId> {
+    PublicId::parse(text).ok_or(ApiError::NotFound(what))
+}
+
+/// Page size from the query, within 1 to 200.
+pub fn page_limit(limit: Option<u32>) -> ApiResult<i64> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(ApiError::invalid("limit", "must be between 1 and 200")),
+        limit if limit > MAX_PAGE => Err(ApiError::invalid("limit", "must be between 1 and 200")),
+        limit => Ok(i64::from(limit)),
+    }
+}
+
+/// Cursors are opaque to clients: a prefixed hex row position.
+pub fn encode_cursor(last_row: i64) -> String {
+    format!("c{last_row:x}")
+}
+
+pub fn decode_cursor(cursor: Option<&str>) -> ApiResult<i64> {
+    let Some(cursor) = cursor else { return Ok(0) };
+    cursor
+        .strip_prefix('c')
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter(|position| *position >= 0)
+        .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server returned; omit it to start over"))
+}
+
+/// The next page's cursor when this page is full.
+pub fn next_cursor(count: usize, limit: i64, last_row: Option<i64>) -> Option<String> {
+    (count as i64 == limit).then_some(last_row).flatten().map(encode_cursor)
+}
+
+/// An audit event for a successful action by `caller`.
+pub fn audit_event(caller: &Caller, action: &str, target: String, detail: String) -> NewAuditEvent {
+    NewAuditEvent {
+        realm: caller.realm_name.clone(),
+        at: OffsetDateTime::now_utc(),
+        actor: caller.actor(),
+        action: action.to_string(),
+        target,
+        client_ip: caller.client_ip.to_string(),
+        result: "ok".to_string(),
+        detail,
+    }
+}
+
+/// Appends the audit event, commits, and brings this node's index up to date before
+/// the handler answers, so the caller's next request sees the change.
+pub async fn commit(state: &AppState, mut mutation: Mutation, event: NewAuditEvent) -> ApiResult<()> {
+    mutation.audit(event).await?;
+    mutation.commit().await?;
+    crate::feed::catch_up(state).await.map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(())
+}
+
+/// A fresh public id from the OS CSPRNG.
+pub fn new_public_id() -> PublicId {
+    PublicId::generate(&mut rand_core::UnwrapErr(rand_core::OsRng))
+}

@@ -1,0 +1,290 @@
+//! Users: create, list, get, update, disable, delete, and role grants. Admin only.
+
+use crate::api::{audit_event, commit, decode_cursor, new_public_id, next_cursor, page_limit, parse_id, require_admin};
+use crate::authn::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use keyward_core::{Role, validate};
+use proto::{CreateUser, GroupRef, Page, PageQuery, UpdateUser, User};
+use store::{NewUser, UserPatch, UserRow};
+use time::OffsetDateTime;
+
+/// Builds the wire form of a user: their direct roles, effective roles and groups.
+pub async fn user_dto(state: &AppState, row: UserRow) -> ApiResult<User> {
+    let roles = state.store.direct_roles(row.id).await?;
+    let effective = state.index.principal(row.id).map(|principal| principal.roles).unwrap_or(roles);
+    let groups = state.store.groups_of_user(row.id).await?;
+    Ok(User {
+        full_name: full_name(&row.first_name, &row.last_name),
+        id: row.public_id,
+        kind: row.kind,
+        username: row.username,
+        email: row.email,
+        first_name: row.first_name,
+        last_name: row.last_name,
+        avatar_url: row.avatar_url,
+        enabled: row.enabled,
+        roles: roles.names(),
+        effective_roles: effective.names(),
+        groups: groups.into_iter().map(|group| GroupRef { id: group.public_id, name: group.name }).collect(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub fn full_name(first: &str, last: &str) -> String {
+    format!("{first} {last}").trim().to_string()
+}
+
+/// Loads a user of the caller's realm by public id; anything else is 404.
+pub async fn load_user(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserRow> {
+    let id = parse_id(id, "user")?;
+    state.store.user_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
+        store::StoreError::NotFound => ApiError::NotFound("user"),
+        other => other.into(),
+    })
+}
+
+fn check_names(first: &str, last: &str) -> ApiResult<()> {
+    validate::free_text(first, 100).map_err(|detail| ApiError::invalid("firstName", detail))?;
+    validate::free_text(last, 100).map_err(|detail| ApiError::invalid("lastName", detail))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = User), (status = 409, body = proto::Problem), (status = 422, body = proto::Problem)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    require_admin(&caller)?;
+    validate::username(&body.username).map_err(|detail| ApiError::invalid("username", detail))?;
+    validate::email(&body.email).map_err(|detail| ApiError::invalid("email", detail))?;
+    check_names(&body.first_name, &body.last_name)?;
+    if let Some(url) = &body.avatar_url {
+        validate::avatar_url(url).map_err(|detail| ApiError::invalid("avatarUrl", detail))?;
+    }
+    let public_id = new_public_id();
+    let now = OffsetDateTime::now_utc();
+    let mut mutation = state.store.begin().await?;
+    let id = mutation
+        .insert_user(&NewUser {
+            public_id: public_id.as_str(),
+            realm_id: caller.realm_id,
+            kind: "user",
+            username: &body.username,
+            email: &body.email,
+            email_key: &validate::email_key(&body.email),
+            first_name: &body.first_name,
+            last_name: &body.last_name,
+            avatar_url: body.avatar_url.as_deref(),
+            now,
+        })
+        .await?;
+    let event = audit_event(&caller, "user.create", format!("user:{public_id}"), body.username.clone());
+    commit(&state, mutation, event).await?;
+    let row = state.store.user_by_id(id).await?;
+    Ok((StatusCode::CREATED, Json(user_dto(&state, row).await?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageQuery), responses((status = 200, body = Page<User>)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<User>>> {
+    require_admin(&caller)?;
+    let limit = page_limit(query.limit)?;
+    let after = decode_cursor(query.cursor.as_deref())?;
+    let rows = state.store.list_users(caller.realm_id, after, limit).await?;
+    let count = rows.len();
+    let last = rows.last().map(|row| row.id);
+    let mut items = Vec::with_capacity(count);
+    for row in rows {
+        items.push(user_dto(&state, row).await?);
+    }
+    Ok(Json(Page { items, next_cursor: next_cursor(count, limit, last) }))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = proto::Problem)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<User>> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    Ok(Json(user_dto(&state, row).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUser,
+    responses((status = 200, body = User), (status = 404, body = proto::Problem), (status = 422, body = proto::Problem)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> ApiResult<Json<User>> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    let mut patch = UserPatch::default();
+    if let Some(email) = body.email {
+        validate::email(&email).map_err(|detail| ApiError::invalid("email", detail))?;
+        let key = validate::email_key(&email);
+        patch.email = Some((email, key));
+    }
+    check_names(body.first_name.as_deref().unwrap_or(""), body.last_name.as_deref().unwrap_or(""))?;
+    patch.first_name = body.first_name;
+    patch.last_name = body.last_name;
+    if let Some(url) = body.avatar_url {
+        if url.is_empty() {
+            patch.avatar_url = Some(None);
+        } else {
+            validate::avatar_url(&url).map_err(|detail| ApiError::invalid("avatarUrl", detail))?;
+            patch.avatar_url = Some(Some(url));
+        }
+    }
+    if let Some(enabled) = body.enabled {
+        refuse_self_lockout(&caller, &row, enabled)?;
+        patch.enabled = Some(enabled);
+    }
+    save_patch(&state, &caller, &row, patch, "user.update").await
+}
+
+/// An administrator cannot disable their own account through the API: that is how
+/// realms end up with no way in.
+fn refuse_self_lockout(caller: &Caller, row: &UserRow, enabled: bool) -> ApiResult<()> {
+    let is_self = caller.principal.as_ref().is_some_and(|principal| principal.id == row.id);
+    if is_self && !enabled {
+        return Err(ApiError::Conflict {
+            field: Some("enabled".to_string()),
+            detail: "You cannot disable your own account; ask another administrator.".to_string(),
+        });
+    }
+    Ok(())
+}
+
+async fn save_patch(
+    state: &AppState,
+    caller: &Caller,
+    row: &UserRow,
+    patch: UserPatch,
+    action: &str,
+) -> ApiResult<Json<User>> {
+    let mut mutation = state.store.begin().await?;
+    mutation.update_user(row.id, &patch, OffsetDateTime::now_utc()).await?;
+    let event = audit_event(caller, action, format!("user:{}", row.public_id), row.username.clone());
+    commit(state, mutation, event).await?;
+    let row = state.store.user_by_id(row.id).await?;
+    Ok(Json(user_dto(state, row).await?))
+}
+
+async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool) -> ApiResult<Json<User>> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    refuse_self_lockout(&caller, &row, enabled)?;
+    let patch = UserPatch { enabled: Some(enabled), ..UserPatch::default() };
+    save_patch(&state, &caller, &row, patch, if enabled { "user.enable" } else { "user.disable" }).await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = proto::Problem)))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<User>> {
+    set_enabled(state, caller, id, false).await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = proto::Problem)))]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<User>> {
+    set_enabled(state, caller, id, true).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = proto::Problem)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    if caller.principal.as_ref().is_some_and(|principal| principal.id == row.id) {
+        return Err(ApiError::Conflict { field: None, detail: "You cannot delete your own account.".to_string() });
+    }
+    let mut mutation = state.store.begin().await?;
+    mutation.delete_user(row.id).await?;
+    let event = audit_event(&caller, "user.delete", format!("user:{}", row.public_id), row.username.clone());
+    commit(&state, mutation, event).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses a role from a path segment.
+pub fn parse_role(name: &str) -> ApiResult<Role> {
+    Role::parse(name).ok_or_else(|| {
+        ApiError::invalid("role", "must be one of admin, token-manager, create-api-service, workload-launcher")
+    })
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{id}/roles/{role}", tag = "users",
+    params(("id" = String, Path), ("role" = String, Path)), responses((status = 200, body = User)))]
+pub async fn grant_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role)): ApiPath<(String, String)>,
+) -> ApiResult<Json<User>> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    let role = parse_role(&role)?;
+    let mut mutation = state.store.begin().await?;
+    mutation.grant_user_role(row.id, role).await?;
+    let event = audit_event(&caller, "user.role.grant", format!("user:{}", row.public_id), role.as_str().to_string());
+    commit(&state, mutation, event).await?;
+    Ok(Json(user_dto(&state, row).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{role}", tag = "users",
+    params(("id" = String, Path), ("role" = String, Path)), responses((status = 200, body = User)))]
+pub async fn revoke_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role)): ApiPath<(String, String)>,
+) -> ApiResult<Json<User>> {
+    require_admin(&caller)?;
+    let row = load_user(&state, &caller, &id).await?;
+    let role = parse_role(&role)?;
+    let mut mutation = state.store.begin().await?;
+    mutation.revoke_user_role(row.id, role).await?;
+    let event = audit_event(&caller, "user.role.revoke", format!("user:{}", row.public_id), role.as_str().to_string());
+    commit(&state, mutation, event).await?;
+    Ok(Json(user_dto(&state, row).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    responses((status = 200, body = User), (status = 401, body = proto::Problem)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
+    let row = caller_user(&state, &caller).await?;
+    Ok(Json(user_dto(&state, row).await?))
+}
+
+/// The user behind the caller's credential. Admin keys belong to no user.
+pub async fn caller_user(state: &AppState, caller: &Caller) -> ApiResult<UserRow> {
+    let principal = caller.principal.as_ref().ok_or_else(|| {
+        ApiError::Forbidden(
+            "This credential is an admin key, which belongs to no user; call with a user's key.".to_string(),
+        )
+    })?;
+    Ok(state.store.user_by_id(principal.id).await?)
+}

@@ -1,0 +1,47 @@
+//! The server's settings, filled in by the binary from flags, env and keyward.toml.
+
+use std::time::Duration;
+
+/// A header that carries an API key besides `Authorization` and `X-Api-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasHeader {
+    pub name: String,
+    /// When set, the header accepts only keys bound to this audience.
+    pub audience: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The realm that failed authentications with no known realm are audited under.
+    pub default_realm: String,
+    pub alias_headers: Vec<AliasHeader>,
+    /// Failed authentications per client address per minute before answering 429.
+    pub auth_failures_per_minute: u32,
+    pub body_limit_bytes: usize,
+    /// How often the change log is polled for changes made by other processes.
+    pub change_poll_interval: Duration,
+    /// How often batched last-used times are written.
+    pub last_used_flush_interval: Duration,
+}
+
+impl ServerConfig {
+    pub fn default_alias_headers() -> Vec<AliasHeader> {
+        vec![
+            AliasHeader { name: "X-Domino-Api-Key".to_string(), audience: None },
+            AliasHeader { name: "X-DMM-API-KEY".to_string(), audience: Some("model-monitor".to_string()) },
+        ]
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            default_realm: "default".to_string(),
+            alias_headers: ServerConfig::default_alias_headers(),
+            auth_failures_per_minute: 20,
+            body_limit_bytes: 64 * 1024,
+            change_poll_interval: Duration::from_millis(200),
+            last_used_flush_interval: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Extractors whose rejections are problem+json: the caller, JSON bodies, paths and
+//! queries.
+
+use crate::authn::{AuthFailure, Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+
+/// The client's address: the socket peer, with IPv4-mapped IPv6 addresses normalised.
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    let peer =
+        parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let ip = client_ip(parts);
+        state.authenticate(&parts.headers, ip).map_err(|failure| match failure {
+            AuthFailure::Refused(_) => ApiError::Unauthenticated,
+            AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs },
+        })
+    }
+}
+
+/// A JSON body. Syntax errors answer 400, a wrong type or unknown field 422 naming the
+/// field, an oversized body 413, a missing content type 415.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::JsonDataError(error) => {
+            // "Failed to deserialize the JSON body into the target type: name: invalid type…"
+            let text = error.body_text();
+            let detail = text.split_once("target type: ").map_or(text.as_str(), |(_, rest)| rest).to_string();
+            let field = detail.split_once(": ").map(|(field, _)| field.to_string());
+            match field {
+                Some(field) if !field.contains(' ') => ApiError::Invalid { field, detail },
+                _ => ApiError::Invalid { field: "body".to_string(), detail },
+            }
+        }
+        JsonRejection::JsonSyntaxError(error) => {
+            ApiError::BadRequest(format!("The body is not valid JSON: {}", error.body_text()))
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// Path parameters; a bad one answers 400 problem+json.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|rejection: PathRejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// Query parameters; unknown or malformed ones answer 400 problem+json.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection: QueryRejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}

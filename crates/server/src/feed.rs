@@ -1,0 +1,90 @@
+//! The change feed: applies changes that any process (this one, the CLI, another node)
+//! wrote to the change log, so every index converges within one poll interval.
+
+use crate::index::PrincipalInfo;
+use crate::state::AppState;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use store::{Change, ChangeEntity, StoreResult};
+use tokio::sync::Mutex;
+
+/// How long a sequence number that was skipped is looked for again. A PostgreSQL
+/// transaction can commit a lower sequence number after a higher one was read; one that
+/// never shows up belonged to a rolled-back transaction.
+const GAP_PATIENCE: Duration = Duration::from_secs(30);
+const MAX_TRACKED_GAPS: usize = 1000;
+
+struct Cursor {
+    last_seq: i64,
+    gaps: BTreeMap<i64, Instant>,
+}
+
+pub struct ChangeFeed {
+    cursor: Mutex<Cursor>,
+}
+
+impl ChangeFeed {
+    pub fn starting_at(seq: i64) -> ChangeFeed {
+        ChangeFeed { cursor: Mutex::new(Cursor { last_seq: seq, gaps: BTreeMap::new() }) }
+    }
+}
+
+/// Reads and applies every new change. Handlers call this right after they commit, so
+/// their own node reflects the change before they answer.
+pub async fn catch_up(state: &AppState) -> StoreResult<usize> {
+    let mut cursor = state.feed.cursor.lock().await;
+    let now = Instant::now();
+    cursor.gaps.retain(|_, first_missed| now.duration_since(*first_missed) < GAP_PATIENCE);
+    let gap_seqs: Vec<i64> = cursor.gaps.keys().copied().collect();
+    let changes = state.store.changes_after(cursor.last_seq, &gap_seqs).await?;
+    for change in &changes {
+        apply(state, change).await?;
+        if change.seq > cursor.last_seq {
+            let mut missing = cursor.last_seq + 1;
+            while missing < change.seq && cursor.gaps.len() < MAX_TRACKED_GAPS {
+                cursor.gaps.insert(missing, now);
+                missing += 1;
+            }
+            cursor.last_seq = change.seq;
+        } else {
+            cursor.gaps.remove(&change.seq);
+        }
+    }
+    Ok(changes.len())
+}
+
+async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
+    match change.entity {
+        ChangeEntity::Credential => match state.store.credential_for_index(change.entity_id).await? {
+            Some((credential, false)) => state.index.upsert_credential(&credential),
+            Some((credential, true)) => state.index.remove_credential(&credential.digest),
+            // Rows disappear only with their owner, whose change removes them.
+            None => {}
+        },
+        ChangeEntity::Principal => match state.store.load_principal(change.entity_id).await? {
+            Some(principal) => state.index.upsert_principal(PrincipalInfo::from(principal)),
+            None => {
+                state.index.remove_principal(change.entity_id);
+                state.index.remove_credentials_of(change.entity_id);
+            }
+        },
+        ChangeEntity::Realm => {
+            if let Ok(realm) = state.store.realm_by_id(change.entity_id).await {
+                state.set_realm(realm);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Polls the change log for as long as the server runs.
+pub async fn follow(state: AppState) {
+    let mut ticker = tokio::time::interval(state.config.change_poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = catch_up(&state).await {
+            tracing::warn!(%error, "change feed poll failed; retrying");
+        }
+    }
+}

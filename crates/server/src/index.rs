@@ -1,0 +1,332 @@
+//! The in-memory credential index: every active credential's digest and what
+//! `authenticate()` needs to decide, so the request path never waits on the database.
+//!
+//! Memory matters at a million credentials. The hash map holds the first 16 bytes of
+//! each digest mapped to a slot number (20 bytes a bucket); the slots hold the other 16
+//! bytes and the credential's facts (48 bytes). A lookup compares the whole 32-byte
+//! digest in constant time. Keys of the map are HMAC outputs under a secret pepper, so
+//! nobody can choose them: hashing them again would be wasted work, and the map uses
+//! their first 8 bytes as the hash.
+
+use keyward_core::{CredentialKind, RoleSet, SecretDigest};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use store::{IndexedCredential, PrincipalRow};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DigestHead([u8; 16]);
+
+impl Hash for DigestHead {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_ne_bytes(first));
+    }
+}
+
+/// Passes through the u64 that `DigestHead` writes.
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    digest_tail: [u8; 16],
+    id: i64,
+    /// 0 when the credential has no owner (admin keys).
+    owner_id: i64,
+    /// Unix seconds; `i64::MAX` when it never expires.
+    expires_at: i64,
+    realm_id: u32,
+    kind: u8,
+    /// Index into `audiences`, 0 for none.
+    audience: u16,
+}
+
+/// A credential as the index knows it, copied out of the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoundCredential {
+    pub id: i64,
+    pub owner_id: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub realm_id: i64,
+    pub kind: CredentialKind,
+    pub audience: u16,
+}
+
+#[derive(Default)]
+struct Credentials {
+    by_head: HashMap<DigestHead, u32, BuildHasherDefault<PassThroughHasher>>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Interned audiences; index 0 is "no audience".
+    audiences: Vec<String>,
+}
+
+/// The principal facts `authenticate()` and authorization need.
+#[derive(Clone, Debug)]
+pub struct PrincipalInfo {
+    pub id: i64,
+    pub public_id: String,
+    pub realm_id: i64,
+    pub kind: String,
+    pub username: String,
+    pub enabled: bool,
+    pub roles: RoleSet,
+}
+
+impl From<PrincipalRow> for PrincipalInfo {
+    fn from(row: PrincipalRow) -> Self {
+        PrincipalInfo {
+            id: row.id,
+            public_id: row.public_id,
+            realm_id: row.realm_id,
+            kind: row.kind,
+            username: row.username,
+            enabled: row.enabled,
+            roles: row.roles,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Index {
+    credentials: RwLock<Credentials>,
+    principals: RwLock<HashMap<i64, Arc<PrincipalInfo>>>,
+}
+
+fn split(digest: &SecretDigest) -> (DigestHead, [u8; 16]) {
+    let mut head = [0u8; 16];
+    let mut tail = [0u8; 16];
+    head.copy_from_slice(&digest.0[..16]);
+    tail.copy_from_slice(&digest.0[16..]);
+    (DigestHead(head), tail)
+}
+
+fn constant_time_eq(left: &[u8; 16], right: &[u8; 16]) -> bool {
+    let mut difference = 0u8;
+    for (a, b) in left.iter().zip(right) {
+        difference |= a ^ b;
+    }
+    std::hint::black_box(difference) == 0
+}
+
+impl Credentials {
+    fn intern_audience(&mut self, audience: Option<&str>) -> u16 {
+        let Some(audience) = audience else { return 0 };
+        if self.audiences.is_empty() {
+            self.audiences.push(String::new());
+        }
+        if let Some(position) = self.audiences.iter().position(|known| known == audience) {
+            return position as u16;
+        }
+        // Audiences are a handful of labels; past u16 range we stop interning and such
+        // keys can never match a header audience, which fails closed.
+        if self.audiences.len() >= usize::from(u16::MAX) {
+            return u16::MAX;
+        }
+        self.audiences.push(audience.to_string());
+        (self.audiences.len() - 1) as u16
+    }
+
+    fn upsert(&mut self, credential: &IndexedCredential) {
+        let (head, digest_tail) = split(&credential.digest);
+        let slot = Slot {
+            digest_tail,
+            id: credential.id,
+            owner_id: credential.owner_id.unwrap_or(0),
+            expires_at: credential.expires_at.unwrap_or(i64::MAX),
+            realm_id: credential.realm_id as u32,
+            kind: credential.kind.as_u8(),
+            audience: self.intern_audience(credential.audience.as_deref()),
+        };
+        if let Some(position) = self.by_head.get(&head) {
+            self.slots[*position as usize] = slot;
+            return;
+        }
+        let position = match self.free.pop() {
+            Some(position) => {
+                self.slots[position as usize] = slot;
+                position
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_head.insert(head, position);
+    }
+
+    fn remove(&mut self, digest: &SecretDigest) {
+        let (head, _) = split(digest);
+        if let Some(position) = self.by_head.remove(&head) {
+            self.slots[position as usize].id = 0;
+            self.free.push(position);
+        }
+    }
+}
+
+impl Index {
+    /// Builds an index with room for `credentials` entries.
+    pub fn with_capacity(credentials: usize) -> Index {
+        let index = Index::default();
+        if let Ok(mut inner) = index.credentials.write() {
+            inner.by_head.reserve(credentials);
+            inner.slots.reserve_exact(credentials);
+        }
+        index
+    }
+
+    /// Finds the credential whose digest is `digest`.
+    pub fn find(&self, digest: &SecretDigest) -> Option<FoundCredential> {
+        let (head, tail) = split(digest);
+        let inner = self.credentials.read().ok()?;
+        let slot = *inner.slots.get(*inner.by_head.get(&head)? as usize)?;
+        if !constant_time_eq(&slot.digest_tail, &tail) {
+            return None;
+        }
+        Some(FoundCredential {
+            id: slot.id,
+            owner_id: (slot.owner_id != 0).then_some(slot.owner_id),
+            expires_at: (slot.expires_at != i64::MAX).then_some(slot.expires_at),
+            realm_id: i64::from(slot.realm_id),
+            kind: CredentialKind::from_u8(slot.kind)?,
+            audience: slot.audience,
+        })
+    }
+
+    /// The audience label behind an interned number.
+    pub fn audience_name(&self, audience: u16) -> Option<String> {
+        if audience == 0 {
+            return None;
+        }
+        let inner = self.credentials.read().ok()?;
+        Some(inner.audiences.get(usize::from(audience)).cloned().unwrap_or_default())
+    }
+
+    pub fn upsert_credential(&self, credential: &IndexedCredential) {
+        if let Ok(mut inner) = self.credentials.write() {
+            inner.upsert(credential);
+        }
+    }
+
+    pub fn remove_credential(&self, digest: &SecretDigest) {
+        if let Ok(mut inner) = self.credentials.write() {
+            inner.remove(digest);
+        }
+    }
+
+    /// Drops every credential owned by `owner_id` (the owner was deleted). A full scan,
+    /// which is fine for an operation this rare.
+    pub fn remove_credentials_of(&self, owner_id: i64) {
+        if let Ok(mut inner) = self.credentials.write() {
+            let Credentials { by_head, slots, free, .. } = &mut *inner;
+            by_head.retain(|_, position| {
+                let slot = &mut slots[*position as usize];
+                if slot.owner_id == owner_id {
+                    slot.id = 0;
+                    free.push(*position);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+
+    pub fn credential_count(&self) -> usize {
+        self.credentials.read().map(|inner| inner.by_head.len()).unwrap_or(0)
+    }
+
+    pub fn principal(&self, id: i64) -> Option<Arc<PrincipalInfo>> {
+        self.principals.read().ok()?.get(&id).cloned()
+    }
+
+    pub fn upsert_principal(&self, principal: PrincipalInfo) {
+        if let Ok(mut principals) = self.principals.write() {
+            principals.insert(principal.id, Arc::new(principal));
+        }
+    }
+
+    pub fn remove_principal(&self, id: i64) {
+        if let Ok(mut principals) = self.principals.write() {
+            principals.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(id: i64, seed: u8, owner: Option<i64>, audience: Option<&str>) -> IndexedCredential {
+        let mut digest = [seed; 32];
+        digest[31] = seed.wrapping_mul(7);
+        IndexedCredential {
+            id,
+            realm_id: 1,
+            kind: CredentialKind::UserApiKey,
+            owner_id: owner,
+            audience: audience.map(str::to_string),
+            digest: SecretDigest(digest),
+            expires_at: Some(1_900_000_000),
+        }
+    }
+
+    #[test]
+    fn found_credentials_carry_their_facts_and_removed_ones_are_gone() {
+        let index = Index::default();
+        let first = credential(10, 1, Some(5), Some("model-monitor"));
+        let second = credential(11, 2, None, None);
+        index.upsert_credential(&first);
+        index.upsert_credential(&second);
+        let found = index.find(&first.digest).map(|found| (found.id, found.owner_id, found.expires_at));
+        assert_eq!(found, Some((10, Some(5), Some(1_900_000_000))));
+        let audience = index.find(&first.digest).and_then(|found| index.audience_name(found.audience));
+        assert_eq!(audience.as_deref(), Some("model-monitor"));
+        assert_eq!(index.find(&second.digest).map(|found| found.owner_id), Some(None));
+        index.remove_credential(&first.digest);
+        assert_eq!(index.find(&first.digest), None);
+        assert_eq!(index.credential_count(), 1);
+    }
+
+    #[test]
+    fn a_digest_that_shares_the_head_but_not_the_tail_is_not_found() {
+        let index = Index::default();
+        let stored = credential(1, 3, None, None);
+        index.upsert_credential(&stored);
+        let mut forged = stored.digest;
+        forged.0[20] ^= 1;
+        assert_eq!(index.find(&forged), None);
+    }
+
+    #[test]
+    fn freed_slots_are_reused_and_owner_removal_drops_only_that_owner() {
+        let index = Index::default();
+        for seed in 1..=4u8 {
+            index.upsert_credential(&credential(i64::from(seed), seed, Some(i64::from(seed % 2)), None));
+        }
+        index.remove_credentials_of(1);
+        assert_eq!(index.credential_count(), 2);
+        index.upsert_credential(&credential(9, 9, Some(3), None));
+        assert_eq!(index.credential_count(), 3);
+        let slots = index.credentials.read().map(|inner| inner.slots.len()).unwrap_or(0);
+        assert_eq!(slots, 4, "a freed slot was reused");
+        assert!(index.find(&credential(0, 2, None, None).digest).is_some());
+        assert!(index.find(&credential(0, 1, None, None).digest).is_none());
+    }
+}

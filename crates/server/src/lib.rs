@@ -1,0 +1,109 @@
+//! keyward's HTTP server: the routers for each area, the one `authenticate()`, the
+//! in-memory credential index and the change feed that keeps it current.
+//!
+//! Only this crate turns errors into HTTP status codes. It depends on `proto` (wire
+//! types), `keyward_core` (decisions) and `store` (persistence); nothing depends on it but
+//! the binary and the benchmarks.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::await_holding_lock))]
+
+pub mod admin_keys;
+pub mod api;
+pub mod authn;
+pub mod compat;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod feed;
+pub mod index;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod state;
+pub mod throttle;
+
+pub use authn::Caller;
+pub use config::{AliasHeader, ServerConfig};
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every route keyward serves, with its middleware. Tests call this without a socket.
+pub fn app(state: AppState) -> Router {
+    use api::{api_keys, audit, groups, realm, users};
+    let routes = Router::new()
+        .route("/api/v1/users", post(users::create_user).get(users::list_users))
+        .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/users/me/api-keys", post(api_keys::create_my_key).get(api_keys::list_my_keys))
+        .route("/api/v1/users/me/api-keys/{key_id}", axum::routing::delete(api_keys::revoke_my_key))
+        .route("/api/v1/users/{id}", get(users::get_user).patch(users::update_user).delete(users::delete_user))
+        .route("/api/v1/users/{id}/disable", post(users::disable_user))
+        .route("/api/v1/users/{id}/enable", post(users::enable_user))
+        .route("/api/v1/users/{id}/roles/{role}", put(users::grant_role).delete(users::revoke_role))
+        .route("/api/v1/users/{id}/api-keys", get(api_keys::list_user_keys).post(api_keys::create_user_key))
+        .route("/api/v1/users/{id}/api-keys/{key_id}", axum::routing::delete(api_keys::revoke_user_key))
+        .route("/api/v1/groups", post(groups::create_group).get(groups::list_groups))
+        .route("/api/v1/groups/{id}", get(groups::get_group).delete(groups::delete_group))
+        .route("/api/v1/groups/{id}/members/{user_id}", put(groups::add_member).delete(groups::remove_member))
+        .route("/api/v1/groups/{id}/roles/{role}", put(groups::grant_group_role).delete(groups::revoke_group_role))
+        .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/v4/users/self", get(compat::users_self))
+        .route("/api/user/me", get(compat::api_user_me))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_text))
+        .route_layer(middleware::from_fn(metrics::track_latency));
+    let body_limit = state.config.body_limit_bytes;
+    Router::new()
+        .merge(routes)
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Responses may carry secrets: never let a cache keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            // The path only: query strings and headers can carry secrets and are never logged.
+            let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> Response {
+    error::problem_response(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "No such route; the API is described at /api/v1/openapi.json.".to_string(),
+        None,
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    error::problem_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "This route does not take that method; see /api/v1/openapi.json.".to_string(),
+        None,
+    )
+}

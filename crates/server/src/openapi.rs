@@ -1,0 +1,58 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keyward", description = "API authentication for data and ML platforms."),
+    paths(
+        crate::api::users::create_user,
+        crate::api::users::list_users,
+        crate::api::users::get_user,
+        crate::api::users::update_user,
+        crate::api::users::disable_user,
+        crate::api::users::enable_user,
+        crate::api::users::delete_user,
+        crate::api::users::grant_role,
+        crate::api::users::revoke_role,
+        crate::api::users::me,
+        crate::api::groups::create_group,
+        crate::api::groups::list_groups,
+        crate::api::groups::get_group,
+        crate::api::groups::delete_group,
+        crate::api::groups::add_member,
+        crate::api::groups::remove_member,
+        crate::api::groups::grant_group_role,
+        crate::api::groups::revoke_group_role,
+        crate::api::api_keys::create_my_key,
+        crate::api::api_keys::list_my_keys,
+        crate::api::api_keys::revoke_my_key,
+        crate::api::api_keys::list_user_keys,
+        crate::api::api_keys::create_user_key,
+        crate::api::api_keys::revoke_user_key,
+        crate::api::realm::get_policy,
+        crate::api::realm::put_policy,
+        crate::api::audit::list_audit,
+        crate::compat::users_self,
+        crate::compat::api_user_me,
+        crate::ops::healthz,
+        crate::ops::readyz,
+    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("apiKey" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))));
+    }
+}

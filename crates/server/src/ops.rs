@@ -1,0 +1,29 @@
+//! Health, readiness and metrics.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use proto::Health;
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".to_string() })
+}
+
+/// Ready when the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Health), (status = 500, body = proto::Problem)))]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state.store.ping().await.map_err(|error| ApiError::Internal(format!("database not reachable: {error}")))?;
+    Ok(Json(Health { status: "ready".to_string() }))
+}
+
+pub async fn metrics_text(State(state): State<AppState>) -> Response {
+    metrics::gauge!("keyward_indexed_credentials").set(state.index.credential_count() as f64);
+    let body = crate::metrics::handle().map(|handle| handle.render()).unwrap_or_default();
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}

@@ -1,0 +1,159 @@
+//! Shared state: the store, the index, and the background work that keeps them in step.
+
+use crate::config::ServerConfig;
+use crate::feed::ChangeFeed;
+use crate::index::{Index, PrincipalInfo};
+use crate::throttle::Throttle;
+use keyward_core::Pepper;
+use keyward_core::policy::UserKeyPolicy;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use store::{NewAuditEvent, RealmRow, Store, StoreResult};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// What the server keeps about a realm.
+#[derive(Clone, Debug)]
+pub struct RealmInfo {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub user_key_policy: UserKeyPolicy,
+}
+
+impl From<RealmRow> for RealmInfo {
+    fn from(row: RealmRow) -> Self {
+        RealmInfo { id: row.id, name: row.name, enabled: row.enabled, user_key_policy: row.user_key_policy }
+    }
+}
+
+pub struct Inner {
+    pub store: Store,
+    pub index: Index,
+    pub pepper: Pepper,
+    pub config: ServerConfig,
+    pub realms: RwLock<HashMap<i64, Arc<RealmInfo>>>,
+    pub throttle: Throttle,
+    pub feed: ChangeFeed,
+    /// Credential id → last use (unix ms), written in batches.
+    pub last_used: Mutex<HashMap<i64, i64>>,
+    /// Failed authentications on their way to the audit log, so the refusal itself
+    /// never waits on the database.
+    pub audit_queue: mpsc::Sender<NewAuditEvent>,
+    audit_receiver: Mutex<Option<mpsc::Receiver<NewAuditEvent>>>,
+}
+
+/// Cheap to clone; every handler gets one.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+const AUDIT_QUEUE: usize = 10_000;
+
+impl AppState {
+    /// Loads realms, principals and every active credential into memory. Changes that
+    /// land while loading are replayed by the first poll, because the feed starts at
+    /// the change sequence read before loading.
+    pub async fn load(store: Store, pepper: Pepper, config: ServerConfig) -> StoreResult<AppState> {
+        let start_seq = store.last_change_seq().await?;
+        let (audit_queue, receiver) = mpsc::channel(AUDIT_QUEUE);
+        let inner = Inner {
+            store,
+            index: Index::default(),
+            pepper,
+            throttle: Throttle::new(config.auth_failures_per_minute),
+            config,
+            realms: RwLock::new(HashMap::new()),
+            feed: ChangeFeed::starting_at(start_seq),
+            last_used: Mutex::new(HashMap::new()),
+            audit_queue,
+            audit_receiver: Mutex::new(Some(receiver)),
+        };
+        let state = AppState(Arc::new(inner));
+        for realm in state.store.list_realms().await? {
+            state.set_realm(realm);
+        }
+        for principal in state.store.load_principals().await? {
+            state.index.upsert_principal(PrincipalInfo::from(principal));
+        }
+        let index = &state.index;
+        state.store.for_each_active_credential(|credential| index.upsert_credential(&credential)).await?;
+        Ok(state)
+    }
+
+    pub fn set_realm(&self, realm: RealmRow) {
+        if let Ok(mut realms) = self.realms.write() {
+            realms.insert(realm.id, Arc::new(RealmInfo::from(realm)));
+        }
+    }
+
+    pub fn realm(&self, id: i64) -> Option<Arc<RealmInfo>> {
+        self.realms.read().ok()?.get(&id).cloned()
+    }
+
+    /// Starts the change feed, the last-used writer and the audit writer.
+    pub fn spawn_background(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![
+            tokio::spawn(crate::feed::follow(self.clone())),
+            tokio::spawn(flush_last_used_periodically(self.clone())),
+        ];
+        if let Some(receiver) = self.audit_receiver.lock().ok().and_then(|mut slot| slot.take()) {
+            tasks.push(tokio::spawn(write_audit_queue(self.clone(), receiver)));
+        }
+        tasks
+    }
+
+    pub fn record_use(&self, credential_id: i64, now_ms: i64) {
+        if let Ok(mut pending) = self.last_used.lock() {
+            pending.insert(credential_id, now_ms);
+        }
+    }
+
+    /// Writes pending last-used times; called periodically and at shutdown.
+    pub async fn flush_last_used(&self) {
+        let batch: Vec<(i64, i64)> = match self.last_used.lock() {
+            Ok(mut pending) => pending.drain().collect(),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.record_last_used(&batch).await {
+            tracing::warn!(%error, count = batch.len(), "could not record last-used times");
+        }
+    }
+
+    /// Queues an audit event without waiting; under a flood the queue may be full, in
+    /// which case the event is counted and dropped rather than slowing refusals.
+    pub fn queue_audit(&self, event: NewAuditEvent) {
+        if self.audit_queue.try_send(event).is_err() {
+            metrics::counter!("keyward_audit_events_dropped_total").increment(1);
+        }
+    }
+}
+
+async fn flush_last_used_periodically(state: AppState) {
+    let mut ticker = tokio::time::interval(state.config.last_used_flush_interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        state.flush_last_used().await;
+    }
+}
+
+async fn write_audit_queue(state: AppState, mut receiver: mpsc::Receiver<NewAuditEvent>) {
+    let mut batch = Vec::with_capacity(256);
+    while receiver.recv_many(&mut batch, 256).await > 0 {
+        let events = std::mem::take(&mut batch);
+        let count = events.len();
+        if let Err(error) = state.store.append_audit(events).await {
+            tracing::error!(%error, count, "could not write audit events");
+        }
+    }
+}

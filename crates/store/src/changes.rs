@@ -1,0 +1,63 @@
+//! The change log that keeps every process's in-memory index current.
+
+use crate::{Store, StoreResult};
+use sqlx::Row;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeEntity {
+    Credential,
+    Principal,
+    Realm,
+}
+
+impl ChangeEntity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeEntity::Credential => "credential",
+            ChangeEntity::Principal => "principal",
+            ChangeEntity::Realm => "realm",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ChangeEntity> {
+        [ChangeEntity::Credential, ChangeEntity::Principal, ChangeEntity::Realm]
+            .into_iter()
+            .find(|entity| entity.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub entity: ChangeEntity,
+    pub entity_id: i64,
+}
+
+impl Store {
+    /// The newest change sequence number, where a fresh index starts following.
+    pub async fn last_change_seq(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(&self.pool).await?;
+        Ok(row.try_get("seq")?)
+    }
+
+    /// Changes after `after_seq`, plus any of `also_seqs` (sequence numbers that were
+    /// missing last time: on PostgreSQL a transaction can commit a lower number after a
+    /// higher one became visible).
+    pub async fn changes_after(&self, after_seq: i64, also_seqs: &[i64]) -> StoreResult<Vec<Change>> {
+        let mut sql = String::from("SELECT seq, entity, entity_id FROM changes WHERE seq > $1");
+        if !also_seqs.is_empty() {
+            let listed: Vec<String> = also_seqs.iter().map(i64::to_string).collect();
+            sql.push_str(&format!(" OR seq IN ({})", listed.join(",")));
+        }
+        sql.push_str(" ORDER BY seq LIMIT 10000");
+        let rows = sqlx::query(&sql).bind(after_seq).fetch_all(&self.pool).await?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let entity: String = row.try_get("entity")?;
+            if let Some(entity) = ChangeEntity::parse(&entity) {
+                changes.push(Change { seq: row.try_get("seq")?, entity, entity_id: row.try_get("entity_id")? });
+            }
+        }
+        Ok(changes)
+    }
+}

@@ -1,0 +1,79 @@
+//! Realms (tenants) and their policies.
+
+use crate::{Mutation, Store, StoreResult, flag, to_ms};
+use keyward_core::policy::UserKeyPolicy;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Clone, Debug)]
+pub struct RealmRow {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub user_key_policy: UserKeyPolicy,
+}
+
+const REALM_COLUMNS: &str = "id, name, enabled, user_keys_allowed, user_key_max_lifetime_secs";
+
+fn realm_from_row(row: &AnyRow) -> StoreResult<RealmRow> {
+    Ok(RealmRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        user_key_policy: UserKeyPolicy {
+            allowed: row.try_get::<i64, _>("user_keys_allowed")? != 0,
+            max_lifetime: Duration::seconds(row.try_get("user_key_max_lifetime_secs")?),
+        },
+    })
+}
+
+impl Store {
+    /// Returns the realm called `name`, creating it first if it does not exist.
+    /// Returns whether it was created by this call.
+    pub async fn ensure_realm(&self, name: &str, now: OffsetDateTime) -> StoreResult<(RealmRow, bool)> {
+        let inserted =
+            sqlx::query("INSERT INTO realms (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(to_ms(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                > 0;
+        Ok((self.realm_by_name(name).await?, inserted))
+    }
+
+    pub async fn realm_by_name(&self, name: &str) -> StoreResult<RealmRow> {
+        let row = sqlx::query(&format!("SELECT {REALM_COLUMNS} FROM realms WHERE name = $1"))
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        realm_from_row(&row)
+    }
+
+    pub async fn realm_by_id(&self, id: i64) -> StoreResult<RealmRow> {
+        let row = sqlx::query(&format!("SELECT {REALM_COLUMNS} FROM realms WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        realm_from_row(&row)
+    }
+
+    pub async fn list_realms(&self) -> StoreResult<Vec<RealmRow>> {
+        let rows =
+            sqlx::query(&format!("SELECT {REALM_COLUMNS} FROM realms ORDER BY id")).fetch_all(&self.pool).await?;
+        rows.iter().map(realm_from_row).collect()
+    }
+}
+
+impl Mutation {
+    pub async fn set_user_key_policy(&mut self, realm_id: i64, policy: UserKeyPolicy) -> StoreResult<()> {
+        sqlx::query("UPDATE realms SET user_keys_allowed = $1, user_key_max_lifetime_secs = $2 WHERE id = $3")
+            .bind(flag(policy.allowed))
+            .bind(policy.max_lifetime.whole_seconds())
+            .bind(realm_id)
+            .execute(self.connection())
+            .await?;
+        Ok(())
+    }
+}

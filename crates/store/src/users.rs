@@ -1,0 +1,281 @@
+//! Users (people and, later, service accounts), their roles, and the principal view the
+//! in-memory index keeps.
+
+use crate::{ChangeEntity, Mutation, Store, StoreError, StoreResult, flag, from_ms, to_ms};
+use keyward_core::{Role, RoleSet};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+pub struct NewUser<'a> {
+    pub public_id: &'a str,
+    pub realm_id: i64,
+    pub kind: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub email_key: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub avatar_url: Option<&'a str>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    pub id: i64,
+    pub public_id: String,
+    pub realm_id: i64,
+    pub kind: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub avatar_url: Option<String>,
+    pub enabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Fields to change; `None` leaves a field as it is. `avatar_url: Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub email: Option<(String, String)>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// What the index keeps about a principal: enough to decide and to name the caller.
+#[derive(Clone, Debug)]
+pub struct PrincipalRow {
+    pub id: i64,
+    pub public_id: String,
+    pub realm_id: i64,
+    pub kind: String,
+    pub username: String,
+    pub enabled: bool,
+    pub roles: RoleSet,
+}
+
+const USER_COLUMNS: &str = "id, public_id, realm_id, kind, username, email, first_name, last_name, avatar_url, \
+     enabled, created_at, updated_at";
+
+fn user_from_row(row: &AnyRow) -> StoreResult<UserRow> {
+    Ok(UserRow {
+        id: row.try_get("id")?,
+        public_id: row.try_get("public_id")?,
+        realm_id: row.try_get("realm_id")?,
+        kind: row.try_get("kind")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        avatar_url: row.try_get("avatar_url")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+    })
+}
+
+/// Roles of every user in `user_filter` (a SQL condition on `u`), direct and through groups.
+const ROLES_SQL: &str = "SELECT u.id AS user_id, r.role AS role FROM users u JOIN user_roles r ON r.user_id = u.id WHERE {filter} \
+     UNION SELECT u.id AS user_id, r.role AS role FROM users u JOIN group_members m ON m.user_id = u.id \
+     JOIN group_roles r ON r.group_id = m.group_id WHERE {filter}";
+
+impl Store {
+    pub async fn user_by_public_id(&self, realm_id: i64, public_id: &str) -> StoreResult<UserRow> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND public_id = $2");
+        let row = sqlx::query(&sql).bind(realm_id).bind(public_id).fetch_one(&self.pool).await?;
+        user_from_row(&row)
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> StoreResult<UserRow> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_one(&self.pool).await?;
+        user_from_row(&row)
+    }
+
+    /// One page of a realm's users in creation order, after the user with id `after`.
+    pub async fn list_users(&self, realm_id: i64, after: i64, limit: i64) -> StoreResult<Vec<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND id > $2 ORDER BY id LIMIT $3");
+        let rows = sqlx::query(&sql).bind(realm_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Roles granted to the user directly (not through groups).
+    pub async fn direct_roles(&self, user_id: i64) -> StoreResult<RoleSet> {
+        let rows =
+            sqlx::query("SELECT role FROM user_roles WHERE user_id = $1").bind(user_id).fetch_all(&self.pool).await?;
+        roles_from(rows.iter().map(|row| row.try_get::<String, _>("role")))
+    }
+
+    /// Every principal with its effective roles, for building the index.
+    pub async fn load_principals(&self) -> StoreResult<Vec<PrincipalRow>> {
+        self.principals_where("1 = 1", None).await
+    }
+
+    /// One principal with its effective roles, or `None` when the user is gone.
+    pub async fn load_principal(&self, id: i64) -> StoreResult<Option<PrincipalRow>> {
+        Ok(self.principals_where("u.id = $1", Some(id)).await?.into_iter().next())
+    }
+
+    async fn principals_where(&self, filter: &str, id: Option<i64>) -> StoreResult<Vec<PrincipalRow>> {
+        let users_sql = format!(
+            "SELECT u.id AS id, u.public_id AS public_id, u.realm_id AS realm_id, u.kind AS kind, \
+             u.username AS username, u.enabled AS enabled FROM users u WHERE {filter}"
+        );
+        let roles_sql = ROLES_SQL.replace("{filter}", filter);
+        let mut users = sqlx::query(&users_sql);
+        let mut roles = sqlx::query(&roles_sql);
+        if let Some(id) = id {
+            users = users.bind(id);
+            roles = roles.bind(id);
+        }
+        let user_rows = users.fetch_all(&self.pool).await?;
+        let role_rows = roles.fetch_all(&self.pool).await?;
+        let mut roles_by_user: HashMap<i64, RoleSet> = HashMap::new();
+        for row in &role_rows {
+            let role: String = row.try_get("role")?;
+            if let Some(role) = Role::parse(&role) {
+                roles_by_user.entry(row.try_get("user_id")?).or_default().insert(role);
+            }
+        }
+        user_rows
+            .iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                Ok(PrincipalRow {
+                    id,
+                    public_id: row.try_get("public_id")?,
+                    realm_id: row.try_get("realm_id")?,
+                    kind: row.try_get("kind")?,
+                    username: row.try_get("username")?,
+                    enabled: row.try_get::<i64, _>("enabled")? != 0,
+                    roles: roles_by_user.get(&id).copied().unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Ids of the user's active credentials, to announce when the user goes away.
+    pub(crate) async fn owned_credential_ids(
+        connection: &mut sqlx::AnyConnection,
+        user_id: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM credentials WHERE owner_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .fetch_all(connection)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+    }
+}
+
+fn roles_from(names: impl Iterator<Item = Result<String, sqlx::Error>>) -> StoreResult<RoleSet> {
+    let mut roles = RoleSet::EMPTY;
+    for name in names {
+        if let Some(role) = Role::parse(&name?) {
+            roles.insert(role);
+        }
+    }
+    Ok(roles)
+}
+
+impl Mutation {
+    pub async fn insert_user(&mut self, new: &NewUser<'_>) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO users (public_id, realm_id, kind, username, email, email_key, first_name, last_name, \
+             avatar_url, enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) RETURNING id",
+        )
+        .bind(new.public_id)
+        .bind(new.realm_id)
+        .bind(new.kind)
+        .bind(new.username)
+        .bind(new.email)
+        .bind(new.email_key)
+        .bind(new.first_name)
+        .bind(new.last_name)
+        .bind(new.avatar_url)
+        .bind(to_ms(new.now))
+        .fetch_one(self.connection())
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        self.changed(ChangeEntity::Principal, id).await?;
+        Ok(id)
+    }
+
+    pub async fn update_user(&mut self, id: i64, patch: &UserPatch, now: OffsetDateTime) -> StoreResult<()> {
+        let (email, email_key) = match &patch.email {
+            Some((email, key)) => (Some(email.as_str()), Some(key.as_str())),
+            None => (None, None),
+        };
+        let (set_avatar, avatar) = match &patch.avatar_url {
+            Some(value) => (1i64, value.as_deref()),
+            None => (0i64, None),
+        };
+        let affected = sqlx::query(
+            "UPDATE users SET email = COALESCE($1, email), email_key = COALESCE($2, email_key), \
+             first_name = COALESCE($3, first_name), last_name = COALESCE($4, last_name), \
+             avatar_url = CASE WHEN $5 = 1 THEN $6 ELSE avatar_url END, \
+             enabled = COALESCE($7, enabled), updated_at = $8 WHERE id = $9",
+        )
+        .bind(email)
+        .bind(email_key)
+        .bind(patch.first_name.as_deref())
+        .bind(patch.last_name.as_deref())
+        .bind(set_avatar)
+        .bind(avatar)
+        .bind(patch.enabled.map(flag))
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(self.connection())
+        .await?
+        .rows_affected();
+        if affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.changed(ChangeEntity::Principal, id).await
+    }
+
+    /// Deletes a user and, through the foreign keys, their credentials, memberships and
+    /// role grants. Every one of their credentials is announced so all indexes drop it.
+    pub async fn delete_user(&mut self, id: i64) -> StoreResult<()> {
+        let credential_ids = Store::owned_credential_ids(self.connection(), id).await?;
+        let affected =
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(self.connection()).await?.rows_affected();
+        if affected == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for credential_id in credential_ids {
+            self.changed(ChangeEntity::Credential, credential_id).await?;
+        }
+        self.changed(ChangeEntity::Principal, id).await
+    }
+
+    /// Grants a role to a user. Returns false when the user already had it.
+    pub async fn grant_user_role(&mut self, user_id: i64, role: Role) -> StoreResult<bool> {
+        let added = sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(self.connection())
+            .await?
+            .rows_affected()
+            > 0;
+        self.changed(ChangeEntity::Principal, user_id).await?;
+        Ok(added)
+    }
+
+    /// Takes a role from a user. Returns false when the user did not have it.
+    pub async fn revoke_user_role(&mut self, user_id: i64, role: Role) -> StoreResult<bool> {
+        let removed = sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = $2")
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(self.connection())
+            .await?
+            .rows_affected()
+            > 0;
+        self.changed(ChangeEntity::Principal, user_id).await?;
+        Ok(removed)
+    }
+}
