@@ -261,9 +261,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let background = state.spawn_background();
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    // Signal handlers go in before the ready line, so a SIGTERM sent as soon as the
+    // line appears is a graceful shutdown, not the default kill.
+    let shutdown = shutdown_signal()?;
     println!("keyward listening on http://{address}");
     let app = server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     tracing::info!("shutting down");
     for task in background {
         task.abort();
@@ -285,17 +288,15 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot start logging: {error}"))
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = interrupt.await;
-            return;
+/// Resolves on SIGTERM or SIGINT. The handlers are registered when this is called.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate.recv() => {}
-    }
+    })
 }

@@ -42,6 +42,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{api_keys, audit, groups, realm, users};
+    // Install the recorder before anything counts.
+    let _ = metrics::handle();
     let routes = Router::new()
         .route("/api/v1/users", post(users::create_user).get(users::list_users))
         .route("/api/v1/users/me", get(users::me))
@@ -73,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |request, next| refuse_declared_oversize(body_limit, request, next)))
         // Responses may carry secrets: never let a cache keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(
@@ -86,6 +89,20 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Answers 413 from the `Content-Length` header alone, before reading any of the body.
+/// Bodies without a length are cut off at the same limit by `DefaultBodyLimit`.
+async fn refuse_declared_oversize(limit: usize, request: axum::extract::Request, next: middleware::Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return axum::response::IntoResponse::into_response(error::ApiError::PayloadTooLarge);
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> Response {

@@ -40,7 +40,17 @@ impl Store {
                 .await?
                 .rows_affected()
                 > 0;
-        Ok((self.realm_by_name(name).await?, inserted))
+        let realm = self.realm_by_name(name).await?;
+        if inserted {
+            // Running servers learn of the realm through the change feed.
+            sqlx::query("INSERT INTO changes (entity, entity_id, at) VALUES ($1, $2, $3)")
+                .bind(crate::ChangeEntity::Realm.as_str())
+                .bind(realm.id)
+                .bind(to_ms(now))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok((realm, inserted))
     }
 
     pub async fn realm_by_name(&self, name: &str) -> StoreResult<RealmRow> {

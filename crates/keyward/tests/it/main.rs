@@ -1,1 +1,12 @@
-fn main() {}
+//! The one end-to-end test binary: every test starts the real `keyward` executable on an
+//! ephemeral port and runs on SQLite and, when `KEYWARD_TEST_DATABASE_URL` is set, on a
+//! fresh PostgreSQL database.
+
+mod harness;
+
+mod admin_keys;
+mod api_keys;
+mod audit;
+mod inputs;
+mod ops;
+mod users;

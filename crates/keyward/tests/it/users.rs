@@ -1,0 +1,119 @@
+use crate::harness::{Backend, Env, Via, create_key, create_user};
+use crate::on_each_store;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+async fn disabling_a_user_refuses_their_keys_on_the_next_request(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let user = create_user(&server, &admin, "dee").await;
+    let (_, key) = create_key(&server, &admin, &user, json!({"name": "k"})).await;
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 200);
+    let answer = server.post(&format!("/api/v1/users/{user}/disable"), &admin, json!({})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["enabled"], false);
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 401);
+    let answer = server
+        .call("PATCH", &format!("/api/v1/users/{user}"), Via::Bearer(&admin), Some(json!({"enabled": true})))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 200);
+    let answer = server.call("DELETE", &format!("/api/v1/users/{user}"), Via::Bearer(&admin), None).await;
+    assert_eq!(answer.status, 204);
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 401);
+    assert_eq!(server.get(&format!("/api/v1/users/{user}"), &admin).await.status, 404);
+}
+on_each_store!(disabling_a_user_refuses_their_keys_on_the_next_request);
+
+async fn roles_come_from_direct_grants_and_groups_and_apply_at_once(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let user = create_user(&server, &admin, "gus").await;
+    let (_, key) = create_key(&server, &admin, &user, json!({"name": "k"})).await;
+    assert_eq!(server.get("/api/v1/users", &key).await.status, 403);
+
+    let answer = server.call("PUT", &format!("/api/v1/users/{user}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(server.get("/api/v1/users", &key).await.status, 200);
+    let answer = server.call("DELETE", &format!("/api/v1/users/{user}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert_eq!(answer.json()["roles"], json!([]));
+    assert_eq!(server.get("/api/v1/users", &key).await.status, 403);
+
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "platform-admins"})).await;
+    assert_eq!(group.status, 201, "{}", group.text);
+    let group = group.json()["id"].as_str().unwrap().to_string();
+    server.call("PUT", &format!("/api/v1/groups/{group}/roles/admin"), Via::Bearer(&admin), None).await;
+    let answer = server.call("PUT", &format!("/api/v1/groups/{group}/members/{user}"), Via::Bearer(&admin), None).await;
+    assert_eq!(answer.json()["members"][0]["username"], "gus");
+    assert_eq!(server.get("/api/v1/users", &key).await.status, 200, "admin through the group");
+    let me = server.get("/api/v1/users/me", &key).await.json();
+    assert_eq!(me["effectiveRoles"], json!(["admin"]));
+    assert_eq!(me["roles"], json!([]));
+    assert_eq!(me["groups"][0]["name"], "platform-admins");
+    // A non-admin cannot grant itself anything.
+    server.call("DELETE", &format!("/api/v1/groups/{group}/members/{user}"), Via::Bearer(&admin), None).await;
+    let answer = server.call("PUT", &format!("/api/v1/users/{user}/roles/admin"), Via::Bearer(&key), None).await;
+    assert_eq!(answer.status, 403);
+    let answer = server.call("PUT", &format!("/api/v1/users/{user}/roles/root"), Via::Bearer(&admin), None).await;
+    assert_eq!(answer.status, 422, "{}", answer.text);
+}
+on_each_store!(roles_come_from_direct_grants_and_groups_and_apply_at_once);
+
+async fn user_lists_page_with_cursors_without_gaps_or_repeats(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let mut created = BTreeSet::new();
+    for index in 0..5 {
+        created.insert(create_user(&server, &admin, &format!("user{index}")).await);
+    }
+    let mut seen = BTreeSet::new();
+    let mut path = "/api/v1/users?limit=2".to_string();
+    for _ in 0..5 {
+        let page = server.get(&path, &admin).await.json();
+        for item in page["items"].as_array().unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_string()), "no repeats");
+        }
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/users?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+    assert_eq!(server.get("/api/v1/users?limit=0", &admin).await.status, 422);
+    assert_eq!(server.get("/api/v1/users?cursor=nope", &admin).await.status, 422);
+}
+on_each_store!(user_lists_page_with_cursors_without_gaps_or_repeats);
+
+async fn ids_from_another_realm_answer_404(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let user = create_user(&server, &admin, "rae").await;
+    let (key_id, _) = create_key(&server, &admin, &user, json!({"name": "k"})).await;
+    let (ok, other_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "other", "--name", "other-admin"]);
+    assert!(ok, "{stderr}");
+    let other_admin = other_admin.trim().to_string();
+    server.wait_for_status("/api/v1/users", &other_admin, 200, std::time::Duration::from_secs(1)).await;
+    assert_eq!(server.get("/api/v1/users", &other_admin).await.json()["items"], json!([]));
+    for (method, path) in [
+        ("GET", format!("/api/v1/users/{user}")),
+        ("PATCH", format!("/api/v1/users/{user}")),
+        ("DELETE", format!("/api/v1/users/{user}")),
+        ("POST", format!("/api/v1/users/{user}/disable")),
+        ("GET", format!("/api/v1/users/{user}/api-keys")),
+        ("DELETE", format!("/api/v1/users/{user}/api-keys/{key_id}")),
+        ("PUT", format!("/api/v1/users/{user}/roles/admin")),
+    ] {
+        let body = (method == "PATCH").then(|| json!({"firstName": "x"}));
+        let answer = server.call(method, &path, Via::Bearer(&other_admin), body).await;
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
+    }
+    // A username is unique per realm, not across realms.
+    let answer =
+        server.post("/api/v1/users", &other_admin, json!({"username": "rae", "email": "rae@example.com"})).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+on_each_store!(ids_from_another_realm_answer_404);
