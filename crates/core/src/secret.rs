@@ -220,13 +220,21 @@ impl MasterKey {
 
     /// Derives the HMAC pepper for credential digests (HKDF-SHA256, fixed label).
     pub fn pepper(&self) -> Pepper {
+        Pepper(self.derive(b"keyward credential pepper v1"))
+    }
+
+    /// Derives the key of the audit chain's HMAC (HKDF-SHA256, its own label).
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        crate::audit::AuditKey::new(self.derive(b"keyward audit chain v1"))
+    }
+
+    fn derive(&self, label: &'static [u8]) -> hmac::Key {
         let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keyward");
         let prk = salt.extract(self.0.as_ref());
-        let key: hmac::Key = prk
-            .expand(&[b"keyward credential pepper v1"], hmac::HMAC_SHA256)
+        // Expanding 32 bytes of SHA-256 output cannot fail; the fallback keeps this total.
+        prk.expand(&[label], hmac::HMAC_SHA256)
             .map(hmac::Key::from)
-            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref()));
-        Pepper(key)
+            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, label))
     }
 }
 

@@ -88,6 +88,7 @@ impl Config {
             body_limit_bytes: self.body_limit_bytes,
             change_poll_interval: Duration::from_millis(200),
             last_used_flush_interval: Duration::from_secs(30),
+            max_index_staleness: Duration::from_secs(10),
         }
     }
 }

@@ -48,7 +48,8 @@ pub struct Opened {
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Opened> {
     let master_key = master_key(&config.data_dir)?;
     let url = config.database_url();
-    let store = Store::connect(&url).await.context("connecting to the database")?;
+    let store =
+        Store::connect(&url).await.context("connecting to the database")?.with_audit_key(master_key.audit_key());
     store.migrate().await.context("migrating the database")?;
     let check = master_key.check_value();
     let stored = store.setting_or_insert("master_key_check", &check).await?;

@@ -268,6 +268,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let app = server::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     tracing::info!("shutting down");
+    state.drain_audit_queue(std::time::Duration::from_secs(5)).await;
     for task in background {
         task.abort();
     }

@@ -161,13 +161,19 @@ pub struct ApiKey {
 }
 
 /// The answer to creating a key: the only time the secret is shown.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
     /// The secret. Store it now: it cannot be shown again.
     pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedApiKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("CreatedApiKey").field("key", &self.key).field("secret", &"<redacted>").finish()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

@@ -20,6 +20,11 @@ pub struct Caller {
     pub realm_name: String,
     pub credential_id: i64,
     pub kind: CredentialKind,
+    /// Unix seconds; `None` for credentials that do not expire.
+    pub credential_expires_at: Option<i64>,
+    /// The audience the credential is bound to. Such a credential only identifies its
+    /// user; the `Caller` extractor refuses it everywhere else.
+    pub audience: Option<String>,
     pub principal: Option<Arc<PrincipalInfo>>,
     pub client_ip: IpAddr,
 }
@@ -38,20 +43,26 @@ impl Caller {
         self.roles().contains(role)
     }
 
-    /// How audit events name this caller.
+    /// How audit events name this caller: the principal's public id and name, or the
+    /// credential kind and its internal number for admin keys.
     pub fn actor(&self) -> String {
         match &self.principal {
-            Some(principal) => format!("user:{}", principal.username),
+            Some(principal) => format!("user:{} ({})", principal.public_id, principal.username),
             None => format!("{}:{}", self.kind.as_str(), self.credential_id),
         }
     }
 }
 
-/// Why authentication failed, as far as the caller is told: throttled or not.
+/// Why authentication failed, as far as the caller is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthFailure {
     Refused(AuthRefusal),
-    Throttled { retry_after_secs: u64 },
+    Throttled {
+        retry_after_secs: u64,
+    },
+    /// This node has not heard from the database for too long to vouch that a
+    /// credential was not revoked meanwhile.
+    Unavailable,
 }
 
 /// A credential as presented, and the audience its header is bound to.
@@ -91,6 +102,19 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
     first.to_str().map(Some).map_err(|_| AuthRefusal::Malformed)
 }
 
+/// A refusal with what is known of the credential, for the audit log.
+struct Refused {
+    refusal: AuthRefusal,
+    kind: Option<CredentialKind>,
+    realm: Option<String>,
+}
+
+impl Refused {
+    fn early(refusal: AuthRefusal) -> Refused {
+        Refused { refusal, kind: None, realm: None }
+    }
+}
+
 impl AppState {
     /// Authenticates a request from its headers and client address. Never touches the
     /// database: the answer comes from the in-memory index.
@@ -101,67 +125,87 @@ impl AppState {
             crate::metrics::authentication("unknown", "throttled");
             return Err(AuthFailure::Throttled { retry_after_secs });
         }
+        if self.feed.is_stale(self.config.max_index_staleness) {
+            crate::metrics::authentication("unknown", "unavailable");
+            return Err(AuthFailure::Unavailable);
+        }
         match self.verify(headers, client_ip, now_secs) {
             Ok(caller) => {
                 self.record_use(caller.credential_id, store::to_ms(now));
                 crate::metrics::authentication(caller.kind.as_str(), "ok");
                 Ok(caller)
             }
-            Err((refusal, kind)) => {
-                crate::metrics::authentication(kind.map_or("unknown", CredentialKind::as_str), refusal.as_str());
-                if refusal != AuthRefusal::Missing {
+            Err(refused) => {
+                let kind = refused.kind.map_or("unknown", CredentialKind::as_str);
+                if refused.refusal == AuthRefusal::Missing {
+                    crate::metrics::authentication(kind, "missing");
+                } else {
+                    // One label for every refusal: the reasons are for the audit log,
+                    // not for anyone who can read /metrics.
+                    crate::metrics::authentication(kind, "refused");
                     self.throttle.record_failure(client_ip, now_secs);
-                    tracing::info!(reason = refusal.as_str(), client_ip = %client_ip, "authentication refused");
+                    tracing::info!(reason = refused.refusal.as_str(), client_ip = %client_ip, "authentication refused");
                     self.queue_audit(NewAuditEvent {
-                        realm: self.config.default_realm.clone(),
+                        realm: refused.realm.unwrap_or_else(|| self.config.default_realm.clone()),
                         at: now,
                         actor: "anonymous".to_string(),
                         action: "auth.authenticate".to_string(),
-                        target: kind.map_or("credential", CredentialKind::as_str).to_string(),
+                        target: refused.kind.map_or("credential", CredentialKind::as_str).to_string(),
                         client_ip: client_ip.to_string(),
                         result: "denied".to_string(),
-                        detail: refusal.as_str().to_string(),
+                        detail: refused.refusal.as_str().to_string(),
                     });
                 }
-                Err(AuthFailure::Refused(refusal))
+                Err(AuthFailure::Refused(refused.refusal))
             }
         }
     }
 
-    fn verify(
-        &self,
-        headers: &HeaderMap,
-        client_ip: IpAddr,
-        now_secs: i64,
-    ) -> Result<Caller, (AuthRefusal, Option<CredentialKind>)> {
-        let presented = presented(self, headers).map_err(|refusal| (refusal, None))?;
-        let checked = check_format(presented.text).map_err(|_| (AuthRefusal::Malformed, None))?;
+    fn verify(&self, headers: &HeaderMap, client_ip: IpAddr, now_secs: i64) -> Result<Caller, Refused> {
+        let presented = presented(self, headers).map_err(Refused::early)?;
+        let checked = check_format(presented.text).map_err(|_| Refused::early(AuthRefusal::Malformed))?;
         let kind = Some(checked.kind);
+        let refuse = |refusal, realm: Option<String>| Refused { refusal, kind, realm };
         let digest = self.pepper.digest(checked.as_str());
-        let found = self.index.find(&digest).ok_or((AuthRefusal::Unknown, kind))?;
-        let realm = self.realm(found.realm_id).ok_or((AuthRefusal::Unknown, kind))?;
-        if !realm.enabled {
-            return Err((AuthRefusal::OwnerDisabled, kind));
+        let found = self.index.find(&digest).ok_or_else(|| refuse(AuthRefusal::Unknown, None))?;
+        let realm = self.realm(found.realm_id).ok_or_else(|| refuse(AuthRefusal::Unknown, None))?;
+        let in_realm = |refusal| refuse(refusal, Some(realm.name.clone()));
+        // The prefix names the kind; a row of another kind under it is not this credential.
+        if found.kind != checked.kind {
+            return Err(in_realm(AuthRefusal::Unknown));
         }
-        let principal = found.owner_id.map(|owner_id| self.index.principal(owner_id));
-        let owner_state = principal
+        if !realm.enabled {
+            return Err(in_realm(AuthRefusal::OwnerDisabled));
+        }
+        if found.kind == CredentialKind::UserApiKey && !realm.user_key_policy.allowed {
+            return Err(in_realm(AuthRefusal::OwnerDisabled));
+        }
+        // Only admin keys stand without an owner.
+        let owner_state = match (found.kind, found.owner_id) {
+            (CredentialKind::AdminKey, None) => None,
+            (CredentialKind::AdminKey, Some(_)) | (_, None) => return Err(in_realm(AuthRefusal::Unknown)),
+            (_, Some(owner_id)) => Some(self.index.principal(owner_id)),
+        };
+        let principal_state = owner_state
             .as_ref()
             .map(|principal| principal.as_ref().map(|principal| PrincipalState { enabled: principal.enabled }));
-        let credential_audience = self.index.audience_name(found.audience);
+        let audience = self.index.audience_name(found.audience);
         decide(
             CredentialState { kind: found.kind, expires_at: found.expires_at },
-            owner_state,
-            credential_audience.as_deref(),
+            principal_state,
+            audience.as_deref(),
             presented.header_audience,
             now_secs,
         )
-        .map_err(|refusal| (refusal, kind))?;
+        .map_err(in_realm)?;
         Ok(Caller {
             realm_id: realm.id,
             realm_name: realm.name.clone(),
             credential_id: found.id,
             kind: found.kind,
-            principal: principal.flatten(),
+            credential_expires_at: found.expires_at,
+            audience,
+            principal: owner_state.flatten(),
             client_ip,
         })
     }

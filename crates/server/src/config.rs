@@ -22,9 +22,17 @@ pub struct ServerConfig {
     pub change_poll_interval: Duration,
     /// How often batched last-used times are written.
     pub last_used_flush_interval: Duration,
+    /// How long the index may go without a successful change-feed poll before this node
+    /// stops vouching for credentials (503) rather than risk honouring a revoked one.
+    pub max_index_staleness: Duration,
 }
 
 impl ServerConfig {
+    /// Audiences a key may be bound to: those some alias header serves.
+    pub fn known_audiences(&self) -> impl Iterator<Item = &str> {
+        self.alias_headers.iter().filter_map(|alias| alias.audience.as_deref())
+    }
+
     pub fn default_alias_headers() -> Vec<AliasHeader> {
         vec![
             AliasHeader { name: "X-Domino-Api-Key".to_string(), audience: None },
@@ -42,6 +50,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             change_poll_interval: Duration::from_millis(200),
             last_used_flush_interval: Duration::from_secs(30),
+            max_index_staleness: Duration::from_secs(10),
         }
     }
 }

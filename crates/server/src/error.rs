@@ -30,6 +30,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 415: the body is not JSON.
     UnsupportedMediaType,
+    /// 503: this node cannot vouch for credentials right now (its index is stale).
+    Unavailable,
     /// 500: logged with its cause; the caller sees a generic message.
     Internal(String),
 }
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
             }
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -72,6 +75,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 ("Send the body as JSON with Content-Type: application/json.".to_string(), None)
             }
+            ApiError::Unavailable => (
+                "keyward cannot reach its database to confirm credentials are current; retry shortly.".to_string(),
+                None,
+            ),
             ApiError::Internal(_) => {
                 ("Something went wrong on our side; the request id is in the logs.".to_string(), None)
             }
@@ -120,6 +127,9 @@ impl IntoResponse for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+            }
+            ApiError::Unavailable => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

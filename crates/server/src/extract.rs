@@ -21,15 +21,40 @@ pub fn client_ip(parts: &Parts) -> IpAddr {
     }
 }
 
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    state.authenticate(&parts.headers, client_ip(parts)).map_err(|failure| match failure {
+        AuthFailure::Refused(_) => ApiError::Unauthenticated,
+        AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs },
+        AuthFailure::Unavailable => ApiError::Unavailable,
+    })
+}
+
+/// An authenticated caller with a general-purpose credential. A credential bound to an
+/// audience (a Model Monitor token, say) is refused here: it may only identify its user.
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let ip = client_ip(parts);
-        state.authenticate(&parts.headers, ip).map_err(|failure| match failure {
-            AuthFailure::Refused(_) => ApiError::Unauthenticated,
-            AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs },
-        })
+        let caller = authenticate(parts, state)?;
+        if let Some(audience) = &caller.audience {
+            return Err(ApiError::Forbidden(format!(
+                "This key is bound to the audience {audience:?}; it can only identify its user (GET /v4/users/self). \
+                 Use a general-purpose key here."
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+/// An authenticated caller whose credential may be bound to an audience: for the routes
+/// that only say who the caller is.
+pub struct IdentifiedCaller(pub Caller);
+
+impl FromRequestParts<AppState> for IdentifiedCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<IdentifiedCaller, ApiError> {
+        authenticate(parts, state).map(IdentifiedCaller)
     }
 }
 

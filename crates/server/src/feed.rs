@@ -4,6 +4,7 @@
 use crate::index::PrincipalInfo;
 use crate::state::AppState;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use store::{Change, ChangeEntity, StoreResult};
 use tokio::sync::Mutex;
@@ -21,11 +22,35 @@ struct Cursor {
 
 pub struct ChangeFeed {
     cursor: Mutex<Cursor>,
+    started: Instant,
+    /// Milliseconds after `started` of the last successful poll.
+    last_success_ms: AtomicU64,
 }
 
 impl ChangeFeed {
     pub fn starting_at(seq: i64) -> ChangeFeed {
-        ChangeFeed { cursor: Mutex::new(Cursor { last_seq: seq, gaps: BTreeMap::new() }) }
+        ChangeFeed {
+            cursor: Mutex::new(Cursor { last_seq: seq, gaps: BTreeMap::new() }),
+            started: Instant::now(),
+            last_success_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn mark_success(&self) {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.last_success_ms.store(elapsed, Ordering::Relaxed);
+    }
+
+    /// How long ago the last successful poll was (or the load at start).
+    pub fn age(&self) -> Duration {
+        let last = Duration::from_millis(self.last_success_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// True when the index may be missing revocations because the change feed has not
+    /// succeeded for longer than `limit`: the node must not vouch for credentials then.
+    pub fn is_stale(&self, limit: Duration) -> bool {
+        self.age() > limit
     }
 }
 
@@ -50,6 +75,7 @@ pub async fn catch_up(state: &AppState) -> StoreResult<usize> {
             cursor.gaps.remove(&change.seq);
         }
     }
+    state.feed.mark_success();
     Ok(changes.len())
 }
 
@@ -77,12 +103,35 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
     Ok(())
 }
 
-/// Polls the change log for as long as the server runs.
+/// Follows the change log for as long as the server runs: every poll interval, and at
+/// once when PostgreSQL notifies a change.
 pub async fn follow(state: AppState) {
     let mut ticker = tokio::time::interval(state.config.change_poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listener = match state.store.listen_for_changes().await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for change notifications; polling only");
+            None
+        }
+    };
     loop {
-        ticker.tick().await;
+        match listener.as_mut() {
+            Some(active) => {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    notified = active.wait() => {
+                        if let Err(error) = notified {
+                            tracing::warn!(%error, "change notifications interrupted; polling meanwhile");
+                            tokio::time::sleep(state.config.change_poll_interval).await;
+                        }
+                    }
+                }
+            }
+            None => {
+                ticker.tick().await;
+            }
+        }
         if let Err(error) = catch_up(&state).await {
             tracing::warn!(%error, "change feed poll failed; retrying");
         }

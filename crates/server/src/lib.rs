@@ -86,9 +86,24 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             // The path only: query strings and headers can carry secrets and are never logged.
             let request_id = request.headers().get(REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            let path = redact_path(request.uri().path());
+            tracing::info_span!("request", method = %request.method(), path = %path, request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The request path as logged: a segment that looks like a keyward secret (someone
+/// pasted a key into a URL) is replaced, so it never reaches the logs.
+fn redact_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let lower = segment.to_ascii_lowercase();
+            let secret_like = ["kwa_", "kwu_", "kws_", "kwd_", "kwr_"].iter().any(|prefix| lower.contains(prefix))
+                || lower.starts_with("eyj");
+            if secret_like { "[redacted]" } else { segment }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Answers 413 from the `Content-Length` header alone, before reading any of the body.
@@ -123,4 +138,14 @@ async fn method_not_allowed() -> Response {
         "This route does not take that method; see /api/v1/openapi.json.".to_string(),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_like_path_segments_are_redacted() {
+        assert_eq!(super::redact_path("/api/v1/users/abc"), "/api/v1/users/abc");
+        assert_eq!(super::redact_path("/v4/users/kwu_AbC123/x"), "/v4/users/[redacted]/x");
+        assert_eq!(super::redact_path("/x/eyJhbGciOi.e30.sig"), "/x/[redacted]");
+    }
 }

@@ -13,10 +13,14 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".to_string() })
 }
 
-/// Ready when the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Health), (status = 500, body = proto::Problem)))]
+/// Ready when the database answers and the index is current (the change feed polled
+/// successfully within the last two seconds).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, body = Health), (status = 500, body = proto::Problem), (status = 503, body = proto::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     state.store.ping().await.map_err(|error| ApiError::Internal(format!("database not reachable: {error}")))?;
+    if state.feed.age() > std::time::Duration::from_secs(2).max(state.config.change_poll_interval * 5) {
+        return Err(ApiError::Unavailable);
+    }
     Ok(Json(Health { status: "ready".to_string() }))
 }
 

@@ -102,6 +102,7 @@ impl AppState {
         let mut tasks = vec![
             tokio::spawn(crate::feed::follow(self.clone())),
             tokio::spawn(flush_last_used_periodically(self.clone())),
+            tokio::spawn(prune_throttle_periodically(self.clone())),
         ];
         if let Some(receiver) = self.audit_receiver.lock().ok().and_then(|mut slot| slot.take()) {
             tasks.push(tokio::spawn(write_audit_queue(self.clone(), receiver)));
@@ -129,6 +130,16 @@ impl AppState {
         }
     }
 
+    /// Waits (up to `limit`) for queued audit events to be written, at shutdown.
+    pub async fn drain_audit_queue(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.audit_queue.capacity() < self.audit_queue.max_capacity() && started.elapsed() < limit {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The writer may still hold the last batch it took; give it a moment to commit.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     /// Queues an audit event without waiting; under a flood the queue may be full, in
     /// which case the event is counted and dropped rather than slowing refusals.
     pub fn queue_audit(&self, event: NewAuditEvent) {
@@ -144,6 +155,14 @@ async fn flush_last_used_periodically(state: AppState) {
     loop {
         ticker.tick().await;
         state.flush_last_used().await;
+    }
+}
+
+async fn prune_throttle_periodically(state: AppState) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticker.tick().await;
+        state.throttle.prune(time::OffsetDateTime::now_utc().unix_timestamp());
     }
 }
 

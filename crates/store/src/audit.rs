@@ -91,10 +91,13 @@ impl Store {
     /// Recomputes the whole chain. Returns the number of events verified, or where and
     /// how the stored chain differs from what was written.
     pub async fn verify_audit(&self) -> StoreResult<Result<i64, ChainBreak>> {
-        let head: i64 =
-            sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?.try_get("seq")?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events ORDER BY seq");
-        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let key = self.audit_key()?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash = to_hash(&head.try_get::<Vec<u8>, _>("hash")?);
+        // Events appended while we read have higher numbers than the head we read.
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE seq <= $1 ORDER BY seq");
+        let mut rows = sqlx::query(&sql).bind(head_seq).fetch(&self.pool);
         let mut events = Vec::new();
         while let Some(row) = rows.try_next().await? {
             events.push(event_from_row(&row)?);
@@ -113,7 +116,7 @@ impl Store {
             };
             (fields, to_hash(&event.prev_hash), to_hash(&event.hash))
         });
-        Ok(verify_chain(stored, head))
+        Ok(verify_chain(&key, stored, (head_seq, head_hash)))
     }
 }
 

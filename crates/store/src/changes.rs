@@ -33,7 +33,31 @@ pub struct Change {
     pub entity_id: i64,
 }
 
+/// Wakes the change feed as soon as another process commits a change (PostgreSQL's
+/// LISTEN/NOTIFY). Notifications can be lost, e.g. while reconnecting; the feed keeps
+/// polling as well.
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    /// Waits for the next notification. An error means the connection dropped; sqlx
+    /// reconnects on the next call.
+    pub async fn wait(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// A listener for change notifications, on PostgreSQL; `None` on SQLite.
+    pub async fn listen_for_changes(&self) -> StoreResult<Option<ChangeListener>> {
+        if self.backend != crate::Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen("keyward_changes").await?;
+        Ok(Some(ChangeListener(listener)))
+    }
+
     /// The newest change sequence number, where a fresh index starts following.
     pub async fn last_change_seq(&self) -> StoreResult<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(&self.pool).await?;

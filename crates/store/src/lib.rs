@@ -21,7 +21,7 @@ mod settings;
 mod users;
 
 pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
-pub use changes::{Change, ChangeEntity};
+pub use changes::{Change, ChangeEntity, ChangeListener};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
 pub use groups::GroupRow;
 pub use mutation::Mutation;
@@ -86,6 +86,8 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: String,
+    audit_key: Option<keyward_core::audit::AuditKey>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -123,7 +125,7 @@ impl Store {
             Backend::Postgres => options,
         };
         let pool = options.connect(url).await?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, url: url.to_string(), audit_key: None })
     }
 
     /// Brings the schema up to date. Safe to run on every start and concurrently.
@@ -133,6 +135,16 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await.map_err(|error| StoreError::Migration(error.to_string()))
+    }
+
+    /// Sets the key that mutations chain audit events with; without it, `begin` fails.
+    pub fn with_audit_key(mut self, key: keyward_core::audit::AuditKey) -> Store {
+        self.audit_key = Some(key);
+        self
+    }
+
+    pub(crate) fn audit_key(&self) -> StoreResult<keyward_core::audit::AuditKey> {
+        self.audit_key.clone().ok_or_else(|| StoreError::Database("no audit key configured".to_string()))
     }
 
     pub fn backend(&self) -> Backend {

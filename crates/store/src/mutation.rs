@@ -3,13 +3,14 @@
 use crate::audit::NewAuditEvent;
 use crate::changes::ChangeEntity;
 use crate::{Store, StoreResult, to_ms};
-use keyward_core::audit::AuditFields;
+use keyward_core::audit::{AuditFields, AuditKey};
 use sqlx::{Any, AnyConnection, Row, Transaction};
 
 /// An open write transaction. Dropping it without `commit` rolls everything back, so an
 /// error anywhere leaves nothing half-written.
 pub struct Mutation {
     tx: Transaction<'static, Any>,
+    audit_key: AuditKey,
     head_seq: i64,
     head_hash: [u8; 32],
 }
@@ -18,6 +19,7 @@ impl Store {
     /// Starts a mutation. Its first statement locks the audit chain head, which makes
     /// the transaction a writer at once (SQLite) and serialises chain appends (both).
     pub async fn begin(&self) -> StoreResult<Mutation> {
+        let audit_key = self.audit_key()?;
         let mut tx = self.pool.begin().await?;
         let row =
             sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash").fetch_one(&mut *tx).await?;
@@ -27,7 +29,7 @@ impl Store {
         if hash.len() == 32 {
             head_hash.copy_from_slice(&hash);
         }
-        Ok(Mutation { tx, head_seq, head_hash })
+        Ok(Mutation { tx, audit_key, head_seq, head_hash })
     }
 
     /// Appends events in their own transaction (used for failed authentications,
@@ -61,7 +63,7 @@ impl Mutation {
             result: &event.result,
             detail: &event.detail,
         };
-        let hash = fields.chain_hash(&self.head_hash);
+        let hash = fields.chain_hash(&self.audit_key, &self.head_hash);
         sqlx::query(
             "INSERT INTO audit_events (seq, realm, at, actor, action, target, client_ip, result, detail, prev_hash, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

@@ -144,11 +144,25 @@ async fn realm_policy_limits_personal_keys(backend: Backend) {
         )
         .await;
     assert_eq!(policy.status, 200, "{}", policy.text);
-    let answer = server.post("/api/v1/users/me/api-keys", &key, json!({"name": "no"})).await;
+    // Disallowing personal keys refuses the ones already handed out, on the next request
+    // (as an organisation turning off personal access tokens does), and refuses new ones.
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 401);
+    let answer = server.post(&format!("/api/v1/users/{user}/api-keys"), &admin, json!({"name": "no"})).await;
     assert_eq!(answer.status, 403, "{}", answer.text);
     assert!(
         answer.json()["detail"].as_str().unwrap().contains("only service accounts may hold long-lived credentials")
     );
+    // Allowing them again restores the keys that were never revoked.
+    let policy = server
+        .call(
+            "PUT",
+            "/api/v1/realm/policy",
+            Via::Bearer(&admin),
+            Some(json!({"userApiKeysAllowed": true, "userApiKeyMaxLifetimeDays": 30})),
+        )
+        .await;
+    assert_eq!(policy.status, 200, "{}", policy.text);
+    assert_eq!(server.get("/v4/users/self", &key).await.status, 200);
     assert_eq!(server.get("/api/v1/realm/policy", &key).await.status, 403, "policy is admin only");
 }
 on_each_store!(realm_policy_limits_personal_keys);

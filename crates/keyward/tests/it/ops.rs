@@ -12,7 +12,7 @@ async fn health_metrics_and_openapi_are_served(backend: Backend) {
     server.get("/api/v1/users", "kwu_nope").await;
     let metrics = server.call("GET", "/metrics", Via::None, None).await.text;
     assert!(metrics.contains("keyward_authentications_total{kind=\"admin_key\",result=\"ok\"}"), "{metrics}");
-    assert!(metrics.contains("result=\"malformed\""), "{metrics}");
+    assert!(metrics.contains("keyward_authentications_total{kind=\"unknown\",result=\"refused\"}"), "{metrics}");
     assert!(metrics.contains("keyward_http_request_duration_seconds_bucket"), "{metrics}");
 
     let openapi = server.call("GET", "/api/v1/openapi.json", Via::None, None).await.json();

@@ -73,13 +73,31 @@ async fn create_key(
         .map_err(|detail| ApiError::invalid("description", detail))?;
     if let Some(audience) = &body.audience {
         validate::audience(audience).map_err(|detail| ApiError::invalid("audience", detail))?;
+        if !state.config.known_audiences().any(|known| known == audience) {
+            let known: Vec<&str> = state.config.known_audiences().collect();
+            return Err(ApiError::invalid(
+                "audience",
+                format!("no header serves this audience; configured audiences: {}", known.join(", ")),
+            ));
+        }
     }
     let realm = state.realm(caller.realm_id).ok_or(ApiError::NotFound("realm"))?;
     let now = OffsetDateTime::now_utc();
-    let expires_at = realm.user_key_policy.expiry_for_new_key(body.expires_at, now).map_err(|error| match error {
-        PolicyError::UserKeysDisabled => ApiError::Forbidden(error.to_string()),
-        other => ApiError::invalid("expiresAt", other.to_string()),
-    })?;
+    let mut expires_at =
+        realm.user_key_policy.expiry_for_new_key(body.expires_at, now).map_err(|error| match error {
+            PolicyError::UserKeysDisabled => ApiError::Forbidden(error.to_string()),
+            other => ApiError::invalid("expiresAt", other.to_string()),
+        })?;
+    // A key never outlives the key that made it, so a stolen key cannot renew itself.
+    if let Some(limit) = caller.credential_expires_at.and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok()) {
+        if body.expires_at.is_some_and(|requested| requested > limit) {
+            return Err(ApiError::invalid(
+                "expiresAt",
+                "must not be later than the expiry of the key you are calling with",
+            ));
+        }
+        expires_at = expires_at.min(limit);
+    }
     let secret = Secret::generate(CredentialKind::UserApiKey, &mut rand_core::UnwrapErr(rand_core::OsRng));
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;

@@ -3,7 +3,7 @@
 use crate::api::{audit_event, commit, decode_cursor, new_public_id, next_cursor, page_limit, parse_id, require_admin};
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, IdentifiedCaller};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -265,6 +265,13 @@ pub async fn revoke_role(
     require_admin(&caller)?;
     let row = load_user(&state, &caller, &id).await?;
     let role = parse_role(&role)?;
+    let is_self = caller.principal.as_ref().is_some_and(|principal| principal.id == row.id);
+    if is_self && role == Role::Admin {
+        return Err(ApiError::Conflict {
+            field: Some("role".to_string()),
+            detail: "You cannot take the admin role from yourself; ask another administrator.".to_string(),
+        });
+    }
     let mut mutation = state.store.begin().await?;
     mutation.revoke_user_role(row.id, role).await?;
     let event = audit_event(&caller, "user.role.revoke", format!("user:{}", row.public_id), role.as_str().to_string());
@@ -274,7 +281,7 @@ pub async fn revoke_role(
 
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
     responses((status = 200, body = User), (status = 401, body = proto::Problem)))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
+pub async fn me(State(state): State<AppState>, IdentifiedCaller(caller): IdentifiedCaller) -> ApiResult<Json<User>> {
     let row = caller_user(&state, &caller).await?;
     Ok(Json(user_dto(&state, row).await?))
 }
