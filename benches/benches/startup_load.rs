@@ -1,9 +1,10 @@
 //! How long a server takes to load 1,000,000 credentials from SQLite at start:
 //! `AppState::load` end to end, timed over several runs.
 //!
-//! The baseline, measured in the same runs, is reading the same rows with the same
-//! query through sqlx's own SQLite driver and dropping them: what getting the data out
-//! of the database costs before keyward does anything with it. Building the index from
+//! The baseline, measured in the same runs, is reading the same rows one row at a time
+//! through sqlx's own SQLite driver and dropping them: the plain way to get the data out
+//! of the database (and how `AppState::load` read it before it asked SQLite to pack
+//! each id range into one value). Building the index from
 //! rows already in memory is timed too, to show where the rest goes.
 //!
 //! Whole-system timing, so a plain binary rather than criterion: one load takes seconds,
@@ -74,8 +75,8 @@ async fn insert_credentials(url: &str, realm_id: i64, count: usize) -> sqlx::Res
 
 type IndexRow = (i64, i64, String, Option<i64>, Option<String>, Vec<u8>, Option<i64>);
 
-/// The baseline: the query `AppState::load` runs, through sqlx's native SQLite driver,
-/// decoding every column into owned values and dropping them.
+/// The baseline: the index columns of every active row, one row at a time through sqlx's
+/// native SQLite driver, decoded into owned values and dropped.
 async fn read_rows(url: &str) -> sqlx::Result<usize> {
     let pool = SqlitePoolOptions::new().max_connections(1).connect(url).await?;
     let mut rows = sqlx::query_as::<_, IndexRow>(

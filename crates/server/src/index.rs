@@ -224,6 +224,15 @@ impl Index {
         }
     }
 
+    /// Adds many credentials under one write lock.
+    pub fn upsert_credentials(&self, credentials: &[IndexedCredential]) {
+        if let Ok(mut inner) = self.credentials.write() {
+            for credential in credentials {
+                inner.upsert(credential);
+            }
+        }
+    }
+
     pub fn remove_credential(&self, digest: &SecretDigest) {
         if let Ok(mut inner) = self.credentials.write() {
             inner.remove(digest);

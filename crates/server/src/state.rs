@@ -62,10 +62,11 @@ impl AppState {
     /// the change sequence read before loading.
     pub async fn load(store: Store, pepper: Pepper, config: ServerConfig) -> StoreResult<AppState> {
         let start_seq = store.last_change_seq().await?;
+        let credentials = store.active_credentials().await?;
         let (audit_queue, receiver) = mpsc::channel(AUDIT_QUEUE);
         let inner = Inner {
             store,
-            index: Index::default(),
+            index: Index::with_capacity(credentials.len()),
             pepper,
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
@@ -82,8 +83,7 @@ impl AppState {
         for principal in state.store.load_principals().await? {
             state.index.upsert_principal(PrincipalInfo::from(principal));
         }
-        let index = &state.index;
-        state.store.for_each_active_credential(|credential| index.upsert_credential(&credential)).await?;
+        state.index.upsert_credentials(&credentials);
         Ok(state)
     }
 

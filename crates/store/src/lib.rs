@@ -147,6 +147,13 @@ impl Store {
         self.audit_key.clone().ok_or_else(|| StoreError::Database("no audit key configured".to_string()))
     }
 
+    /// How many connections the start-up credential read uses at once. Four overlaps the
+    /// database's work with parsing even on two cores (docs/benchmarks.md, section 3), and
+    /// leaves the rest of the pool free.
+    pub(crate) fn read_parallelism(&self) -> usize {
+        4
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

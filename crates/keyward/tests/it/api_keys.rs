@@ -174,6 +174,7 @@ async fn a_revoked_key_stays_refused_after_kill_9_and_restart(backend: Backend) 
     let user = create_user(&server, &admin, "kim").await;
     let (revoked_id, revoked) = create_key(&server, &admin, &user, json!({"name": "old"})).await;
     let (_, kept) = create_key(&server, &admin, &user, json!({"name": "new"})).await;
+    let (_, monitor) = create_key(&server, &admin, &user, json!({"name": "dmm", "audience": "model-monitor"})).await;
     let answer =
         server.call("DELETE", &format!("/api/v1/users/{user}/api-keys/{revoked_id}"), Via::Bearer(&admin), None).await;
     assert_eq!(answer.status, 204);
@@ -182,6 +183,11 @@ async fn a_revoked_key_stays_refused_after_kill_9_and_restart(backend: Backend) 
     assert!(!server.stderr_text().contains("kwa_"), "no second bootstrap key while an admin exists");
     assert_eq!(server.get("/v4/users/self", &revoked).await.status, 401);
     assert_eq!(server.get("/v4/users/self", &kept).await.status, 200);
+    assert_eq!(server.get("/api/v1/users", &admin).await.status, 200, "admin keys load too");
+    // The audience is loaded with the key: still only good behind its own header.
+    let dmm = server.call("GET", "/v4/users/self", Via::Header("X-DMM-API-KEY", &monitor), None).await;
+    assert_eq!(dmm.status, 200, "{}", dmm.text);
+    assert_eq!(server.get("/v4/users/self", &monitor).await.status, 401);
 }
 on_each_store!(a_revoked_key_stays_refused_after_kill_9_and_restart);
 
