@@ -205,3 +205,47 @@ async fn a_second_server_on_the_same_store_honours_revocation_within_a_second(ba
     second.wait_for_status("/v4/users/self", &key, 401, Duration::from_secs(1)).await;
 }
 on_each_store!(a_second_server_on_the_same_store_honours_revocation_within_a_second);
+
+/// A key bound to an audience is for that audience's service only: it cannot manage
+/// keys, act as an admin, or mint keys; and no key mints one that outlives it.
+async fn audience_bound_and_short_lived_keys_cannot_widen_themselves(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let user = create_user(&server, &admin, "nia").await;
+    let grant = server.call("PUT", &format!("/api/v1/users/{user}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let (_, monitor) = create_key(&server, &admin, &user, json!({"name": "dmm", "audience": "model-monitor"})).await;
+    let dmm = |key| Via::Header("X-DMM-API-KEY", key);
+    for (method, path) in [("GET", "/api/v1/users/me/api-keys"), ("GET", "/api/v1/users"), ("GET", "/api/v1/audit")] {
+        let answer = server.call(method, path, dmm(&monitor), None).await;
+        assert_eq!(answer.status, 403, "{method} {path}: {}", answer.text);
+    }
+    let mint = server.call("POST", "/api/v1/users/me/api-keys", dmm(&monitor), Some(json!({"name": "x"}))).await;
+    assert_eq!(mint.status, 403, "{}", mint.text);
+    // Who am I still answers: that is what the model monitor asks.
+    assert_eq!(server.call("GET", "/api/v1/users/me", dmm(&monitor), None).await.status, 200);
+
+    let unknown = server
+        .post(&format!("/api/v1/users/{user}/api-keys"), &admin, json!({"name": "odd", "audience": "elsewhere"}))
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    assert_eq!(unknown.json()["field"], "audience");
+
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (_, short) = create_key(&server, &admin, &user, json!({"name": "short", "expiresAt": soon})).await;
+    let longer = server.post("/api/v1/users/me/api-keys", &short, json!({"name": "longer", "expiresAt": later})).await;
+    assert_eq!(longer.status, 422, "{}", longer.text);
+    assert_eq!(longer.json()["field"], "expiresAt");
+    let capped = server.post("/api/v1/users/me/api-keys", &short, json!({"name": "capped"})).await;
+    assert_eq!(capped.status, 201, "{}", capped.text);
+    let capped_at = capped.json()["expiresAt"].as_str().unwrap().to_string();
+    let parse = |text: &str| time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(parse(&capped_at) <= parse(&soon), "{capped_at} is capped at the calling key's {soon}");
+}
+on_each_store!(audience_bound_and_short_lived_keys_cannot_widen_themselves);
