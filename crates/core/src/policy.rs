@@ -23,7 +23,7 @@ pub enum PolicyError {
     UserKeysDisabled,
     #[error("expiresAt must be in the future")]
     ExpiryInPast,
-    #[error("expiresAt is beyond this realm's maximum key lifetime of {max_days} days")]
+    #[error("expiresAt is beyond this realm's maximum lifetime of {max_days} days for this kind of credential")]
     ExpiryTooFar { max_days: i64 },
 }
 
@@ -45,6 +45,40 @@ impl UserKeyPolicy {
             Some(at) if at > latest => Err(PolicyError::ExpiryTooFar { max_days: self.max_lifetime.whole_days() }),
             Some(at) => Ok(at),
         }
+    }
+}
+
+/// A realm's rules for service-account tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceTokenPolicy {
+    /// The longest lifetime a token may be given.
+    pub max_lifetime: Duration,
+}
+
+impl ServiceTokenPolicy {
+    /// A token's lifetime when none is asked for: four months.
+    pub const DEFAULT_LIFETIME: Duration = Duration::days(120);
+
+    /// Decides the expiry of a new service-account token: the requested one if it is in
+    /// the future and within the maximum, else 120 days (or the maximum, if shorter).
+    pub fn expiry_for_new_token(
+        &self,
+        requested: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, PolicyError> {
+        let latest = now + self.max_lifetime;
+        match requested {
+            None => Ok(now + Self::DEFAULT_LIFETIME.min(self.max_lifetime)),
+            Some(at) if at <= now => Err(PolicyError::ExpiryInPast),
+            Some(at) if at > latest => Err(PolicyError::ExpiryTooFar { max_days: self.max_lifetime.whole_days() }),
+            Some(at) => Ok(at),
+        }
+    }
+}
+
+impl Default for ServiceTokenPolicy {
+    fn default() -> Self {
+        ServiceTokenPolicy { max_lifetime: Duration::days(365) }
     }
 }
 
@@ -74,5 +108,22 @@ mod tests {
         let error = policy.expiry_for_new_key(None, datetime!(2026-01-01 00:00 UTC));
         assert_eq!(error, Err(PolicyError::UserKeysDisabled));
         assert!(PolicyError::UserKeysDisabled.to_string().contains("only service accounts"));
+    }
+
+    #[test]
+    fn service_tokens_last_four_months_unless_asked_within_the_maximum() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let policy = ServiceTokenPolicy::default();
+        let cases = [
+            (None, Ok(datetime!(2026-05-01 00:00 UTC))),
+            (Some(datetime!(2026-12-31 00:00 UTC)), Ok(datetime!(2026-12-31 00:00 UTC))),
+            (Some(now), Err(PolicyError::ExpiryInPast)),
+            (Some(datetime!(2027-01-02 00:00 UTC)), Err(PolicyError::ExpiryTooFar { max_days: 365 })),
+        ];
+        for (requested, expected) in cases {
+            assert_eq!(policy.expiry_for_new_token(requested, now), expected, "{requested:?}");
+        }
+        let short = ServiceTokenPolicy { max_lifetime: Duration::days(30) };
+        assert_eq!(short.expiry_for_new_token(None, now), Ok(datetime!(2026-01-31 00:00 UTC)));
     }
 }

@@ -184,6 +184,10 @@ pub struct UserKeyPolicy {
     pub user_api_keys_allowed: bool,
     /// The longest lifetime of a personal API key, in days (1 to 3650).
     pub user_api_key_max_lifetime_days: i64,
+    /// The longest lifetime of a service-account token, in days (1 to 3650; default
+    /// 365). Left out of a `PUT`, it stays as it is.
+    #[serde(default)]
+    pub service_token_max_lifetime_days: Option<i64>,
 }
 
 /// `GET /v4/users/self`, exactly as platform clients expect it.
@@ -240,4 +244,147 @@ pub struct AuditQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     pub status: String,
+}
+
+/// `POST /v4/serviceAccounts` and `POST /api/v1/service-accounts`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateServiceAccount {
+    /// 3 to 64 characters of a-z, 0-9, '.', '_' and '-'; unique in the realm.
+    pub username: String,
+    /// Unique in the realm, compared case-insensitively; plus addressing allowed.
+    pub email: String,
+}
+
+/// A service account as `POST /v4/serviceAccounts` answers it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V4ServiceAccountCreated {
+    pub email: String,
+    /// 24 hex digits.
+    pub id: String,
+    /// A UUID; the id in `/v4/serviceAccounts/{idpId}/…` paths.
+    pub idp_id: String,
+    pub user_name: String,
+}
+
+/// A service account as `GET /v4/serviceAccounts` lists it: both spellings of the
+/// user name, so clients written either way work.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct V4ServiceAccount {
+    pub email: String,
+    pub id: String,
+    #[serde(rename = "idpId")]
+    pub idp_id: String,
+    pub username: String,
+    #[serde(rename = "userName")]
+    pub user_name: String,
+}
+
+/// `POST /v4/serviceAccounts/{idpId}/tokens` and `POST /api/v1/service-accounts/{id}/tokens`.
+/// Give at most one of `expiresAt` and `lifetimeDays`; with neither, the token lasts
+/// 120 days.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateServiceToken {
+    /// 1 to 100 characters, no slashes; unique among the account's valid tokens.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub lifetime_days: Option<i64>,
+}
+
+/// A service-account token as the v4 routes show it; `token` only in the answer that
+/// creates it.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct V4ServiceToken {
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub is_valid: bool,
+    pub name: String,
+    pub service_account_idp_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for V4ServiceToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("V4ServiceToken")
+            .field("name", &self.name)
+            .field("service_account_idp_id", &self.service_account_idp_id)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service account in the native API.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    pub id: String,
+    pub idp_id: String,
+    pub username: String,
+    pub email: String,
+    /// False once deactivated: every token was invalidated and no new one is issued.
+    pub enabled: bool,
+    pub roles: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A service-account token in the native API (never the secret).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceToken {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    pub service_account_id: String,
+    pub service_account_idp_id: String,
+    pub service_account_username: String,
+    /// Not invalidated, not expired, and the account is active.
+    pub is_valid: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who made it, as the audit log names them.
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub invalidated_at: Option<OffsetDateTime>,
+}
+
+/// A new token and its secret, shown in this answer only.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedServiceToken {
+    #[serde(flatten)]
+    pub token: ServiceToken,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedServiceToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("CreatedServiceToken").field("token", &self.token).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExpiringQuery {
+    /// A duration such as `30d`, `12h` or `90m` (at most 3650 days).
+    pub expiring_within: String,
 }

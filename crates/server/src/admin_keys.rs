@@ -47,7 +47,14 @@ pub async fn create(store: &Store, pepper: &Pepper, realm: &RealmRow, name: &str
 }
 
 pub async fn list(store: &Store, realm: &RealmRow) -> StoreResult<Vec<CredentialRow>> {
-    store.list_credentials(CredentialQuery { realm_id: realm.id, kind: CredentialKind::AdminKey, owner_id: None }).await
+    store
+        .list_credentials(CredentialQuery {
+            realm_id: realm.id,
+            kind: CredentialKind::AdminKey,
+            owner_id: None,
+            include_revoked: false,
+        })
+        .await
 }
 
 /// Deletes (revokes) the admin key named by its secret or its id. Returns the row.

@@ -132,6 +132,7 @@ impl AppState {
         match self.verify(headers, client_ip, now_secs) {
             Ok(caller) => {
                 self.record_use(caller.credential_id, store::to_ms(now));
+                self.note_near_expiry(&caller, now_secs);
                 crate::metrics::authentication(caller.kind.as_str(), "ok");
                 Ok(caller)
             }

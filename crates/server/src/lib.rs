@@ -41,7 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
-    use api::{api_keys, audit, groups, realm, users};
+    use api::{api_keys, audit, groups, realm, service_accounts as accounts, users};
     // Install the recorder before anything counts.
     let _ = metrics::handle();
     let routes = Router::new()
@@ -61,6 +61,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/groups/{id}/roles/{role}", put(groups::grant_group_role).delete(groups::revoke_group_role))
         .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
         .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/service-accounts", post(accounts::create).get(accounts::list))
+        .route("/api/v1/service-accounts/tokens", get(accounts::expiring_tokens))
+        .route("/api/v1/service-accounts/{id}", get(accounts::get_one))
+        .route("/api/v1/service-accounts/{id}/deactivate", post(accounts::deactivate))
+        .route("/api/v1/service-accounts/{id}/activate", post(accounts::activate))
+        .route("/api/v1/service-accounts/{id}/tokens", post(accounts::create_token).get(accounts::list_tokens))
+        .route("/api/v1/service-accounts/{id}/tokens/{token_id}", axum::routing::delete(accounts::invalidate_token))
+        .route("/v4/serviceAccounts", post(compat::v4_create_service_account).get(compat::v4_list_service_accounts))
+        .route("/v4/serviceAccounts/{idp_id}/tokens", post(compat::v4_create_token).get(compat::v4_list_tokens))
+        .route("/v4/serviceAccounts/{idp_id}/tokens/{name}/invalidate", post(compat::v4_invalidate_token))
+        .route("/v4/serviceAccounts/{idp_id}/deactivate", post(compat::v4_deactivate))
+        .route("/v4/serviceAccounts/{idp_id}/activate", post(compat::v4_activate))
         .route("/v4/users/self", get(compat::users_self))
         .route("/api/user/me", get(compat::api_user_me))
         .route("/healthz", get(ops::healthz))

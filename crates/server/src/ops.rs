@@ -26,6 +26,15 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
 
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     metrics::gauge!("keyward_indexed_credentials").set(state.index.credential_count() as f64);
+    // Service-account tokens that stop working within a week, per realm: alert on these.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let week = crate::state::NEAR_EXPIRY.whole_seconds();
+    let expiring = state.index.count_expiring(keyward_core::CredentialKind::ServiceAccountToken, now, now + week);
+    for realm in state.realm_list() {
+        let count = expiring.get(&realm.id).copied().unwrap_or(0);
+        metrics::gauge!("keyward_service_account_tokens_expiring", "realm" => realm.name.clone(), "within" => "7d")
+            .set(count as f64);
+    }
     let body = crate::metrics::handle().map(|handle| handle.render()).unwrap_or_default();
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

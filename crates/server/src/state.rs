@@ -5,7 +5,7 @@ use crate::feed::ChangeFeed;
 use crate::index::{Index, PrincipalInfo};
 use crate::throttle::Throttle;
 use keyward_core::Pepper;
-use keyward_core::policy::UserKeyPolicy;
+use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use store::{NewAuditEvent, RealmRow, Store, StoreResult};
@@ -19,11 +19,18 @@ pub struct RealmInfo {
     pub name: String,
     pub enabled: bool,
     pub user_key_policy: UserKeyPolicy,
+    pub service_token_policy: ServiceTokenPolicy,
 }
 
 impl From<RealmRow> for RealmInfo {
     fn from(row: RealmRow) -> Self {
-        RealmInfo { id: row.id, name: row.name, enabled: row.enabled, user_key_policy: row.user_key_policy }
+        RealmInfo {
+            id: row.id,
+            name: row.name,
+            enabled: row.enabled,
+            user_key_policy: row.user_key_policy,
+            service_token_policy: row.service_token_policy,
+        }
     }
 }
 
@@ -37,6 +44,8 @@ pub struct Inner {
     pub feed: ChangeFeed,
     /// Credential id → last use (unix ms), written in batches.
     pub last_used: Mutex<HashMap<i64, i64>>,
+    /// Credential id → the day (unix days) its near-expiry use was last audited.
+    pub near_expiry_noted: Mutex<HashMap<i64, i64>>,
     /// Failed authentications on their way to the audit log, so the refusal itself
     /// never waits on the database.
     pub audit_queue: mpsc::Sender<NewAuditEvent>,
@@ -56,6 +65,10 @@ impl std::ops::Deref for AppState {
 
 const AUDIT_QUEUE: usize = 10_000;
 
+/// A service-account token used this close to its expiry leaves an audit event (once a
+/// day per token and node), and counts in `keyward_service_account_tokens_expiring`.
+pub const NEAR_EXPIRY: time::Duration = time::Duration::days(7);
+
 impl AppState {
     /// Loads realms, principals and every active credential into memory. Changes that
     /// land while loading are replayed by the first poll, because the feed starts at
@@ -73,6 +86,7 @@ impl AppState {
             realms: RwLock::new(HashMap::new()),
             feed: ChangeFeed::starting_at(start_seq),
             last_used: Mutex::new(HashMap::new()),
+            near_expiry_noted: Mutex::new(HashMap::new()),
             audit_queue,
             audit_receiver: Mutex::new(Some(receiver)),
         };
@@ -91,6 +105,48 @@ impl AppState {
         if let Ok(mut realms) = self.realms.write() {
             realms.insert(realm.id, Arc::new(RealmInfo::from(realm)));
         }
+    }
+
+    pub fn realm_list(&self) -> Vec<Arc<RealmInfo>> {
+        self.realms.read().map(|realms| realms.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Audits the use of a service-account token that expires within [`NEAR_EXPIRY`],
+    /// at most once a day per token on this node. The event names the token by its
+    /// public id, which the index does not keep, so it is looked up off the request path.
+    pub fn note_near_expiry(&self, caller: &crate::Caller, now_secs: i64) {
+        let Some(expires_at) = caller.credential_expires_at else { return };
+        if caller.kind != keyward_core::CredentialKind::ServiceAccountToken
+            || expires_at - now_secs > NEAR_EXPIRY.whole_seconds()
+        {
+            return;
+        }
+        let day = now_secs.div_euclid(86_400);
+        let first_today = match self.near_expiry_noted.lock() {
+            Ok(mut noted) => noted.insert(caller.credential_id, day) != Some(day),
+            Err(_) => false,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if !first_today {
+            return;
+        }
+        let state = self.clone();
+        let (credential_id, actor, client_ip, realm) =
+            (caller.credential_id, caller.actor(), caller.client_ip.to_string(), caller.realm_name.clone());
+        runtime.spawn(async move {
+            let Ok(token) = state.store.credential_by_id(credential_id).await else { return };
+            let expires = token.expires_at.map(|at| at.unix_timestamp()).unwrap_or(expires_at);
+            state.queue_audit(NewAuditEvent {
+                realm,
+                at: time::OffsetDateTime::now_utc(),
+                actor,
+                action: "service_token.near_expiry".to_string(),
+                target: format!("service_token:{}", token.public_id),
+                client_ip,
+                result: "ok".to_string(),
+                detail: format!("{} expires in {} h", token.name, (expires - now_secs).max(0) / 3600),
+            });
+        });
     }
 
     pub fn realm(&self, id: i64) -> Option<Arc<RealmInfo>> {
@@ -162,7 +218,11 @@ async fn prune_throttle_periodically(state: AppState) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         ticker.tick().await;
-        state.throttle.prune(time::OffsetDateTime::now_utc().unix_timestamp());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        state.throttle.prune(now);
+        if let Ok(mut noted) = state.near_expiry_noted.lock() {
+            noted.retain(|_, day| *day >= now.div_euclid(86_400));
+        }
     }
 }
 

@@ -141,6 +141,8 @@ pub struct CredentialQuery {
     pub kind: CredentialKind,
     /// `None` lists credentials without an owner (admin keys).
     pub owner_id: Option<i64>,
+    /// Also list revoked credentials (newest history included), not only active ones.
+    pub include_revoked: bool,
 }
 
 impl Store {
@@ -235,15 +237,53 @@ impl Store {
     /// Active credentials of one kind and owner, oldest first.
     pub async fn list_credentials(&self, query: CredentialQuery) -> StoreResult<Vec<CredentialRow>> {
         let owner_clause = if query.owner_id.is_some() { "owner_id = $3" } else { "owner_id IS NULL" };
+        let revoked_clause = if query.include_revoked { "" } else { "AND revoked_at IS NULL" };
         let sql = format!(
             "SELECT {ROW_COLUMNS} FROM credentials WHERE realm_id = $1 AND kind = $2 AND {owner_clause} \
-             AND revoked_at IS NULL ORDER BY id"
+             {revoked_clause} ORDER BY id"
         );
         let mut statement = sqlx::query(&sql).bind(query.realm_id).bind(query.kind.as_str());
         if let Some(owner_id) = query.owner_id {
             statement = statement.bind(owner_id);
         }
         let rows = statement.fetch_all(&self.pool).await?;
+        rows.iter().map(row_from).collect()
+    }
+
+    /// The active (not revoked) credential of this kind that `owner_id` holds under `name`.
+    pub async fn active_credential_named(
+        &self,
+        owner_id: i64,
+        kind: CredentialKind,
+        name: &str,
+    ) -> StoreResult<CredentialRow> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM credentials WHERE owner_id = $1 AND kind = $2 AND name = $3 \
+             AND revoked_at IS NULL"
+        );
+        let row = sqlx::query(&sql).bind(owner_id).bind(kind.as_str()).bind(name).fetch_one(&self.pool).await?;
+        row_from(&row)
+    }
+
+    /// A realm's active credentials of one kind that expire in `[from, until)`, soonest first.
+    pub async fn credentials_expiring(
+        &self,
+        realm_id: i64,
+        kind: CredentialKind,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Vec<CredentialRow>> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM credentials WHERE realm_id = $1 AND kind = $2 AND revoked_at IS NULL \
+             AND expires_at >= $3 AND expires_at < $4 ORDER BY expires_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(realm_id)
+            .bind(kind.as_str())
+            .bind(to_ms(from))
+            .bind(to_ms(until))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(row_from).collect()
     }
 
@@ -321,6 +361,48 @@ impl Mutation {
             return Err(StoreError::NotFound);
         }
         self.changed(crate::ChangeEntity::Credential, id).await
+    }
+
+    /// Revokes every active credential of `kind` that `owner_id` holds; returns how many.
+    pub async fn revoke_owned(&mut self, owner_id: i64, kind: CredentialKind, now: OffsetDateTime) -> StoreResult<u64> {
+        let rows = sqlx::query(
+            "UPDATE credentials SET revoked_at = $1 WHERE owner_id = $2 AND kind = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(to_ms(now))
+        .bind(owner_id)
+        .bind(kind.as_str())
+        .fetch_all(self.connection())
+        .await?;
+        for row in &rows {
+            self.changed(crate::ChangeEntity::Credential, row.try_get("id")?).await?;
+        }
+        Ok(rows.len() as u64)
+    }
+
+    /// Marks expired, unrevoked credentials of `owner_id` named `name` as revoked at
+    /// their expiry, so the name is free for a new one: names are unique among valid
+    /// credentials only.
+    pub async fn retire_expired_named(
+        &mut self,
+        owner_id: i64,
+        kind: CredentialKind,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let rows = sqlx::query(
+            "UPDATE credentials SET revoked_at = expires_at WHERE owner_id = $1 AND kind = $2 AND name = $3 \
+             AND revoked_at IS NULL AND expires_at <= $4 RETURNING id",
+        )
+        .bind(owner_id)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(to_ms(now))
+        .fetch_all(self.connection())
+        .await?;
+        for row in &rows {
+            self.changed(crate::ChangeEntity::Credential, row.try_get("id")?).await?;
+        }
+        Ok(())
     }
 }
 

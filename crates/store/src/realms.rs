@@ -1,7 +1,7 @@
 //! Realms (tenants) and their policies.
 
 use crate::{Mutation, Store, StoreResult, flag, to_ms};
-use keyward_core::policy::UserKeyPolicy;
+use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::{Duration, OffsetDateTime};
@@ -12,9 +12,11 @@ pub struct RealmRow {
     pub name: String,
     pub enabled: bool,
     pub user_key_policy: UserKeyPolicy,
+    pub service_token_policy: ServiceTokenPolicy,
 }
 
-const REALM_COLUMNS: &str = "id, name, enabled, user_keys_allowed, user_key_max_lifetime_secs";
+const REALM_COLUMNS: &str =
+    "id, name, enabled, user_keys_allowed, user_key_max_lifetime_secs, service_token_max_lifetime_secs";
 
 fn realm_from_row(row: &AnyRow) -> StoreResult<RealmRow> {
     Ok(RealmRow {
@@ -24,6 +26,9 @@ fn realm_from_row(row: &AnyRow) -> StoreResult<RealmRow> {
         user_key_policy: UserKeyPolicy {
             allowed: row.try_get::<i64, _>("user_keys_allowed")? != 0,
             max_lifetime: Duration::seconds(row.try_get("user_key_max_lifetime_secs")?),
+        },
+        service_token_policy: ServiceTokenPolicy {
+            max_lifetime: Duration::seconds(row.try_get("service_token_max_lifetime_secs")?),
         },
     })
 }
@@ -80,6 +85,15 @@ impl Mutation {
     pub async fn set_user_key_policy(&mut self, realm_id: i64, policy: UserKeyPolicy) -> StoreResult<()> {
         sqlx::query("UPDATE realms SET user_keys_allowed = $1, user_key_max_lifetime_secs = $2 WHERE id = $3")
             .bind(flag(policy.allowed))
+            .bind(policy.max_lifetime.whole_seconds())
+            .bind(realm_id)
+            .execute(self.connection())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_service_token_policy(&mut self, realm_id: i64, policy: ServiceTokenPolicy) -> StoreResult<()> {
+        sqlx::query("UPDATE realms SET service_token_max_lifetime_secs = $1 WHERE id = $2")
             .bind(policy.max_lifetime.whole_seconds())
             .bind(realm_id)
             .execute(self.connection())

@@ -12,6 +12,8 @@ pub struct NewUser<'a> {
     pub public_id: &'a str,
     pub realm_id: i64,
     pub kind: &'a str,
+    /// The identity-provider id (a UUID) of a service account; `None` for people.
+    pub idp_id: Option<&'a str>,
     pub username: &'a str,
     pub email: &'a str,
     pub email_key: &'a str,
@@ -27,6 +29,7 @@ pub struct UserRow {
     pub public_id: String,
     pub realm_id: i64,
     pub kind: String,
+    pub idp_id: Option<String>,
     pub username: String,
     pub email: String,
     pub first_name: String,
@@ -59,7 +62,7 @@ pub struct PrincipalRow {
     pub roles: RoleSet,
 }
 
-const USER_COLUMNS: &str = "id, public_id, realm_id, kind, username, email, first_name, last_name, avatar_url, \
+const USER_COLUMNS: &str = "id, public_id, realm_id, kind, idp_id, username, email, first_name, last_name, avatar_url, \
      enabled, created_at, updated_at";
 
 fn user_from_row(row: &AnyRow) -> StoreResult<UserRow> {
@@ -68,6 +71,7 @@ fn user_from_row(row: &AnyRow) -> StoreResult<UserRow> {
         public_id: row.try_get("public_id")?,
         realm_id: row.try_get("realm_id")?,
         kind: row.try_get("kind")?,
+        idp_id: row.try_get("idp_id")?,
         username: row.try_get("username")?,
         email: row.try_get("email")?,
         first_name: row.try_get("first_name")?,
@@ -97,10 +101,32 @@ impl Store {
         user_from_row(&row)
     }
 
+    /// The service account with this identity-provider id, in this realm.
+    pub async fn user_by_idp_id(&self, realm_id: i64, idp_id: &str) -> StoreResult<UserRow> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND idp_id = $2");
+        let row = sqlx::query(&sql).bind(realm_id).bind(idp_id).fetch_one(&self.pool).await?;
+        user_from_row(&row)
+    }
+
     /// One page of a realm's users in creation order, after the user with id `after`.
     pub async fn list_users(&self, realm_id: i64, after: i64, limit: i64) -> StoreResult<Vec<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND id > $2 ORDER BY id LIMIT $3");
         let rows = sqlx::query(&sql).bind(realm_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// One page of a realm's users of one kind (`user` or `service`), as `list_users`.
+    pub async fn list_users_of_kind(
+        &self,
+        realm_id: i64,
+        kind: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND kind = $2 AND id > $3 ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql).bind(realm_id).bind(kind).bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -186,7 +212,8 @@ impl Mutation {
     pub async fn insert_user(&mut self, new: &NewUser<'_>) -> StoreResult<i64> {
         let row = sqlx::query(
             "INSERT INTO users (public_id, realm_id, kind, username, email, email_key, first_name, last_name, \
-             avatar_url, enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) RETURNING id",
+             avatar_url, enabled, created_at, updated_at, idp_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) RETURNING id",
         )
         .bind(new.public_id)
         .bind(new.realm_id)
@@ -198,6 +225,7 @@ impl Mutation {
         .bind(new.last_name)
         .bind(new.avatar_url)
         .bind(to_ms(new.now))
+        .bind(new.idp_id)
         .fetch_one(self.connection())
         .await?;
         let id: i64 = row.try_get("id")?;

@@ -135,6 +135,7 @@ async fn keys_of(state: &AppState, user: &UserRow) -> ApiResult<Vec<ApiKey>> {
             realm_id: user.realm_id,
             kind: CredentialKind::UserApiKey,
             owner_id: Some(user.id),
+            include_revoked: false,
         })
         .await?;
     Ok(rows.into_iter().map(api_key_dto).collect())

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod groups;
 pub mod realm;
+pub mod service_accounts;
 pub mod users;
 
 use crate::authn::Caller;

@@ -12,10 +12,11 @@ use proto::UserKeyPolicy;
 use store::ChangeEntity;
 use time::Duration;
 
-fn policy_dto(policy: policy::UserKeyPolicy) -> UserKeyPolicy {
+fn policy_dto(policy: policy::UserKeyPolicy, tokens: policy::ServiceTokenPolicy) -> UserKeyPolicy {
     UserKeyPolicy {
         user_api_keys_allowed: policy.allowed,
         user_api_key_max_lifetime_days: policy.max_lifetime.whole_days(),
+        service_token_max_lifetime_days: Some(tokens.max_lifetime.whole_days()),
     }
 }
 
@@ -23,7 +24,7 @@ fn policy_dto(policy: policy::UserKeyPolicy) -> UserKeyPolicy {
 pub async fn get_policy(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserKeyPolicy>> {
     require_admin(&caller)?;
     let realm = state.realm(caller.realm_id).ok_or(ApiError::NotFound("realm"))?;
-    Ok(Json(policy_dto(realm.user_key_policy)))
+    Ok(Json(policy_dto(realm.user_key_policy, realm.service_token_policy)))
 }
 
 #[utoipa::path(put, path = "/api/v1/realm/policy", tag = "realm", request_body = UserKeyPolicy,
@@ -37,18 +38,29 @@ pub async fn put_policy(
     if !(1..=3650).contains(&body.user_api_key_max_lifetime_days) {
         return Err(ApiError::invalid("userApiKeyMaxLifetimeDays", "must be between 1 and 3650"));
     }
+    if body.service_token_max_lifetime_days.is_some_and(|days| !(1..=3650).contains(&days)) {
+        return Err(ApiError::invalid("serviceTokenMaxLifetimeDays", "must be between 1 and 3650"));
+    }
+    let realm = state.realm(caller.realm_id).ok_or(ApiError::NotFound("realm"))?;
     let policy = policy::UserKeyPolicy {
         allowed: body.user_api_keys_allowed,
         max_lifetime: Duration::days(body.user_api_key_max_lifetime_days),
     };
+    let tokens = match body.service_token_max_lifetime_days {
+        Some(days) => policy::ServiceTokenPolicy { max_lifetime: Duration::days(days) },
+        None => realm.service_token_policy,
+    };
     let mut mutation = state.store.begin().await?;
     mutation.set_user_key_policy(caller.realm_id, policy).await?;
+    mutation.set_service_token_policy(caller.realm_id, tokens).await?;
     mutation.changed(ChangeEntity::Realm, caller.realm_id).await?;
     let detail = format!(
-        "userApiKeysAllowed={} userApiKeyMaxLifetimeDays={}",
-        body.user_api_keys_allowed, body.user_api_key_max_lifetime_days
+        "userApiKeysAllowed={} userApiKeyMaxLifetimeDays={} serviceTokenMaxLifetimeDays={}",
+        body.user_api_keys_allowed,
+        body.user_api_key_max_lifetime_days,
+        tokens.max_lifetime.whole_days()
     );
     let event = audit_event(&caller, "realm.policy.update", format!("realm:{}", caller.realm_name), detail);
     commit(&state, mutation, event).await?;
-    Ok(Json(policy_dto(policy)))
+    Ok(Json(policy_dto(policy, tokens)))
 }

@@ -76,6 +76,7 @@ pub async fn create_user(
             public_id: public_id.as_str(),
             realm_id: caller.realm_id,
             kind: "user",
+            idp_id: None,
             username: &body.username,
             email: &body.email,
             email_key: &validate::email_key(&body.email),
@@ -150,10 +151,24 @@ pub async fn update_user(
         }
     }
     if let Some(enabled) = body.enabled {
+        refuse_service_account_toggle(&row)?;
         refuse_self_lockout(&caller, &row, enabled)?;
         patch.enabled = Some(enabled);
     }
     save_patch(&state, &caller, &row, patch, "user.update").await
+}
+
+/// A service account is activated and deactivated on its own routes, where
+/// deactivating also invalidates its tokens so that activating revives none.
+fn refuse_service_account_toggle(row: &UserRow) -> ApiResult<()> {
+    if row.kind == crate::api::service_accounts::SERVICE_KIND {
+        return Err(ApiError::Conflict {
+            field: Some("enabled".to_string()),
+            detail: "This is a service account: use POST /api/v1/service-accounts/{id}/deactivate or /activate."
+                .to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// An administrator cannot disable their own account through the API: that is how
@@ -187,6 +202,7 @@ async fn save_patch(
 async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool) -> ApiResult<Json<User>> {
     require_admin(&caller)?;
     let row = load_user(&state, &caller, &id).await?;
+    refuse_service_account_toggle(&row)?;
     refuse_self_lockout(&caller, &row, enabled)?;
     let patch = UserPatch { enabled: Some(enabled), ..UserPatch::default() };
     save_patch(&state, &caller, &row, patch, if enabled { "user.enable" } else { "user.disable" }).await
