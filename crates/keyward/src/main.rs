@@ -176,6 +176,10 @@ fn cli_actor() -> String {
     format!("cli:{user}")
 }
 
+/// How long a change written by the CLI takes, at most, to reach every running server
+/// (their change feeds poll every 200 ms by default, and PostgreSQL also notifies).
+const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn admin_key(command: AdminKeyCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminKeyCommand::Create { store, name } => {
@@ -192,6 +196,9 @@ async fn admin_key(command: AdminKeyCommand) -> anyhow::Result<ExitCode> {
                 }
                 other => other.into(),
             })?;
+            // Running servers pick changes up within a second; returning after that
+            // means the key printed works on every one of them, even in a script.
+            tokio::time::sleep(PROPAGATION).await;
             println!("{}", secret.expose());
             Ok(ExitCode::SUCCESS)
         }
@@ -218,6 +225,7 @@ async fn admin_key(command: AdminKeyCommand) -> anyhow::Result<ExitCode> {
             let pepper = opened.master_key.pepper();
             match server::admin_keys::delete(&opened.store, &pepper, &opened.realm, &key_or_id, &cli_actor()).await {
                 Ok(row) => {
+                    tokio::time::sleep(PROPAGATION).await;
                     println!("deleted admin key {} ({})", row.public_id, row.name);
                     Ok(ExitCode::SUCCESS)
                 }
