@@ -9,4 +9,5 @@ mod api_keys;
 mod audit;
 mod inputs;
 mod ops;
+mod projects;
 mod users;
