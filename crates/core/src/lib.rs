@@ -1,5 +1,5 @@
 //! keyward's domain: the credential format and its hashing, roles, realm policies,
-//! input validation, authentication decisions and the audit hash chain.
+//! project access rules, input validation, authentication decisions and the audit hash chain.
 //!
 //! This crate does no IO: no files, no network, no database, no async, no HTTP types.
 //! The current time and the random number generator always come in as arguments, so
@@ -12,11 +12,13 @@ pub mod audit;
 pub mod auth;
 pub mod ids;
 pub mod policy;
+pub mod projects;
 pub mod roles;
 pub mod secret;
 pub mod validate;
 
 pub use auth::{AuthRefusal, CredentialState, PrincipalState};
 pub use ids::PublicId;
+pub use projects::{ProjectAccess, ProjectAction, ProjectRole};
 pub use roles::{Role, RoleSet};
 pub use secret::{CredentialKind, MasterKey, Pepper, Secret, SecretDigest, SecretFormatError};

@@ -190,6 +190,73 @@ pub struct UserKeyPolicy {
     pub service_token_max_lifetime_days: Option<i64>,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProject {
+    /// 1 to 100 characters, no slashes; unique in the realm.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The user (or service account) who becomes the project's first owner. Required with
+    /// an admin key, which belongs to no user; only admins may pass it. Without it, the
+    /// caller becomes the owner.
+    pub owner_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// The caller's role on the project: `owner`, `contributor` or `viewer`; null for an
+    /// administrator who does not collaborate on it.
+    pub my_role: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A user or service account working on a project.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Collaborator {
+    pub user_id: String,
+    pub username: String,
+    /// `user` for a person, `service` for a service account.
+    pub kind: String,
+    /// `owner`, `contributor` or `viewer`.
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub added_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetCollaborator {
+    /// `owner` (may delete the project and manage collaborators), `contributor` (may
+    /// write) or `viewer` (may read).
+    pub role: String,
+}
+
+/// A protected upstream asks whether the caller may act on a project.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthzCheck {
+    pub project_id: String,
+    /// `read` (viewers and up), `write` (contributors and up) or `admin` (owners).
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthzDecision {
+    pub allowed: bool,
+    /// The caller's role on the project; null for an administrator who does not
+    /// collaborate on it (administrators are allowed every action).
+    pub role: Option<String>,
+    pub project_id: String,
+}
+
 /// `GET /v4/users/self`, exactly as platform clients expect it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

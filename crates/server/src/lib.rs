@@ -41,7 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
-    use api::{api_keys, audit, groups, realm, service_accounts as accounts, users};
+    use api::{api_keys, audit, authz, groups, projects, realm, service_accounts as accounts, users};
     // Install the recorder before anything counts.
     let _ = metrics::handle();
     let routes = Router::new()
@@ -59,6 +59,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/groups/{id}", get(groups::get_group).delete(groups::delete_group))
         .route("/api/v1/groups/{id}/members/{user_id}", put(groups::add_member).delete(groups::remove_member))
         .route("/api/v1/groups/{id}/roles/{role}", put(groups::grant_group_role).delete(groups::revoke_group_role))
+        .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
+        .route("/api/v1/projects/{id}", get(projects::get_project).delete(projects::delete_project))
+        .route("/api/v1/projects/{id}/collaborators", get(projects::list_collaborators))
+        .route(
+            "/api/v1/projects/{id}/collaborators/{user_id}",
+            put(projects::set_collaborator).delete(projects::remove_collaborator),
+        )
+        .route("/api/v1/authz/check", post(authz::check))
         .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
         .route("/api/v1/audit", get(audit::list_audit))
         .route("/api/v1/service-accounts", post(accounts::create).get(accounts::list))

@@ -16,6 +16,7 @@ mod changes;
 mod credentials;
 mod groups;
 mod mutation;
+mod projects;
 mod realms;
 mod settings;
 mod users;
@@ -25,6 +26,7 @@ pub use changes::{Change, ChangeEntity, ChangeListener};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
 pub use groups::GroupRow;
 pub use mutation::Mutation;
+pub use projects::{CollaboratorRow, NewProject, ProjectQuery, ProjectRow, ProjectWithRole};
 pub use realms::RealmRow;
 pub use users::{NewUser, PrincipalRow, UserPatch, UserRow};
 

@@ -9,5 +9,6 @@ mod api_keys;
 mod audit;
 mod inputs;
 mod ops;
+mod projects;
 mod service_accounts;
 mod users;

@@ -2,7 +2,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod authz;
 pub mod groups;
+pub mod projects;
 pub mod realm;
 pub mod service_accounts;
 pub mod users;
