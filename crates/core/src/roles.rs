@@ -53,6 +53,10 @@ impl RoleSet {
         self.0 |= role.bit();
     }
 
+    pub fn remove(&mut self, role: Role) {
+        self.0 &= !role.bit();
+    }
+
     /// True when every role in `other` is also in `self`.
     pub fn is_superset_of(self, other: RoleSet) -> bool {
         other.0 & !self.0 == 0

@@ -58,6 +58,9 @@ pub fn object_name(text: &str) -> Result<(), String> {
     if text.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
         return Err("must not contain control characters or slashes".to_string());
     }
+    if text == "." || text == ".." {
+        return Err("must not be . or .. (names appear in URL paths)".to_string());
+    }
     Ok(())
 }
 

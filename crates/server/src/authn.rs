@@ -30,10 +30,17 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Admin keys hold every role; a user holds their roles as they are now.
+    /// Admin keys hold every role; a user holds their roles as they are now. A service
+    /// account never holds `admin`, even through a group: with it, it could mint keys for
+    /// people and so manage service accounts after all.
     pub fn roles(&self) -> RoleSet {
         match (&self.principal, self.kind) {
             (_, CredentialKind::AdminKey) => RoleSet::all(),
+            (Some(principal), _) if principal.kind == crate::api::service_accounts::SERVICE_KIND => {
+                let mut roles = principal.roles;
+                roles.remove(Role::Admin);
+                roles
+            }
             (Some(principal), _) => principal.roles,
             (None, _) => RoleSet::EMPTY,
         }

@@ -91,6 +91,9 @@ fn unpack(record: &str) -> StoreResult<IndexedCredential> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(next()?, &mut digest).map_err(|_| bad())?;
     let expires_at = optional(next()?)?.map(|ms| ms.div_euclid(1000));
+    if fields.next().is_some() {
+        return Err(bad());
+    }
     Ok(IndexedCredential { id, realm_id, kind, owner_id, audience, digest: SecretDigest(digest), expires_at })
 }
 
@@ -166,10 +169,10 @@ impl Store {
             let store = self.clone();
             tokio::spawn(async move {
                 let mut found = Vec::new();
-                let mut from = low + reader * PACKED_RANGE;
-                while from <= high {
-                    store.packed_credentials_in(from, from + PACKED_RANGE, &mut found).await?;
-                    from += readers * PACKED_RANGE;
+                let mut from = low.checked_add(reader * PACKED_RANGE);
+                while let Some(start) = from.filter(|start| *start <= high) {
+                    store.packed_credentials_in(start, start.saturating_add(PACKED_RANGE), &mut found).await?;
+                    from = start.checked_add(readers * PACKED_RANGE);
                 }
                 StoreResult::Ok(found)
             })
@@ -435,6 +438,7 @@ mod tests {
             format!("7,1,user_api_key,42,,{digest}"),
             format!("x,1,user_api_key,,,{digest},"),
             format!("7,1,no_such_kind,,,{digest},"),
+            format!("7,1,user_api_key,,,{digest},,extra"),
         ] {
             assert!(unpack(&record).is_err(), "{record}");
         }

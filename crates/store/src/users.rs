@@ -209,6 +209,14 @@ fn roles_from(names: impl Iterator<Item = Result<String, sqlx::Error>>) -> Store
 }
 
 impl Mutation {
+    /// Whether the user exists and is enabled, read inside this transaction: a check
+    /// made before `begin` could be stale by the time the mutation writes.
+    pub async fn user_enabled(&mut self, id: i64) -> StoreResult<Option<bool>> {
+        let row =
+            sqlx::query("SELECT enabled FROM users WHERE id = $1").bind(id).fetch_optional(self.connection()).await?;
+        row.map(|row| Ok(row.try_get::<i64, _>("enabled")? != 0)).transpose()
+    }
+
     pub async fn insert_user(&mut self, new: &NewUser<'_>) -> StoreResult<i64> {
         let row = sqlx::query(
             "INSERT INTO users (public_id, realm_id, kind, username, email, email_key, first_name, last_name, \

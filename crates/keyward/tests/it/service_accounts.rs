@@ -195,8 +195,20 @@ async fn only_administrators_manage_service_accounts(backend: Backend) {
     let idp_id = account["idpId"].as_str().unwrap().to_string();
     let account_id = account["id"].as_str().unwrap().to_string();
     let token = create_token(&server, &admin, &idp_id, "t").await["token"].as_str().unwrap().to_string();
+    // A service account never holds admin: not granted directly…
     let grant = server.call("PUT", &format!("/api/v1/users/{account_id}/roles/admin"), Via::Bearer(&admin), None).await;
-    assert_eq!(grant.status, 200, "{}", grant.text);
+    assert_eq!(grant.status, 422, "{}", grant.text);
+    assert_eq!(grant.json()["field"], "role");
+    // …and not through a group that has it.
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "admins"})).await;
+    assert_eq!(group.status, 201, "{}", group.text);
+    let group_id = group.json()["id"].as_str().unwrap().to_string();
+    for path in
+        [format!("/api/v1/groups/{group_id}/roles/admin"), format!("/api/v1/groups/{group_id}/members/{account_id}")]
+    {
+        let answer = server.call("PUT", &path, Via::Bearer(&admin), None).await;
+        assert!(answer.status < 300, "{path}: {}", answer.text);
+    }
     let person = create_user(&server, &admin, "pat").await;
     let (_, person_key) = create_key(&server, &admin, &person, json!({"name": "k"})).await;
 
@@ -225,6 +237,14 @@ async fn only_administrators_manage_service_accounts(backend: Backend) {
             as_account.text
         );
     }
+    // Holding admin through the group opens none of the admin API either: it could
+    // otherwise mint a person's key and manage service accounts with that.
+    for path in ["/api/v1/users".to_string(), format!("/api/v1/users/{person}/api-keys"), "/api/v1/audit".to_string()] {
+        let answer = server.get(&path, &token).await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.text);
+    }
+    let minted = server.post(&format!("/api/v1/users/{person}/api-keys"), &token, json!({"name": "stolen"})).await;
+    assert_eq!(minted.status, 403, "{}", minted.text);
     // A service account holds tokens, not personal API keys.
     let key = server.post("/api/v1/users/me/api-keys", &token, json!({"name": "mine"})).await;
     assert_eq!(key.status, 403, "{}", key.text);

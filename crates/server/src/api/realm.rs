@@ -52,7 +52,9 @@ pub async fn put_policy(
     };
     let mut mutation = state.store.begin().await?;
     mutation.set_user_key_policy(caller.realm_id, policy).await?;
-    mutation.set_service_token_policy(caller.realm_id, tokens).await?;
+    if body.service_token_max_lifetime_days.is_some() {
+        mutation.set_service_token_policy(caller.realm_id, tokens).await?;
+    }
     mutation.changed(ChangeEntity::Realm, caller.realm_id).await?;
     let detail = format!(
         "userApiKeysAllowed={} userApiKeyMaxLifetimeDays={} serviceTokenMaxLifetimeDays={}",

@@ -133,6 +133,18 @@ pub async fn issue_token(
     let secret = Secret::generate(CredentialKind::ServiceAccountToken, &mut rand_core::UnwrapErr(rand_core::OsRng));
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
+    // Checked again inside the transaction, which is serialised with every other
+    // mutation: a deactivation that committed since the check above wins.
+    match mutation.user_enabled(account.id).await? {
+        Some(true) => {}
+        Some(false) => {
+            return Err(ApiError::Conflict {
+                field: None,
+                detail: "This service account is deactivated and gets no new tokens; activate it first.".to_string(),
+            });
+        }
+        None => return Err(ApiError::NotFound("service account")),
+    }
     // Names are unique among valid tokens: an expired token gives its name up.
     mutation.retire_expired_named(account.id, CredentialKind::ServiceAccountToken, &body.name, now).await?;
     let id = mutation

@@ -264,6 +264,12 @@ pub async fn grant_role(
     require_admin(&caller)?;
     let row = load_user(&state, &caller, &id).await?;
     let role = parse_role(&role)?;
+    if role == Role::Admin && row.kind == crate::api::service_accounts::SERVICE_KIND {
+        return Err(ApiError::invalid(
+            "role",
+            "a service account cannot hold the admin role: service accounts never manage principals or credentials",
+        ));
+    }
     let mut mutation = state.store.begin().await?;
     mutation.grant_user_role(row.id, role).await?;
     let event = audit_event(&caller, "user.role.grant", format!("user:{}", row.public_id), role.as_str().to_string());
