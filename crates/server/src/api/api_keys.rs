@@ -2,7 +2,7 @@
 //! anyone's in the realm.
 
 use crate::api::users::{caller_user, load_user};
-use crate::api::{audit_event, commit, new_public_id, parse_id, require_admin};
+use crate::api::{audit_event, commit, new_public_id, owned_active_credential, require_admin};
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -161,16 +161,7 @@ pub async fn list_user_keys(
 
 /// Revokes `key_id` if it is a personal key of `owner`; any other id is 404.
 async fn revoke(state: &AppState, caller: &Caller, owner: &UserRow, key_id: &str) -> ApiResult<StatusCode> {
-    let key_id = parse_id(key_id, "API key")?;
-    let row = match state.store.credential_by_public_id(caller.realm_id, key_id.as_str()).await {
-        Ok(row)
-            if row.owner_id == Some(owner.id) && row.kind == CredentialKind::UserApiKey && row.revoked_at.is_none() =>
-        {
-            row
-        }
-        Ok(_) | Err(store::StoreError::NotFound) => return Err(ApiError::NotFound("API key")),
-        Err(other) => return Err(other.into()),
-    };
+    let row = owned_active_credential(state, caller, owner.id, CredentialKind::UserApiKey, key_id, "API key").await?;
     let mut mutation = state.store.begin().await?;
     mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await?;
     let event = audit_event(caller, "api_key.revoke", format!("api_key:{}", row.public_id), row.name.clone());

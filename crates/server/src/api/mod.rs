@@ -91,3 +91,21 @@ pub async fn commit(state: &AppState, mut mutation: Mutation, event: NewAuditEve
 pub fn new_public_id() -> PublicId {
     PublicId::generate(&mut rand_core::UnwrapErr(rand_core::OsRng))
 }
+
+/// The active credential `id` of `kind` that `owner_id` holds, in the caller's realm.
+/// Anything else (malformed, unknown, someone else's, another kind, revoked) is the same 404.
+pub async fn owned_active_credential(
+    state: &AppState,
+    caller: &Caller,
+    owner_id: i64,
+    kind: keyward_core::CredentialKind,
+    id: &str,
+    what: &'static str,
+) -> ApiResult<store::CredentialRow> {
+    let id = parse_id(id, what)?;
+    match state.store.credential_by_public_id(caller.realm_id, id.as_str()).await {
+        Ok(row) if row.owner_id == Some(owner_id) && row.kind == kind && row.revoked_at.is_none() => Ok(row),
+        Ok(_) | Err(store::StoreError::NotFound) => Err(ApiError::NotFound(what)),
+        Err(other) => Err(other.into()),
+    }
+}

@@ -3,7 +3,9 @@
 //! never by a service account. The native routes live here; `compat::v4` answers the
 //! platform clients' `/v4/serviceAccounts…` routes with the same functions.
 
-use crate::api::{audit_event, commit, decode_cursor, new_public_id, next_cursor, page_limit, require_admin};
+use crate::api::{
+    audit_event, commit, decode_cursor, new_public_id, next_cursor, owned_active_credential, page_limit, require_admin,
+};
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -97,6 +99,13 @@ pub fn token_is_valid(token: &CredentialRow, account: &UserRow, now: OffsetDateT
     token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now) && account.enabled
 }
 
+fn deactivated() -> ApiError {
+    ApiError::Conflict {
+        field: None,
+        detail: "This service account is deactivated and gets no new tokens; activate it first.".to_string(),
+    }
+}
+
 /// Issues a token for `account`. The secret is in the returned `Secret` only.
 pub async fn issue_token(
     state: &AppState,
@@ -108,10 +117,7 @@ pub async fn issue_token(
     validate::free_text(&body.description, validate::MAX_DESCRIPTION_CHARS)
         .map_err(|detail| ApiError::invalid("description", detail))?;
     if !account.enabled {
-        return Err(ApiError::Conflict {
-            field: None,
-            detail: "This service account is deactivated and gets no new tokens; activate it first.".to_string(),
-        });
+        return Err(deactivated());
     }
     let now = OffsetDateTime::now_utc();
     let requested = match (body.expires_at, body.lifetime_days) {
@@ -137,12 +143,7 @@ pub async fn issue_token(
     // mutation: a deactivation that committed since the check above wins.
     match mutation.user_enabled(account.id).await? {
         Some(true) => {}
-        Some(false) => {
-            return Err(ApiError::Conflict {
-                field: None,
-                detail: "This service account is deactivated and gets no new tokens; activate it first.".to_string(),
-            });
-        }
+        Some(false) => return Err(deactivated()),
         None => return Err(ApiError::NotFound("service account")),
     }
     // Names are unique among valid tokens: an expired token gives its name up.
@@ -379,18 +380,8 @@ pub async fn invalidate_token(
 ) -> ApiResult<StatusCode> {
     require_account_manager(&caller)?;
     let account = load_account(&state, &caller, &id).await?;
-    let token_id = PublicId::parse(&token_id).ok_or(ApiError::NotFound("token"))?;
-    let token = match state.store.credential_by_public_id(caller.realm_id, token_id.as_str()).await {
-        Ok(row)
-            if row.owner_id == Some(account.id)
-                && row.kind == CredentialKind::ServiceAccountToken
-                && row.revoked_at.is_none() =>
-        {
-            row
-        }
-        Ok(_) | Err(store::StoreError::NotFound) => return Err(ApiError::NotFound("token")),
-        Err(other) => return Err(other.into()),
-    };
+    let kind = CredentialKind::ServiceAccountToken;
+    let token = owned_active_credential(&state, &caller, account.id, kind, &token_id, "token").await?;
     invalidate(&state, &caller, &account, &token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
