@@ -120,20 +120,20 @@ fn row_from(row: &AnyRow) -> StoreResult<CredentialRow> {
     })
 }
 
-/// Reads the columns of `INDEX_COLUMNS` by position: this runs once per credential at
-/// start, where looking columns up by name shows in the profile.
+/// The index form of one row selected with `INDEX_COLUMNS` (the change feed's path;
+/// the start-up load reads packed records through `unpack`).
 fn indexed_from(row: &AnyRow) -> StoreResult<IndexedCredential> {
-    let hash: &[u8] = row.try_get(5)?;
+    let hash: Vec<u8> = row.try_get("secret_hash")?;
     let digest: [u8; 32] =
         hash.try_into().map_err(|_| StoreError::Database("credential digest is not 32 bytes".to_string()))?;
     Ok(IndexedCredential {
-        id: row.try_get(0)?,
-        realm_id: row.try_get(1)?,
-        kind: kind_from_text(row.try_get::<&str, _>(2)?)?,
-        owner_id: row.try_get(3)?,
-        audience: row.try_get(4)?,
+        id: row.try_get("id")?,
+        realm_id: row.try_get("realm_id")?,
+        kind: kind_from_text(&row.try_get::<String, _>("kind")?)?,
+        owner_id: row.try_get("owner_id")?,
+        audience: row.try_get("audience")?,
         digest: SecretDigest(digest),
-        expires_at: row.try_get::<Option<i64>, _>(6)?.map(|ms| ms.div_euclid(1000)),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(|ms| ms.div_euclid(1000)),
     })
 }
 
@@ -149,7 +149,6 @@ pub struct CredentialQuery {
 }
 
 impl Store {
-    /// Streams every active credential (not revoked) to `each`, for building the index.
     /// Every active credential in index form, in no particular order.
     ///
     /// This runs once at start over every credential, and handing rows one by one through
