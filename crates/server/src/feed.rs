@@ -99,6 +99,8 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
                 state.set_realm(realm);
             }
         }
+        // Followed from the token service's first slice on.
+        ChangeEntity::SigningKeys | ChangeEntity::RevokedToken => {}
     }
     Ok(())
 }

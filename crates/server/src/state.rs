@@ -5,6 +5,7 @@ use crate::feed::ChangeFeed;
 use crate::index::{Index, PrincipalInfo};
 use crate::throttle::Throttle;
 use keyward_core::Pepper;
+use keyward_core::jwt::TokenSettings;
 use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,6 +21,8 @@ pub struct RealmInfo {
     pub enabled: bool,
     pub user_key_policy: UserKeyPolicy,
     pub service_token_policy: ServiceTokenPolicy,
+    pub display_name: String,
+    pub token_settings: TokenSettings,
 }
 
 impl From<RealmRow> for RealmInfo {
@@ -30,6 +33,8 @@ impl From<RealmRow> for RealmInfo {
             enabled: row.enabled,
             user_key_policy: row.user_key_policy,
             service_token_policy: row.service_token_policy,
+            display_name: row.display_name,
+            token_settings: row.token_settings,
         }
     }
 }

@@ -8,6 +8,9 @@ pub enum ChangeEntity {
     Credential,
     Principal,
     Realm,
+    /// The signing keys of the realm whose id is the entity id.
+    SigningKeys,
+    RevokedToken,
 }
 
 impl ChangeEntity {
@@ -16,13 +19,21 @@ impl ChangeEntity {
             ChangeEntity::Credential => "credential",
             ChangeEntity::Principal => "principal",
             ChangeEntity::Realm => "realm",
+            ChangeEntity::SigningKeys => "signing_keys",
+            ChangeEntity::RevokedToken => "revoked_token",
         }
     }
 
     fn parse(text: &str) -> Option<ChangeEntity> {
-        [ChangeEntity::Credential, ChangeEntity::Principal, ChangeEntity::Realm]
-            .into_iter()
-            .find(|entity| entity.as_str() == text)
+        [
+            ChangeEntity::Credential,
+            ChangeEntity::Principal,
+            ChangeEntity::Realm,
+            ChangeEntity::SigningKeys,
+            ChangeEntity::RevokedToken,
+        ]
+        .into_iter()
+        .find(|entity| entity.as_str() == text)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Realms (tenants) and their policies.
 
-use crate::{Mutation, Store, StoreResult, flag, to_ms};
+use crate::{Mutation, Store, StoreError, StoreResult, flag, to_ms};
+use keyward_core::jwt::{SigningAlg, TokenSettings};
 use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -13,12 +14,15 @@ pub struct RealmRow {
     pub enabled: bool,
     pub user_key_policy: UserKeyPolicy,
     pub service_token_policy: ServiceTokenPolicy,
+    pub display_name: String,
+    pub token_settings: TokenSettings,
 }
 
-const REALM_COLUMNS: &str =
-    "id, name, enabled, user_keys_allowed, user_key_max_lifetime_secs, service_token_max_lifetime_secs";
+const REALM_COLUMNS: &str = "id, name, enabled, user_keys_allowed, user_key_max_lifetime_secs, \
+     service_token_max_lifetime_secs, display_name, signing_alg, access_token_lifetime_secs, tokens_not_before";
 
 fn realm_from_row(row: &AnyRow) -> StoreResult<RealmRow> {
+    let signing_alg: String = row.try_get("signing_alg")?;
     Ok(RealmRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -29,6 +33,13 @@ fn realm_from_row(row: &AnyRow) -> StoreResult<RealmRow> {
         },
         service_token_policy: ServiceTokenPolicy {
             max_lifetime: Duration::seconds(row.try_get("service_token_max_lifetime_secs")?),
+        },
+        display_name: row.try_get("display_name")?,
+        token_settings: TokenSettings {
+            signing_alg: SigningAlg::parse(&signing_alg)
+                .ok_or_else(|| StoreError::Database(format!("unknown signing algorithm {signing_alg:?}")))?,
+            access_token_lifetime: Duration::seconds(row.try_get("access_token_lifetime_secs")?),
+            tokens_not_before: row.try_get::<i64, _>("tokens_not_before")? / 1000,
         },
     })
 }
