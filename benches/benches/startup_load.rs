@@ -98,9 +98,9 @@ async fn read_rows(url: &str) -> sqlx::Result<usize> {
 /// the time of the load alone and how many credentials it indexed.
 async fn load(url: &str) -> (Duration, usize) {
     let store = Store::connect(url).await.expect("connect");
-    let pepper = MasterKey::from_bytes([7; 32]).pepper();
+    let master_key = MasterKey::from_bytes([7; 32]);
     let started = Instant::now();
-    let state = AppState::load(store.clone(), pepper, ServerConfig::default()).await.expect("load");
+    let state = AppState::load(store.clone(), &master_key, ServerConfig::default()).await.expect("load");
     let elapsed = started.elapsed();
     let indexed = state.index.credential_count();
     drop(state);

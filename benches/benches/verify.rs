@@ -64,10 +64,11 @@ impl Fixture {
         assert_eq!(greatest_common_divisor(STRIDE, count), 1, "the presenting order must visit every key");
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
         let dir = tempfile::tempdir().expect("temporary directory");
-        let pepper = MasterKey::from_bytes([7; 32]).pepper();
+        let master_key = MasterKey::from_bytes([7; 32]);
+        let pepper = master_key.pepper();
         let (state, realm_id) = runtime.block_on(async {
             let (store, realm_id) = create_store(dir.path()).await.expect("empty store");
-            let state = AppState::load(store, pepper.clone(), ServerConfig::default()).await.expect("app state");
+            let state = AppState::load(store, &master_key, ServerConfig::default()).await.expect("app state");
             (state, realm_id)
         });
         state.index.upsert_principal(PrincipalInfo {

@@ -34,6 +34,17 @@ pub enum AuthRefusal {
     WrongAudience,
     /// Too many failures from this client address.
     Throttled,
+    /// An access token whose header, issuer or audience keyward would never issue.
+    BadToken,
+    /// An access token whose signature does not verify under the key its kid names.
+    BadSignature,
+    /// An access token signed by a key keyward does not (or no longer) publish.
+    UnknownKey,
+    /// An access token used before its `nbf`/`iat` (beyond the leeway).
+    NotYetValid,
+    /// An access token revoked by `jti` or `sid`, or issued before the realm's
+    /// tokens-not-before.
+    Revoked,
 }
 
 impl AuthRefusal {
@@ -46,6 +57,11 @@ impl AuthRefusal {
             AuthRefusal::OwnerDisabled => "owner_disabled",
             AuthRefusal::WrongAudience => "wrong_audience",
             AuthRefusal::Throttled => "throttled",
+            AuthRefusal::BadToken => "bad_token",
+            AuthRefusal::BadSignature => "bad_signature",
+            AuthRefusal::UnknownKey => "unknown_key",
+            AuthRefusal::NotYetValid => "not_yet_valid",
+            AuthRefusal::Revoked => "revoked",
         }
     }
 }

@@ -6,7 +6,7 @@
 //! is ever stored; the pepper is derived from the master key so a stolen database alone
 //! cannot be used to test guesses.
 
-use aws_lc_rs::{hkdf, hmac};
+use aws_lc_rs::{aead, hkdf, hmac};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -31,6 +31,9 @@ pub enum CredentialKind {
     DeploymentKey,
     /// A credential bound to one workload run.
     WorkloadCredential,
+    /// A signed access token (JWT) from the token service. Not an opaque secret: it has
+    /// no prefix, is never stored, and is not among [`CredentialKind::ALL`].
+    AccessToken,
 }
 
 impl CredentialKind {
@@ -50,6 +53,7 @@ impl CredentialKind {
             CredentialKind::ServiceAccountToken => "kws_",
             CredentialKind::DeploymentKey => "kwd_",
             CredentialKind::WorkloadCredential => "kwr_",
+            CredentialKind::AccessToken => "",
         }
     }
 
@@ -61,6 +65,7 @@ impl CredentialKind {
             CredentialKind::ServiceAccountToken => "service_account_token",
             CredentialKind::DeploymentKey => "deployment_key",
             CredentialKind::WorkloadCredential => "workload_credential",
+            CredentialKind::AccessToken => "access_token",
         }
     }
 
@@ -75,6 +80,7 @@ impl CredentialKind {
             CredentialKind::ServiceAccountToken => 2,
             CredentialKind::DeploymentKey => 3,
             CredentialKind::WorkloadCredential => 4,
+            CredentialKind::AccessToken => 5,
         }
     }
 
@@ -228,6 +234,16 @@ impl MasterKey {
         crate::audit::AuditKey::new(self.derive(b"keyward audit chain v1"))
     }
 
+    /// The key that seals signing keys' private halves at rest.
+    pub fn key_sealer(&self) -> KeySealer {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keyward");
+        let prk = salt.extract(self.0.as_ref());
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        // Expanding 32 bytes of SHA-256 output cannot fail.
+        let _ = prk.expand(&[b"keyward signing keys v1"], &aead::AES_256_GCM).and_then(|okm| okm.fill(bytes.as_mut()));
+        KeySealer(bytes)
+    }
+
     fn derive(&self, label: &'static [u8]) -> hmac::Key {
         let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keyward");
         let prk = salt.extract(self.0.as_ref());
@@ -235,6 +251,52 @@ impl MasterKey {
         prk.expand(&[label], hmac::HMAC_SHA256)
             .map(hmac::Key::from)
             .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, label))
+    }
+}
+
+/// AES-256-GCM under a key derived from the master key. A sealed value is
+/// `nonce (12 bytes) || ciphertext || tag`; the associated data binds it to its row (the
+/// kid), so a sealed key copied to another row does not open.
+pub struct KeySealer(Zeroizing<[u8; 32]>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a sealed key did not open: wrong master key, or the row was altered")]
+pub struct SealError;
+
+impl KeySealer {
+    fn key(&self) -> Result<aead::LessSafeKey, SealError> {
+        aead::UnboundKey::new(&aead::AES_256_GCM, self.0.as_ref()).map(aead::LessSafeKey::new).map_err(|_| SealError)
+    }
+
+    pub fn seal(&self, rng: &mut impl CryptoRng, associated: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let mut sealed = Vec::with_capacity(nonce.len() + plaintext.len() + aead::AES_256_GCM.tag_len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(plaintext);
+        let body = &mut sealed[aead::NONCE_LEN..];
+        let tag = self
+            .key()?
+            .seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(associated), body)
+            .map_err(|_| SealError)?;
+        sealed.extend_from_slice(tag.as_ref());
+        Ok(sealed)
+    }
+
+    pub fn open(&self, associated: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        if sealed.len() < aead::NONCE_LEN + aead::AES_256_GCM.tag_len() {
+            return Err(SealError);
+        }
+        let (nonce, body) = sealed.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError)?;
+        let mut buffer = Zeroizing::new(body.to_vec());
+        let plain_len = self
+            .key()?
+            .open_in_place(nonce, aead::Aad::from(associated), buffer.as_mut_slice())
+            .map_err(|_| SealError)?
+            .len();
+        buffer.truncate(plain_len);
+        Ok(buffer)
     }
 }
 
@@ -360,6 +422,21 @@ mod tests {
         assert!(a.constant_time_eq(&first.digest("kwu_x")));
         assert!(!a.constant_time_eq(&second.digest("kwu_x")));
         assert!(!a.constant_time_eq(&first.digest("kwu_y")));
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_master_key_and_row() {
+        let sealer = MasterKey::from_bytes([7; 32]).key_sealer();
+        let sealed = sealer.seal(&mut CountingRng(3), b"kid-1", b"private key bytes");
+        let sealed = sealed.map_err(|error| error.to_string());
+        let Ok(sealed) = sealed else { panic!("sealing failed") };
+        assert_eq!(sealer.open(b"kid-1", &sealed).map(|plain| plain.to_vec()), Ok(b"private key bytes".to_vec()));
+        assert_eq!(sealer.open(b"kid-2", &sealed).map(|plain| plain.to_vec()), Err(SealError));
+        let other = MasterKey::from_bytes([8; 32]).key_sealer();
+        assert_eq!(other.open(b"kid-1", &sealed).map(|plain| plain.to_vec()), Err(SealError));
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert_eq!(sealer.open(b"kid-1", &tampered).map(|plain| plain.to_vec()), Err(SealError));
     }
 
     #[test]

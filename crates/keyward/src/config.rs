@@ -27,6 +27,9 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub alias_headers: Vec<AliasHeaderConfig>,
     pub log: String,
+    /// The URL clients reach keyward at (the issuer base of every realm), e.g.
+    /// https://auth.example.com. Default: http:// and the bound listen address.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -43,14 +46,23 @@ impl Default for Config {
                 .map(|alias| AliasHeaderConfig { name: alias.name, audience: alias.audience })
                 .collect(),
             log: "info".to_string(),
+            public_url: None,
         }
     }
 }
 
 /// Keys that may come from `KEYWARD_*` variables; other `KEYWARD_` variables (such as
 /// the test suite's) are not config.
-const ENV_KEYS: [&str; 7] =
-    ["listen", "data_dir", "database_url", "realm", "auth_failures_per_minute", "body_limit_bytes", "log"];
+const ENV_KEYS: [&str; 8] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "realm",
+    "auth_failures_per_minute",
+    "body_limit_bytes",
+    "log",
+    "public_url",
+];
 
 impl Config {
     /// Loads the config. `file` is `--config`; without it `keyward.toml` is read if it
@@ -76,7 +88,9 @@ impl Config {
         }
     }
 
-    pub fn server_config(&self) -> ServerConfig {
+    /// The server's settings; `bound` is the address the listener got, which the public
+    /// URL defaults to.
+    pub fn server_config(&self, bound: std::net::SocketAddr) -> ServerConfig {
         ServerConfig {
             default_realm: self.realm.clone(),
             alias_headers: self
@@ -89,6 +103,25 @@ impl Config {
             change_poll_interval: Duration::from_millis(200),
             last_used_flush_interval: Duration::from_secs(30),
             max_index_staleness: Duration::from_secs(10),
+            public_url: self.public_url(bound),
+        }
+    }
+}
+
+impl Config {
+    /// The issuer base: `public_url` without a trailing slash, else `http://` and the
+    /// bound address (a wildcard address is named as loopback, which is what a client on
+    /// this machine reaches).
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let mut address = bound;
+                if address.ip().is_unspecified() {
+                    address.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+                }
+                format!("http://{address}")
+            }
         }
     }
 }
@@ -112,6 +145,8 @@ pub struct Overrides {
     pub alias_headers: Option<Vec<AliasHeaderConfig>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// Parses `--alias-header NAME` or `NAME=AUDIENCE`.

@@ -31,6 +31,39 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage realms' token-signing keys, on the data dir or database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotate the realm's signing key: the new key is published now, signs after
+    /// --prepublish, and the old keys leave JWKS --grace after that.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Algorithm of the new key: ES256, RS256 or EdDSA [default: the realm's].
+        #[arg(long)]
+        alg: Option<String>,
+        /// Seconds the new key is published before it signs [default: 600].
+        #[arg(long)]
+        prepublish: Option<i64>,
+        /// Seconds the old keys keep verifying after the new key starts signing
+        /// [default: 3600, or twice the access-token lifetime if longer].
+        #[arg(long)]
+        grace: Option<i64>,
+    },
+    /// List the realm's published keys.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the realm's JWKS (its published public keys) as JSON, for offline verifiers.
+    ExportJwks {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where the store is.
@@ -90,6 +123,10 @@ struct ServeArgs {
     /// Log filter, e.g. info or keyward_server=debug [default: info].
     #[arg(long, env = "KEYWARD_LOG")]
     log: Option<String>,
+    /// URL clients reach keyward at, the base of every realm's issuer
+    /// ({URL}/auth/realms/{realm}); the same on every node [default: http://LISTEN-ADDRESS].
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys(command) => keys(command).await,
         Command::Audit(AuditCommand::Verify { store }) => {
             let config = store.load(Overrides::default())?;
             let opened = datadir::open(&config).await?;
@@ -166,6 +204,63 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+    }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Rotate { store, alg, prepublish, grace } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let realm = &opened.realm;
+            let alg = match alg {
+                Some(text) => keyward_core::jwt::SigningAlg::parse(&text)
+                    .ok_or_else(|| anyhow::anyhow!("--alg must be ES256, RS256 or EdDSA, not {text:?}"))?,
+                None => realm.token_settings.signing_alg,
+            };
+            let rotation = server::oidc::keys::Rotation {
+                alg,
+                prepublish: prepublish.map_or(server::oidc::keys::DEFAULT_PREPUBLISH, time::Duration::seconds),
+                grace: grace.map_or_else(|| server::oidc::keys::default_grace(realm), time::Duration::seconds),
+            };
+            server::oidc::keys::check_rotation(realm, &rotation).map_err(|detail| anyhow::anyhow!("{detail}"))?;
+            let sealer = opened.master_key.key_sealer();
+            let kid = server::oidc::keys::rotate(&opened.store, &sealer, realm, rotation, &cli_actor()).await?;
+            tokio::time::sleep(PROPAGATION).await;
+            println!("{kid}");
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::List { store } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let rows = opened.store.realm_signing_keys(opened.realm.id, time::OffsetDateTime::now_utc()).await?;
+            println!("{:<24}  {:<6}  {:<20}  {:<20}  REMOVED AT", "KID", "ALG", "CREATED", "SIGNS FROM");
+            for row in rows {
+                println!(
+                    "{:<24}  {:<6}  {:<20}  {:<20}  {}",
+                    row.kid,
+                    row.alg,
+                    rfc3339(row.created_at),
+                    rfc3339(row.activates_at),
+                    row.removes_at.map(rfc3339).unwrap_or_else(|| "-".to_string())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::ExportJwks { store } => {
+            let config = store.load(Overrides::default())?;
+            let opened = datadir::open(&config).await?;
+            let jwks =
+                server::oidc::keys::export_jwks(&opened.store, &opened.master_key.key_sealer(), &opened.realm).await?;
+            if jwks.keys.is_empty() {
+                eprintln!(
+                    "keyward: realm {:?} has no signing key yet; it gets one on first use or with `keyward keys rotate`",
+                    opened.realm.name
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -250,6 +345,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         body_limit_bytes: args.body_limit_bytes,
         alias_headers: (!args.alias_headers.is_empty()).then(|| args.alias_headers.clone()),
         log: args.log.clone(),
+        public_url: args.public_url.clone(),
         ..Overrides::default()
     };
     let config = args.store.load(overrides)?;
@@ -264,11 +360,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", secret.expose());
         eprintln!("keyward: keep it safe, or make your own with `keyward admin-key create` and delete this one.");
     }
-    let state = server::AppState::load(opened.store.clone(), pepper, config.server_config()).await?;
-    tracing::info!(credentials = state.index.credential_count(), "index loaded");
-    let background = state.spawn_background();
+    // Bound before loading, so the issuer URL can default to the address actually bound;
+    // nothing is served until the ready line.
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
+    let state = server::AppState::load(opened.store.clone(), &opened.master_key, config.server_config(address)).await?;
+    tracing::info!(credentials = state.index.credential_count(), "index loaded");
+    let background = state.spawn_background();
     // Signal handlers go in before the ready line, so a SIGTERM sent as soon as the
     // line appears is a graceful shutdown, not the default kill.
     let shutdown = shutdown_signal()?;

@@ -5,6 +5,8 @@
 //! field. This crate depends only on serde, time and utoipa (for the OpenAPI schema);
 //! it must not depend on any other keyward crate.
 
+pub mod oidc;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -25,6 +27,18 @@ pub struct Problem {
     /// The request id, to find this request in the server's logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+}
+
+/// `GET|POST /api/v1/auth/check`: who the caller is (also sent as `X-Keyward-*` headers).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthCheckAnswer {
+    /// The user's or service account's id; absent for admin keys.
+    pub subject: Option<String>,
+    pub username: Option<String>,
+    pub realm: String,
+    pub credential_kind: String,
+    pub roles: Vec<String>,
 }
 
 /// One page of a list. Pass `nextCursor` as `cursor` to get the next page.

@@ -27,6 +27,8 @@ pub struct Caller {
     pub audience: Option<String>,
     pub principal: Option<Arc<PrincipalInfo>>,
     pub client_ip: IpAddr,
+    /// The access token, when the caller presented one.
+    pub access_token: Option<Arc<crate::oidc::tokens::VerifiedToken>>,
 }
 
 impl Caller {
@@ -109,6 +111,14 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a st
     first.to_str().map(Some).map_err(|_| AuthRefusal::Malformed)
 }
 
+/// Headers that present `text` as an API key.
+fn api_key_headers(text: &str) -> Result<HeaderMap, AuthRefusal> {
+    let value = axum::http::HeaderValue::from_str(text).map_err(|_| AuthRefusal::Malformed)?;
+    let mut headers = HeaderMap::new();
+    headers.insert(HeaderName::from_static("x-api-key"), value);
+    Ok(headers)
+}
+
 /// A refusal with what is known of the credential, for the audit log.
 struct Refused {
     refusal: AuthRefusal,
@@ -138,7 +148,9 @@ impl AppState {
         }
         match self.verify(headers, client_ip, now_secs) {
             Ok(caller) => {
-                self.record_use(caller.credential_id, store::to_ms(now));
+                if caller.kind != CredentialKind::AccessToken {
+                    self.record_use(caller.credential_id, store::to_ms(now));
+                }
                 self.note_near_expiry(&caller, now_secs);
                 crate::metrics::authentication(caller.kind.as_str(), "ok");
                 Ok(caller)
@@ -169,8 +181,26 @@ impl AppState {
         }
     }
 
+    /// Authenticates one presented credential (a client secret, a subject token) exactly
+    /// as a header would be: the same checks, throttling and audit.
+    pub fn authenticate_credential(&self, text: &str, client_ip: IpAddr) -> Result<Caller, AuthFailure> {
+        let headers = api_key_headers(text).map_err(AuthFailure::Refused)?;
+        self.authenticate(&headers, client_ip)
+    }
+
+    /// Checks a credential without counting a failure or auditing it: for introspection,
+    /// where the caller asks about a token rather than presenting it.
+    pub fn check_credential(&self, text: &str, client_ip: IpAddr) -> Result<Caller, AuthRefusal> {
+        let headers = api_key_headers(text)?;
+        let now_secs = OffsetDateTime::now_utc().unix_timestamp();
+        self.verify(&headers, client_ip, now_secs).map_err(|refused| refused.refusal)
+    }
+
     fn verify(&self, headers: &HeaderMap, client_ip: IpAddr, now_secs: i64) -> Result<Caller, Refused> {
         let presented = presented(self, headers).map_err(Refused::early)?;
+        if crate::oidc::tokens::looks_like_jwt(presented.text) {
+            return self.verify_access_token(&presented, client_ip, now_secs);
+        }
         let checked = check_format(presented.text).map_err(|_| Refused::early(AuthRefusal::Malformed))?;
         let kind = Some(checked.kind);
         let refuse = |refusal, realm: Option<String>| Refused { refusal, kind, realm };
@@ -215,6 +245,34 @@ impl AppState {
             audience,
             principal: owner_state.flatten(),
             client_ip,
+            access_token: None,
+        })
+    }
+
+    /// An access token works on keyward's API when its audience includes the API's; it
+    /// never comes through a header bound to another audience.
+    fn verify_access_token(&self, presented: &Presented, client_ip: IpAddr, now_secs: i64) -> Result<Caller, Refused> {
+        let kind = Some(CredentialKind::AccessToken);
+        if presented.header_audience.is_some() {
+            return Err(Refused { refusal: AuthRefusal::WrongAudience, kind, realm: None });
+        }
+        let accepted = crate::oidc::tokens::verify_access_token(
+            self,
+            presented.text,
+            Some(crate::oidc::tokens::API_AUDIENCE),
+            now_secs,
+        )
+        .map_err(|refused| Refused { refusal: refused.refusal, kind, realm: refused.realm })?;
+        Ok(Caller {
+            realm_id: accepted.realm.id,
+            realm_name: accepted.realm.name.clone(),
+            credential_id: 0,
+            kind: CredentialKind::AccessToken,
+            credential_expires_at: Some(accepted.token.claims.exp),
+            audience: None,
+            principal: Some(accepted.principal),
+            client_ip,
+            access_token: Some(accepted.token),
         })
     }
 }

@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// How long the index may go without a successful change-feed poll before this node
     /// stops vouching for credentials (503) rather than risk honouring a revoked one.
     pub max_index_staleness: Duration,
+    /// The URL clients reach this server at, without a trailing slash: the base of every
+    /// realm's issuer (`{public_url}/auth/realms/{realm}`). The same on every node.
+    pub public_url: String,
 }
 
 impl ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             change_poll_interval: Duration::from_millis(200),
             last_used_flush_interval: Duration::from_secs(30),
             max_index_staleness: Duration::from_secs(10),
+            public_url: "http://127.0.0.1:8080".to_string(),
         }
     }
 }

@@ -99,8 +99,12 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
                 state.set_realm(realm);
             }
         }
-        // Followed from the token service's first slice on.
-        ChangeEntity::SigningKeys | ChangeEntity::RevokedToken => {}
+        ChangeEntity::SigningKeys => crate::oidc::keys::reload_realm_keys(state, change.entity_id).await?,
+        ChangeEntity::RevokedToken => {
+            if let Some(revoked) = state.store.revocation_by_id(change.entity_id).await? {
+                state.revocations.add(&revoked);
+            }
+        }
     }
     Ok(())
 }

@@ -106,7 +106,14 @@ impl From<PrincipalRow> for PrincipalInfo {
 #[derive(Default)]
 pub struct Index {
     credentials: RwLock<Credentials>,
-    principals: RwLock<HashMap<i64, Arc<PrincipalInfo>>>,
+    principals: RwLock<Principals>,
+}
+
+/// Principals by internal id, and the public id an access token's `sub` names them by.
+#[derive(Default)]
+struct Principals {
+    by_id: HashMap<i64, Arc<PrincipalInfo>>,
+    by_public_id: HashMap<String, i64>,
 }
 
 fn split(digest: &SecretDigest) -> (DigestHead, [u8; 16]) {
@@ -277,18 +284,27 @@ impl Index {
     }
 
     pub fn principal(&self, id: i64) -> Option<Arc<PrincipalInfo>> {
-        self.principals.read().ok()?.get(&id).cloned()
+        self.principals.read().ok()?.by_id.get(&id).cloned()
+    }
+
+    /// The principal with this public id (an access token's `sub`).
+    pub fn principal_by_public_id(&self, public_id: &str) -> Option<Arc<PrincipalInfo>> {
+        let principals = self.principals.read().ok()?;
+        principals.by_public_id.get(public_id).and_then(|id| principals.by_id.get(id)).cloned()
     }
 
     pub fn upsert_principal(&self, principal: PrincipalInfo) {
         if let Ok(mut principals) = self.principals.write() {
-            principals.insert(principal.id, Arc::new(principal));
+            principals.by_public_id.insert(principal.public_id.clone(), principal.id);
+            principals.by_id.insert(principal.id, Arc::new(principal));
         }
     }
 
     pub fn remove_principal(&self, id: i64) {
-        if let Ok(mut principals) = self.principals.write() {
-            principals.remove(&id);
+        if let Ok(mut principals) = self.principals.write()
+            && let Some(removed) = principals.by_id.remove(&id)
+        {
+            principals.by_public_id.remove(&removed.public_id);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod feed;
 pub mod index;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod state;
@@ -41,7 +42,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
-    use api::{api_keys, audit, authz, groups, projects, realm, service_accounts as accounts, users};
+    use api::{
+        api_keys, audit, auth_check, authz, groups, projects, realm, service_accounts as accounts, signing_keys, users,
+    };
     // Install the recorder before anything counts.
     let _ = metrics::handle();
     let routes = Router::new()
@@ -67,6 +70,9 @@ pub fn app(state: AppState) -> Router {
             put(projects::set_collaborator).delete(projects::remove_collaborator),
         )
         .route("/api/v1/authz/check", post(authz::check))
+        .route("/api/v1/auth/check", get(auth_check::check).post(auth_check::check))
+        .route("/api/v1/realms/{realm}/keys", get(signing_keys::list_keys))
+        .route("/api/v1/realms/{realm}/keys/rotate", post(signing_keys::rotate_keys))
         .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
         .route("/api/v1/audit", get(audit::list_audit))
         .route("/api/v1/service-accounts", post(accounts::create).get(accounts::list))
@@ -86,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
+        .merge(oidc::routes())
         .route_layer(middleware::from_fn(metrics::track_latency));
     let body_limit = state.config.body_limit_bytes;
     Router::new()

@@ -3,10 +3,13 @@
 use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::index::{Index, PrincipalInfo};
+use crate::oidc::keys::KeyRing;
+use crate::oidc::tokens::{Revocations, TokenCache};
 use crate::throttle::Throttle;
-use keyward_core::Pepper;
 use keyward_core::jwt::TokenSettings;
 use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
+use keyward_core::secret::KeySealer;
+use keyward_core::{MasterKey, Pepper};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use store::{NewAuditEvent, RealmRow, Store, StoreResult};
@@ -43,6 +46,14 @@ pub struct Inner {
     pub store: Store,
     pub index: Index,
     pub pepper: Pepper,
+    /// Opens signing keys' private halves.
+    pub sealer: KeySealer,
+    /// Every realm's published signing keys.
+    pub keys: KeyRing,
+    /// Revoked access-token ids and session ids.
+    pub revocations: Revocations,
+    /// Access tokens whose signature was verified, so a repeat costs a lookup.
+    pub token_cache: TokenCache,
     pub config: ServerConfig,
     pub realms: RwLock<HashMap<i64, Arc<RealmInfo>>>,
     pub throttle: Throttle,
@@ -78,14 +89,18 @@ impl AppState {
     /// Loads realms, principals and every active credential into memory. Changes that
     /// land while loading are replayed by the first poll, because the feed starts at
     /// the change sequence read before loading.
-    pub async fn load(store: Store, pepper: Pepper, config: ServerConfig) -> StoreResult<AppState> {
+    pub async fn load(store: Store, master_key: &MasterKey, config: ServerConfig) -> StoreResult<AppState> {
         let start_seq = store.last_change_seq().await?;
         let credentials = store.active_credentials().await?;
         let (audit_queue, receiver) = mpsc::channel(AUDIT_QUEUE);
         let inner = Inner {
             store,
             index: Index::with_capacity(credentials.len()),
-            pepper,
+            pepper: master_key.pepper(),
+            sealer: master_key.key_sealer(),
+            keys: KeyRing::default(),
+            revocations: Revocations::default(),
+            token_cache: TokenCache::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),
@@ -103,6 +118,10 @@ impl AppState {
             state.index.upsert_principal(PrincipalInfo::from(principal));
         }
         state.index.upsert_credentials(&credentials);
+        crate::oidc::keys::load_all_keys(&state).await?;
+        for revoked in state.store.active_revocations(time::OffsetDateTime::now_utc()).await? {
+            state.revocations.add(&revoked);
+        }
         Ok(state)
     }
 
@@ -156,6 +175,11 @@ impl AppState {
 
     pub fn realm(&self, id: i64) -> Option<Arc<RealmInfo>> {
         self.realms.read().ok()?.get(&id).cloned()
+    }
+
+    /// The realm called `name`. Realms are few; a scan is cheaper than a second map.
+    pub fn realm_by_name(&self, name: &str) -> Option<Arc<RealmInfo>> {
+        self.realms.read().ok()?.values().find(|realm| realm.name == name).cloned()
     }
 
     /// Starts the change feed, the last-used writer and the audit writer.
@@ -225,6 +249,7 @@ async fn prune_throttle_periodically(state: AppState) {
         ticker.tick().await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         state.throttle.prune(now);
+        state.revocations.prune(now);
         if let Ok(mut noted) = state.near_expiry_noted.lock() {
             noted.retain(|_, day| *day >= now.div_euclid(86_400));
         }

@@ -19,6 +19,7 @@ mod mutation;
 mod projects;
 mod realms;
 mod settings;
+mod signing_keys;
 mod users;
 
 pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
@@ -28,6 +29,7 @@ pub use groups::GroupRow;
 pub use mutation::Mutation;
 pub use projects::{CollaboratorRow, NewProject, ProjectQuery, ProjectRow, ProjectWithRole};
 pub use realms::RealmRow;
+pub use signing_keys::{NewSigningKey, RevokedTokenRow, SigningKeyRow};
 pub use users::{NewUser, PrincipalRow, UserPatch, UserRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -2,11 +2,13 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod auth_check;
 pub mod authz;
 pub mod groups;
 pub mod projects;
 pub mod realm;
 pub mod service_accounts;
+pub mod signing_keys;
 pub mod users;
 
 use crate::authn::Caller;

@@ -1,0 +1,401 @@
+//! The key ring: every realm's published signing keys, decrypted once at load and kept
+//! in memory, so signing and verification never touch the database.
+//!
+//! A key is published (in JWKS, and accepted for verification) from its creation until
+//! its `removes_at`. It signs from its `activates_at` until a newer key activates. A
+//! rotation inserts the next key with `activates_at` in the future (pre-publication, so
+//! verifiers that cache JWKS learn it before it signs) and schedules the older keys'
+//! removal a grace period after that, longer than the longest access token.
+
+use crate::state::AppState;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use keyward_core::jwt::{SigningAlg, generate_signing_key};
+use keyward_core::secret::KeySealer;
+use proto::oidc::Jwk;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use store::{NewAuditEvent, NewSigningKey, SigningKeyRow, StoreError, StoreResult};
+use time::{Duration, OffsetDateTime};
+
+/// How long a rotated-in key is published before it signs, by default: twice the
+/// JWKS `max-age`, so a verifier that cached the set has fetched it again.
+pub const DEFAULT_PREPUBLISH: Duration = Duration::minutes(10);
+/// How long verifiers may cache JWKS (its `Cache-Control: max-age`).
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
+/// How long retired keys keep verifying at least.
+pub const MIN_GRACE_MARGIN: Duration = Duration::minutes(1);
+
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A published signing key, ready to sign and verify.
+pub struct LoadedKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub realm_id: i64,
+    pub created_at: OffsetDateTime,
+    /// Unix seconds.
+    pub activates_at: i64,
+    /// Unix seconds; `None` while it is the newest key.
+    pub removes_at: Option<i64>,
+    pub jwk: Jwk,
+    /// SubjectPublicKeyInfo DER.
+    pub spki: Vec<u8>,
+    signer: Signer,
+    decoding: DecodingKey,
+    /// base64url of `{"alg":…,"typ":"at+jwt","kid":…}`, the same for every token.
+    header_b64: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signing key {kid} does not open or parse: {reason}")]
+    Unusable { kid: String, reason: String },
+    #[error("could not sign: {0}")]
+    Signing(String),
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwk(kind: &str, kid: &str, alg: SigningAlg) -> Jwk {
+    Jwk {
+        kty: kind.to_string(),
+        kid: kid.to_string(),
+        key_use: "sig".to_string(),
+        alg: alg.as_str().to_string(),
+        crv: None,
+        x: None,
+        y: None,
+        n: None,
+        e: None,
+    }
+}
+
+impl LoadedKey {
+    /// Opens a stored key with the master key's sealer.
+    pub fn from_row(row: &SigningKeyRow, sealer: &KeySealer) -> Result<LoadedKey, KeyError> {
+        let unusable = |reason: &str| KeyError::Unusable { kid: row.kid.clone(), reason: reason.to_string() };
+        let alg = SigningAlg::parse(&row.alg).ok_or_else(|| unusable("unknown algorithm"))?;
+        let pkcs8 = sealer.open(row.kid.as_bytes(), &row.sealed_private_key).map_err(|_| unusable("sealed key"))?;
+        let (signer, jwk, decoding) = match alg {
+            SigningAlg::Es256 => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                    .map_err(|_| unusable("P-256 key"))?;
+                let point = pair.public_key().as_ref();
+                if point.len() != 65 {
+                    return Err(unusable("P-256 public key"));
+                }
+                let mut jwk = jwk("EC", &row.kid, alg);
+                let (x, y) = (b64url(&point[1..33]), b64url(&point[33..65]));
+                let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|_| unusable("P-256 public key"))?;
+                (jwk.crv, jwk.x, jwk.y) = (Some("P-256".to_string()), Some(x), Some(y));
+                (Signer::Ecdsa(pair), jwk, decoding)
+            }
+            SigningAlg::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| unusable("RSA key"))?;
+                let public = pair.public_key();
+                let n = b64url(public.modulus().big_endian_without_leading_zero());
+                let e = b64url(public.exponent().big_endian_without_leading_zero());
+                let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|_| unusable("RSA public key"))?;
+                let mut jwk = jwk("RSA", &row.kid, alg);
+                (jwk.n, jwk.e) = (Some(n), Some(e));
+                (Signer::Rsa(pair), jwk, decoding)
+            }
+            SigningAlg::EdDsa => {
+                let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| unusable("Ed25519 key"))?;
+                let x = b64url(pair.public_key().as_ref());
+                let decoding = DecodingKey::from_ed_components(&x).map_err(|_| unusable("Ed25519 public key"))?;
+                let mut jwk = jwk("OKP", &row.kid, alg);
+                (jwk.crv, jwk.x) = (Some("Ed25519".to_string()), Some(x));
+                (Signer::Ed25519(pair), jwk, decoding)
+            }
+        };
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid });
+        Ok(LoadedKey {
+            kid: row.kid.clone(),
+            alg,
+            realm_id: row.realm_id,
+            created_at: row.created_at,
+            activates_at: row.activates_at.unix_timestamp(),
+            removes_at: row.removes_at.map(OffsetDateTime::unix_timestamp),
+            jwk,
+            spki: row.public_key.clone(),
+            signer,
+            decoding,
+            header_b64: b64url(header.to_string().as_bytes()),
+        })
+    }
+
+    /// Signs `claims` (JSON) into a compact JWS.
+    pub fn sign(&self, claims: &[u8]) -> Result<String, KeyError> {
+        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims, &mut token);
+        let signature = match &self.signer {
+            Signer::Ecdsa(pair) => pair
+                .sign(&SystemRandom::new(), token.as_bytes())
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| KeyError::Signing("ECDSA".to_string()))?,
+            Signer::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
+                    .map_err(|_| KeyError::Signing("RSA".to_string()))?;
+                signature
+            }
+            Signer::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+
+    /// Verifies a signature over `message` (`header.payload`) with this key's algorithm.
+    pub fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
+        let algorithm = match self.alg {
+            SigningAlg::Es256 => Algorithm::ES256,
+            SigningAlg::Rs256 => Algorithm::RS256,
+            SigningAlg::EdDsa => Algorithm::EdDSA,
+        };
+        jsonwebtoken::crypto::verify(signature_b64, message, &self.decoding, algorithm).unwrap_or(false)
+    }
+
+    /// The public key as Keycloak's realm document shows it: base64 SPKI DER.
+    pub fn public_key_base64(&self) -> String {
+        STANDARD.encode(&self.spki)
+    }
+
+    pub fn is_published(&self, now: i64) -> bool {
+        self.removes_at.is_none_or(|removes_at| removes_at > now)
+    }
+}
+
+/// Every realm's published keys.
+#[derive(Default)]
+pub struct KeyRing {
+    realms: RwLock<HashMap<i64, Arc<Vec<Arc<LoadedKey>>>>>,
+}
+
+impl KeyRing {
+    pub fn replace_realm(&self, realm_id: i64, keys: Vec<LoadedKey>) {
+        let keys = Arc::new(keys.into_iter().map(Arc::new).collect());
+        if let Ok(mut realms) = self.realms.write() {
+            realms.insert(realm_id, keys);
+        }
+    }
+
+    fn keys(&self, realm_id: i64) -> Arc<Vec<Arc<LoadedKey>>> {
+        self.realms.read().ok().and_then(|realms| realms.get(&realm_id).cloned()).unwrap_or_default()
+    }
+
+    /// The key that signs at `now`: the published key activated most recently.
+    pub fn signing_key(&self, realm_id: i64, now: i64) -> Option<Arc<LoadedKey>> {
+        self.keys(realm_id)
+            .iter()
+            .filter(|key| key.activates_at <= now && key.is_published(now))
+            .max_by_key(|key| (key.activates_at, key.created_at))
+            .cloned()
+    }
+
+    /// The published key named `kid` in the realm.
+    pub fn find(&self, realm_id: i64, kid: &str, now: i64) -> Option<Arc<LoadedKey>> {
+        self.keys(realm_id).iter().find(|key| key.kid == kid && key.is_published(now)).cloned()
+    }
+
+    /// The realm's keys as JWKS publishes them at `now`.
+    pub fn published(&self, realm_id: i64, now: i64) -> Vec<Arc<LoadedKey>> {
+        self.keys(realm_id).iter().filter(|key| key.is_published(now)).cloned().collect()
+    }
+}
+
+/// Reads one realm's published keys from the store into the ring. A key that does not
+/// open is logged and left out: the rest of the realm keeps working.
+pub async fn reload_realm_keys(state: &AppState, realm_id: i64) -> StoreResult<()> {
+    let rows = state.store.realm_signing_keys(realm_id, OffsetDateTime::now_utc()).await?;
+    state.keys.replace_realm(realm_id, open_rows(&rows, &state.sealer));
+    Ok(())
+}
+
+/// Reads every realm's published keys, at start.
+pub async fn load_all_keys(state: &AppState) -> StoreResult<()> {
+    let rows = state.store.published_signing_keys(OffsetDateTime::now_utc()).await?;
+    let mut by_realm: HashMap<i64, Vec<SigningKeyRow>> = HashMap::new();
+    for row in rows {
+        by_realm.entry(row.realm_id).or_default().push(row);
+    }
+    for (realm_id, rows) in by_realm {
+        state.keys.replace_realm(realm_id, open_rows(&rows, &state.sealer));
+    }
+    Ok(())
+}
+
+fn open_rows(rows: &[SigningKeyRow], sealer: &KeySealer) -> Vec<LoadedKey> {
+    rows.iter()
+        .filter_map(|row| match LoadedKey::from_row(row, sealer) {
+            Ok(key) => Some(key),
+            Err(error) => {
+                tracing::error!(%error, "signing key left out");
+                None
+            }
+        })
+        .collect()
+}
+
+/// What a rotation asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    pub alg: SigningAlg,
+    pub prepublish: Duration,
+    pub grace: Duration,
+}
+
+/// Generates a key and stores it sealed, in `mutation`. Returns its kid.
+async fn insert_new_key(
+    mutation: &mut store::Mutation,
+    sealer: &KeySealer,
+    realm_id: i64,
+    alg: SigningAlg,
+    activates_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<String, RotationError> {
+    let generated = tokio::task::spawn_blocking(move || generate_signing_key(alg))
+        .await
+        .map_err(|error| RotationError::Crypto(error.to_string()))?
+        .map_err(|error| RotationError::Crypto(error.to_string()))?;
+    let kid = keyward_core::PublicId::generate(&mut rand_core::UnwrapErr(rand_core::OsRng)).to_string();
+    let sealed = sealer
+        .seal(&mut rand_core::UnwrapErr(rand_core::OsRng), kid.as_bytes(), &generated.pkcs8)
+        .map_err(|error| RotationError::Crypto(error.to_string()))?;
+    let new = NewSigningKey {
+        realm_id,
+        kid: &kid,
+        alg: alg.as_str(),
+        public_key: &generated.spki,
+        sealed_private_key: &sealed,
+        activates_at,
+    };
+    mutation.insert_signing_key(&new, now).await?;
+    Ok(kid)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("key generation failed: {0}")]
+    Crypto(String),
+}
+
+/// Makes sure the realm has a current key, generating its first one (active at once)
+/// if it has none. Safe on many nodes at once: mutations are serialised and the check
+/// runs inside one.
+pub async fn ensure_realm_key(state: &AppState, realm_id: i64, realm_name: &str) -> Result<(), RotationError> {
+    let now = OffsetDateTime::now_utc();
+    if state.keys.signing_key(realm_id, now.unix_timestamp()).is_some() {
+        return Ok(());
+    }
+    let alg = state.realm(realm_id).map_or(SigningAlg::Es256, |realm| realm.token_settings.signing_alg);
+    let mut mutation = state.store.begin().await?;
+    if !mutation.realm_has_signing_key(realm_id).await? {
+        let kid = insert_new_key(&mut mutation, &state.sealer, realm_id, alg, now, now).await?;
+        mutation
+            .audit(NewAuditEvent {
+                realm: realm_name.to_string(),
+                at: now,
+                actor: "keyward".to_string(),
+                action: "signing_key.create".to_string(),
+                target: format!("signing_key:{kid}"),
+                client_ip: String::new(),
+                result: "ok".to_string(),
+                detail: format!("first {} key of the realm", alg.as_str()),
+            })
+            .await?;
+    }
+    mutation.commit().await?;
+    reload_realm_keys(state, realm_id).await?;
+    Ok(())
+}
+
+/// Rotates a realm's signing key in one transaction: a new key, published now, signing
+/// after `prepublish`; every older key leaves JWKS `grace` after that. Works on the
+/// store alone, so the CLI can run it on the data dir. Returns the new kid.
+pub async fn rotate(
+    store: &store::Store,
+    sealer: &KeySealer,
+    realm: &store::RealmRow,
+    rotation: Rotation,
+    actor: &str,
+) -> Result<String, RotationError> {
+    let now = OffsetDateTime::now_utc();
+    let activates_at = now + rotation.prepublish;
+    let mut mutation = store.begin().await?;
+    let kid = insert_new_key(&mut mutation, sealer, realm.id, rotation.alg, activates_at, now).await?;
+    let retired = mutation.retire_signing_keys(realm.id, &kid, activates_at + rotation.grace).await?;
+    mutation
+        .audit(NewAuditEvent {
+            realm: realm.name.clone(),
+            at: now,
+            actor: actor.to_string(),
+            action: "signing_key.rotate".to_string(),
+            target: format!("signing_key:{kid}"),
+            client_ip: String::new(),
+            result: "ok".to_string(),
+            detail: format!(
+                "{} key signs from {}; {retired} older key(s) leave JWKS {} s after that",
+                rotation.alg.as_str(),
+                activates_at.unix_timestamp(),
+                rotation.grace.whole_seconds()
+            ),
+        })
+        .await?;
+    mutation.commit().await?;
+    Ok(kid)
+}
+
+/// The grace period a rotation must keep at least: the realm's access-token lifetime
+/// plus the verification leeway and a margin.
+pub fn minimum_grace(realm: &store::RealmRow) -> Duration {
+    realm.token_settings.access_token_lifetime + Duration::seconds(keyward_core::jwt::LEEWAY_SECS) + MIN_GRACE_MARGIN
+}
+
+/// The default grace: an hour, or twice the access-token lifetime when that is longer.
+pub fn default_grace(realm: &store::RealmRow) -> Duration {
+    std::cmp::max(Duration::hours(1), realm.token_settings.access_token_lifetime * 2).max(minimum_grace(realm))
+}
+
+/// Refuses a rotation whose grace would let tokens outlive their key, or whose timing
+/// is out of range. The message names the flag or field to fix.
+pub fn check_rotation(realm: &store::RealmRow, rotation: &Rotation) -> Result<(), String> {
+    if !(0..=7 * 86_400).contains(&rotation.prepublish.whole_seconds()) {
+        return Err("prepublish must be between 0 and 604800 seconds".to_string());
+    }
+    let minimum = minimum_grace(realm);
+    if rotation.grace < minimum || rotation.grace > Duration::days(30) {
+        return Err(format!(
+            "grace must be between {} and 2592000 seconds: old keys must keep verifying for the realm's access-token              lifetime plus leeway",
+            minimum.whole_seconds()
+        ));
+    }
+    Ok(())
+}
+
+/// The realm's JWKS as published now, read from the store (for offline export).
+pub async fn export_jwks(
+    store: &store::Store,
+    sealer: &KeySealer,
+    realm: &store::RealmRow,
+) -> StoreResult<proto::oidc::Jwks> {
+    let rows = store.realm_signing_keys(realm.id, OffsetDateTime::now_utc()).await?;
+    Ok(proto::oidc::Jwks { keys: open_rows(&rows, sealer).into_iter().map(|key| key.jwk).collect() })
+}

@@ -1,0 +1,242 @@
+//! Access tokens: signing them and the one verifier for keyward's own JWTs.
+//!
+//! Verification order: size, shape, the JOSE header (only `alg`, `typ` and `kid` may
+//! appear: `jwk`, `jku`, `x5u`, `x5c` and `crit` are refused, never followed), the issuer
+//! (it names the realm), the kid among the realm's published keys and of the header's
+//! algorithm, the signature, then the claims: audience, times with a 30 s leeway,
+//! revocation by `jti` and `sid`, and the subject's state now. Tokens that passed the
+//! costly part are remembered, so a repeated token costs a hash lookup plus the checks
+//! that can change (times, revocation, key and subject state).
+
+use crate::index::PrincipalInfo;
+use crate::state::{AppState, RealmInfo};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyward_core::auth::AuthRefusal;
+use keyward_core::jwt::{HeaderFacts, MAX_TOKEN_BYTES, TimeClaims, check_header, check_times};
+use proto::oidc::AccessTokenClaims;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The audience of tokens meant for keyward's own API; the default of every grant.
+pub const API_AUDIENCE: &str = "keyward";
+/// How many verified tokens are remembered; the cache is emptied when it is full.
+const CACHE_CAPACITY: usize = 16_384;
+
+/// The only header parameters keyward issues; any other one refuses the token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: &'a str,
+    #[serde(borrow, default)]
+    typ: Option<&'a str>,
+    #[serde(borrow, default)]
+    kid: Option<&'a str>,
+}
+
+/// A token whose signature, issuer and shape were verified.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub realm_id: i64,
+    pub kid: String,
+    pub claims: AccessTokenClaims,
+}
+
+/// A verified token, checked against what can change, with its subject.
+#[derive(Clone, Debug)]
+pub struct AcceptedToken {
+    pub token: Arc<VerifiedToken>,
+    pub realm: Arc<RealmInfo>,
+    pub principal: Arc<PrincipalInfo>,
+}
+
+/// A refusal and, once known, the realm it happened in (for the audit log).
+#[derive(Clone, Debug)]
+pub struct TokenRefusal {
+    pub refusal: AuthRefusal,
+    pub realm: Option<String>,
+}
+
+impl From<AuthRefusal> for TokenRefusal {
+    fn from(refusal: AuthRefusal) -> Self {
+        TokenRefusal { refusal, realm: None }
+    }
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    verified: RwLock<HashMap<Box<str>, Arc<VerifiedToken>>>,
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
+        self.verified.read().ok()?.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, verified: Arc<VerifiedToken>) {
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(token.into(), verified);
+        }
+    }
+}
+
+/// Revoked token ids and session ids, each with the time it no longer matters.
+#[derive(Default)]
+pub struct Revocations {
+    /// value → (realm id, expires at unix seconds), for `jti` and `sid` separately.
+    jti: RwLock<HashMap<String, (i64, i64)>>,
+    sid: RwLock<HashMap<String, (i64, i64)>>,
+}
+
+impl Revocations {
+    pub fn add(&self, row: &store::RevokedTokenRow) {
+        let map = if row.kind == "sid" { &self.sid } else { &self.jti };
+        if let Ok(mut map) = map.write() {
+            map.insert(row.value.clone(), (row.realm_id, row.expires_at.unix_timestamp()));
+        }
+    }
+
+    fn holds(map: &RwLock<HashMap<String, (i64, i64)>>, realm_id: i64, value: &str) -> bool {
+        map.read().ok().and_then(|map| map.get(value).copied()).is_some_and(|(realm, _)| realm == realm_id)
+    }
+
+    pub fn is_revoked(&self, realm_id: i64, jti: &str, sid: Option<&str>) -> bool {
+        Revocations::holds(&self.jti, realm_id, jti)
+            || sid.is_some_and(|sid| Revocations::holds(&self.sid, realm_id, sid))
+    }
+
+    /// Forgets revocations of tokens that have expired anyway.
+    pub fn prune(&self, now: i64) {
+        for map in [&self.jti, &self.sid] {
+            if let Ok(mut map) = map.write() {
+                map.retain(|_, (_, expires_at)| *expires_at + keyward_core::jwt::LEEWAY_SECS > now);
+            }
+        }
+    }
+}
+
+/// The issuer URL of a realm: `{public_url}/auth/realms/{realm}`.
+pub fn issuer(state: &AppState, realm_name: &str) -> String {
+    format!("{}/auth/realms/{realm_name}", state.config.public_url)
+}
+
+/// Is this presented string shaped like a JWT (rather than an opaque keyward key)?
+pub fn looks_like_jwt(text: &str) -> bool {
+    text.starts_with("eyJ") && text.bytes().filter(|byte| *byte == b'.').count() == 2
+}
+
+fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthRefusal> {
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthRefusal::Malformed)
+}
+
+/// Verifies what does not change for a given token string: shape, header, issuer, key
+/// and signature.
+fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToken, TokenRefusal> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthRefusal::Malformed.into());
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthRefusal::Malformed.into());
+    };
+    let header_bytes = decode_segment(header)?;
+    let header_json: JoseHeader = serde_json::from_slice(&header_bytes).map_err(|_| AuthRefusal::BadToken)?;
+    let (alg, kid) = check_header(&HeaderFacts { alg: header_json.alg, typ: header_json.typ, kid: header_json.kid })?;
+    let claims: AccessTokenClaims =
+        serde_json::from_slice(&decode_segment(payload)?).map_err(|_| AuthRefusal::BadToken)?;
+    let realm_name = claims
+        .iss
+        .strip_prefix(&state.config.public_url)
+        .and_then(|rest| rest.strip_prefix("/auth/realms/"))
+        .ok_or(AuthRefusal::BadToken)?;
+    let realm = state.realm_by_name(realm_name).ok_or(AuthRefusal::BadToken)?;
+    let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
+    let key = state.keys.find(realm.id, kid, now).ok_or_else(|| refuse(AuthRefusal::UnknownKey))?;
+    if key.alg != alg {
+        return Err(refuse(AuthRefusal::BadToken));
+    }
+    let signed_len = header.len() + 1 + payload.len();
+    if !key.verify(&token.as_bytes()[..signed_len], signature) {
+        return Err(refuse(AuthRefusal::BadSignature));
+    }
+    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), claims })
+}
+
+/// Verifies a keyward access token at `now` (unix seconds). With `audience`, the
+/// token's `aud` must contain it.
+pub fn verify_access_token(
+    state: &AppState,
+    token: &str,
+    audience: Option<&str>,
+    now: i64,
+) -> Result<AcceptedToken, TokenRefusal> {
+    let verified = match state.token_cache.get(token) {
+        Some(verified) => verified,
+        None => {
+            let verified = Arc::new(verify_signed(state, token, now)?);
+            state.token_cache.insert(token, verified.clone());
+            verified
+        }
+    };
+    let realm = state.realm(verified.realm_id).ok_or(AuthRefusal::BadToken)?;
+    let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
+    let claims = &verified.claims;
+    // The key may have left JWKS since the token was first seen.
+    if state.keys.find(realm.id, &verified.kid, now).is_none() {
+        return Err(refuse(AuthRefusal::UnknownKey));
+    }
+    if audience.is_some_and(|audience| !claims.aud.contains(audience)) {
+        return Err(refuse(AuthRefusal::WrongAudience));
+    }
+    check_times(
+        TimeClaims { exp: claims.exp, iat: claims.iat, nbf: claims.nbf },
+        now,
+        realm.token_settings.tokens_not_before,
+    )
+    .map_err(refuse)?;
+    if state.revocations.is_revoked(realm.id, &claims.jti, claims.sid.as_deref()) {
+        return Err(refuse(AuthRefusal::Revoked));
+    }
+    if !realm.enabled {
+        return Err(refuse(AuthRefusal::OwnerDisabled));
+    }
+    let principal =
+        state.index.principal_by_public_id(&claims.sub).ok_or_else(|| refuse(AuthRefusal::OwnerDisabled))?;
+    if principal.realm_id != realm.id || !principal.enabled {
+        return Err(refuse(AuthRefusal::OwnerDisabled));
+    }
+    Ok(AcceptedToken { token: verified.clone(), realm, principal })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error(transparent)]
+    Key(#[from] crate::oidc::keys::KeyError),
+    #[error(transparent)]
+    Rotation(#[from] crate::oidc::keys::RotationError),
+    #[error("the realm has no signing key")]
+    NoKey,
+    #[error("claims do not serialize: {0}")]
+    Claims(String),
+}
+
+/// Signs `claims` with the realm's current key, creating the realm's first key if it
+/// has none yet.
+pub async fn sign_claims(state: &AppState, realm: &RealmInfo, claims: &AccessTokenClaims) -> Result<String, SignError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let key = match state.keys.signing_key(realm.id, now) {
+        Some(key) => key,
+        None => {
+            crate::oidc::keys::ensure_realm_key(state, realm.id, &realm.name).await?;
+            state.keys.signing_key(realm.id, now).ok_or(SignError::NoKey)?
+        }
+    };
+    let json = serde_json::to_vec(claims).map_err(|error| SignError::Claims(error.to_string()))?;
+    Ok(key.sign(&json)?)
+}
