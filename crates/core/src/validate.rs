@@ -45,6 +45,20 @@ pub fn email_key(text: &str) -> String {
     text.to_lowercase()
 }
 
+/// Realm names: 1 to 64 characters of `a-z 0-9 - _`, starting with a letter or digit.
+/// They appear in URL paths and issuer URLs, so nothing there needs escaping.
+pub fn realm_name(text: &str) -> Result<(), String> {
+    let length_ok = (1..=64).contains(&text.len());
+    let characters_ok =
+        text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_');
+    let start_ok = text.bytes().next().is_some_and(|byte| byte != b'-' && byte != b'_');
+    if length_ok && characters_ok && start_ok {
+        Ok(())
+    } else {
+        Err("must be 1 to 64 characters of a-z, 0-9, '-' and '_', not starting with '-' or '_'".to_string())
+    }
+}
+
 /// Names of keys, tokens and groups: 1 to 100 characters, no control characters and
 /// no slashes (names appear in URL paths).
 pub fn object_name(text: &str) -> Result<(), String> {
@@ -130,6 +144,15 @@ mod tests {
         );
         assert_ne!(email_key("riley+airflow@gmail.com"), email_key("riley+ci@gmail.com"));
         assert_eq!(email_key("Riley@Example.com"), email_key("riley@example.com"));
+    }
+
+    #[test]
+    fn realm_names() {
+        check(
+            realm_name,
+            &["a", "acme", "acme-prod_2", "0day", &"r".repeat(64)],
+            &["", "-acme", "_acme", "Acme", "acme prod", "acme.prod", "acme/prod", "é", &"r".repeat(65)],
+        );
     }
 
     #[test]

@@ -204,6 +204,50 @@ pub struct UserKeyPolicy {
     pub service_token_max_lifetime_days: Option<i64>,
 }
 
+/// A realm (tenant) as the realms API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Realm {
+    pub name: String,
+    pub display_name: String,
+    /// False once disabled: every credential of the realm is refused.
+    pub enabled: bool,
+    /// `ES256`, `RS256` or `EdDSA`: the algorithm of the realm's new signing keys.
+    pub signing_alg: String,
+    /// The default access-token lifetime, in seconds.
+    pub access_token_lifetime_seconds: i64,
+    pub user_api_keys_allowed: bool,
+    pub user_api_key_max_lifetime_days: i64,
+    pub service_token_max_lifetime_days: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRealm {
+    /// 1 to 64 characters of a-z, 0-9, '-' and '_', not starting with '-' or '_'; unique.
+    pub name: String,
+    /// At most 100 characters; empty by default.
+    #[serde(default)]
+    pub display_name: String,
+    /// `ES256` (default), `RS256` or `EdDSA`.
+    pub signing_alg: Option<String>,
+    /// 60 to 86400 (default 300).
+    pub access_token_lifetime_seconds: Option<i64>,
+}
+
+/// Changes to a realm; a field left out stays as it is. The name cannot change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRealm {
+    pub display_name: Option<String>,
+    /// `ES256`, `RS256` or `EdDSA`; applies to signing keys made from now on.
+    pub signing_alg: Option<String>,
+    /// 60 to 86400.
+    pub access_token_lifetime_seconds: Option<i64>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProject {

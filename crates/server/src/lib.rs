@@ -43,7 +43,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{
-        api_keys, audit, auth_check, authz, groups, projects, realm, service_accounts as accounts, signing_keys, users,
+        api_keys, audit, auth_check, authz, groups, projects, realm, realms, service_accounts as accounts,
+        signing_keys, users,
     };
     // Install the recorder before anything counts.
     let _ = metrics::handle();
@@ -71,9 +72,13 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/authz/check", post(authz::check))
         .route("/api/v1/auth/check", get(auth_check::check).post(auth_check::check))
-        .route("/api/v1/realms/{realm}/keys", get(signing_keys::list_keys))
-        .route("/api/v1/realms/{realm}/keys/rotate", post(signing_keys::rotate_keys))
+        .route("/api/v1/realms/{name}/keys", get(signing_keys::list_keys))
+        .route("/api/v1/realms/{name}/keys/rotate", post(signing_keys::rotate_keys))
         .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
+        .route("/api/v1/realms", post(realms::create_realm).get(realms::list_realms))
+        .route("/api/v1/realms/{name}", get(realms::get_realm).patch(realms::update_realm))
+        .route("/api/v1/realms/{name}/disable", post(realms::disable_realm))
+        .route("/api/v1/realms/{name}/enable", post(realms::enable_realm))
         .route("/api/v1/audit", get(audit::list_audit))
         .route("/api/v1/service-accounts", post(accounts::create).get(accounts::list))
         .route("/api/v1/service-accounts/tokens", get(accounts::expiring_tokens))

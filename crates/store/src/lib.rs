@@ -28,7 +28,7 @@ pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCred
 pub use groups::GroupRow;
 pub use mutation::Mutation;
 pub use projects::{CollaboratorRow, NewProject, ProjectQuery, ProjectRow, ProjectWithRole};
-pub use realms::RealmRow;
+pub use realms::{RealmPatch, RealmRow};
 pub use signing_keys::{NewSigningKey, RevokedTokenRow, SigningKeyRow};
 pub use users::{NewUser, PrincipalRow, UserPatch, UserRow};
 

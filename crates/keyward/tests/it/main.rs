@@ -10,5 +10,6 @@ mod audit;
 mod inputs;
 mod ops;
 mod projects;
+mod realms;
 mod service_accounts;
 mod users;

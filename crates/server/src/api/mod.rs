@@ -7,6 +7,7 @@ pub mod authz;
 pub mod groups;
 pub mod projects;
 pub mod realm;
+pub mod realms;
 pub mod service_accounts;
 pub mod signing_keys;
 pub mod users;

@@ -2,7 +2,7 @@
 //! those of the default realm for any realm, others for their own realm alone (any
 //! other realm answers 404, as if it did not exist).
 
-use crate::api::audit_event;
+use crate::api::realms::visible_realm;
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -11,26 +11,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::CredentialKind;
 use keyward_core::jwt::SigningAlg;
 use proto::oidc::{RotateKeys, SigningKey};
 use time::{Duration, OffsetDateTime};
-
-/// The realm an admin key may manage, by name; 403 for anything but an admin key.
-pub async fn managed_realm(state: &AppState, caller: &Caller, name: &str) -> ApiResult<store::RealmRow> {
-    if caller.kind != CredentialKind::AdminKey {
-        return Err(ApiError::Forbidden(
-            "Realm management needs an admin key (make one with `keyward admin-key create`).".to_string(),
-        ));
-    }
-    if caller.realm_name != state.config.default_realm && caller.realm_name != name {
-        return Err(ApiError::NotFound("realm"));
-    }
-    state.store.realm_by_name(name).await.map_err(|error| match error {
-        store::StoreError::NotFound => ApiError::NotFound("realm"),
-        other => other.into(),
-    })
-}
 
 fn key_dto(row: store::SigningKeyRow, signing_kid: Option<&str>) -> SigningKey {
     SigningKey {
@@ -53,20 +36,20 @@ async fn key_list(state: &AppState, realm: &store::RealmRow) -> ApiResult<Vec<Si
     Ok(rows.into_iter().map(|row| key_dto(row, signing.as_ref().map(|key| key.kid.as_str()))).collect())
 }
 
-#[utoipa::path(get, path = "/api/v1/realms/{realm}/keys", tag = "realms",
+#[utoipa::path(get, path = "/api/v1/realms/{name}/keys", tag = "realms",
     responses((status = 200, body = [SigningKey]), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(realm): ApiPath<String>,
 ) -> ApiResult<Json<Vec<SigningKey>>> {
-    let realm = managed_realm(&state, &caller, &realm).await?;
+    let realm = visible_realm(&state, &caller, &realm).await?;
     Ok(Json(key_list(&state, &realm).await?))
 }
 
 /// Rotates the realm's key: the new key is in JWKS at once and signs after
 /// `prepublishSeconds`; older keys leave JWKS `graceSeconds` after that.
-#[utoipa::path(post, path = "/api/v1/realms/{realm}/keys/rotate", tag = "realms", request_body = RotateKeys,
+#[utoipa::path(post, path = "/api/v1/realms/{name}/keys/rotate", tag = "realms", request_body = RotateKeys,
     responses((status = 201, body = [SigningKey]), (status = 403, body = proto::Problem), (status = 422, body = proto::Problem)))]
 pub async fn rotate_keys(
     State(state): State<AppState>,
@@ -74,7 +57,7 @@ pub async fn rotate_keys(
     ApiPath(realm): ApiPath<String>,
     ApiJson(body): ApiJson<RotateKeys>,
 ) -> ApiResult<(StatusCode, Json<Vec<SigningKey>>)> {
-    let realm = managed_realm(&state, &caller, &realm).await?;
+    let realm = visible_realm(&state, &caller, &realm).await?;
     let alg = match body.alg.as_deref() {
         Some(text) => {
             SigningAlg::parse(text).ok_or_else(|| ApiError::invalid("alg", "must be ES256, RS256 or EdDSA"))?
@@ -90,15 +73,9 @@ pub async fn rotate_keys(
         let field = if detail.starts_with("prepublish") { "prepublishSeconds" } else { "graceSeconds" };
         ApiError::invalid(field, detail)
     })?;
-    let kid = rotate(
-        &state.store,
-        &state.sealer,
-        &realm,
-        rotation,
-        &audit_event(&caller, "", String::new(), String::new()).actor,
-    )
-    .await
-    .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let kid = rotate(&state.store, &state.sealer, &realm, rotation, &caller.actor())
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     crate::feed::catch_up(&state).await?;
     tracing::info!(realm = %realm.name, %kid, "signing key rotated");
     Ok((StatusCode::CREATED, Json(key_list(&state, &realm).await?)))
