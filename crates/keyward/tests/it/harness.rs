@@ -87,7 +87,14 @@ impl Env {
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
         command.current_dir(self.dir.path());
-        for name in ["KEYWARD_DATA_DIR", "KEYWARD_DATABASE_URL", "KEYWARD_LISTEN", "KEYWARD_REALM", "KEYWARD_CONFIG"] {
+        for name in [
+            "KEYWARD_DATA_DIR",
+            "KEYWARD_DATABASE_URL",
+            "KEYWARD_LISTEN",
+            "KEYWARD_REALM",
+            "KEYWARD_CONFIG",
+            "KEYWARD_PUBLIC_URL",
+        ] {
             command.env_remove(name);
         }
         command

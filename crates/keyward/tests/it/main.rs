@@ -12,4 +12,5 @@ mod ops;
 mod projects;
 mod realms;
 mod service_accounts;
+mod tokens;
 mod users;

@@ -143,22 +143,27 @@ impl LoadedKey {
         token.push_str(&self.header_b64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);
-        let signature = match &self.signer {
-            Signer::Ecdsa(pair) => pair
-                .sign(&SystemRandom::new(), token.as_bytes())
-                .map(|signature| signature.as_ref().to_vec())
-                .map_err(|_| KeyError::Signing("ECDSA".to_string()))?,
-            Signer::Rsa(pair) => {
-                let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
-                    .map_err(|_| KeyError::Signing("RSA".to_string()))?;
-                signature
-            }
-            Signer::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),
-        };
+        let signature = self.sign_message(token.as_bytes())?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         Ok(token)
+    }
+
+    /// Signs `message` (`header.payload`) and returns the raw signature.
+    pub fn sign_message(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.signer {
+            Signer::Ecdsa(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| KeyError::Signing("ECDSA".to_string())),
+            Signer::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+                    .map_err(|_| KeyError::Signing("RSA".to_string()))?;
+                Ok(signature)
+            }
+            Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
     }
 
     /// Verifies a signature over `message` (`header.payload`) with this key's algorithm.
