@@ -404,3 +404,81 @@ pub async fn export_jwks(
     let rows = store.realm_signing_keys(realm.id, OffsetDateTime::now_utc()).await?;
     Ok(proto::oidc::Jwks { keys: open_rows(&rows, sealer).into_iter().map(|key| key.jwk).collect() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::MasterKey;
+
+    fn key(sealer: &KeySealer, kid: &str, alg: SigningAlg, activates_at: i64, removes_at: Option<i64>) -> LoadedKey {
+        let generated = generate_signing_key(alg).expect("key generation");
+        let sealed = sealer.seal(&mut rand_core::UnwrapErr(rand_core::OsRng), kid.as_bytes(), &generated.pkcs8);
+        let row = SigningKeyRow {
+            id: 1,
+            realm_id: 7,
+            kid: kid.to_string(),
+            alg: alg.as_str().to_string(),
+            public_key: generated.spki,
+            sealed_private_key: sealed.expect("sealing"),
+            created_at: OffsetDateTime::from_unix_timestamp(activates_at).expect("time"),
+            activates_at: OffsetDateTime::from_unix_timestamp(activates_at).expect("time"),
+            removes_at: removes_at.map(|at| OffsetDateTime::from_unix_timestamp(at).expect("time")),
+        };
+        LoadedKey::from_row(&row, sealer).expect("opens")
+    }
+
+    #[test]
+    fn a_rotated_key_is_published_before_it_signs_and_the_old_one_leaves_after_the_grace() {
+        let sealer = MasterKey::from_bytes([3; 32]).key_sealer();
+        let ring = KeyRing::default();
+        // Old key since 1000; rotation at 2000 with the new key signing from 2600 and the
+        // old one removed at 2600 + 3600.
+        ring.replace_realm(
+            7,
+            vec![
+                key(&sealer, "old", SigningAlg::Es256, 1000, Some(6200)),
+                key(&sealer, "new", SigningAlg::EdDsa, 2600, None),
+            ],
+        );
+        let signing = |now| ring.signing_key(7, now).map(|key| key.kid.clone());
+        let published = |now| ring.published(7, now).iter().map(|key| key.kid.clone()).collect::<Vec<_>>();
+        assert_eq!(signing(2000), Some("old".to_string()));
+        assert_eq!(published(2000), ["old", "new"]);
+        assert_eq!(signing(2600), Some("new".to_string()));
+        assert!(ring.find(7, "old", 6199).is_some(), "the old key verifies through the grace period");
+        assert!(ring.find(7, "old", 6200).is_none());
+        assert_eq!(published(6200), ["new"]);
+        assert!(ring.find(8, "new", 3000).is_none(), "another realm's kid is unknown here");
+    }
+
+    #[test]
+    fn every_algorithm_signs_what_it_verifies_and_nothing_else() {
+        let sealer = MasterKey::from_bytes([4; 32]).key_sealer();
+        for alg in SigningAlg::ALL {
+            let key = key(&sealer, "k", alg, 0, None);
+            let token = key.sign(br#"{"sub":"x"}"#).expect("sign");
+            let (message, signature) = token.rsplit_once('.').expect("three parts");
+            assert!(key.verify(message.as_bytes(), signature), "{alg:?}");
+            assert!(!key.verify(format!("{message}x").as_bytes(), signature), "{alg:?} tampered");
+        }
+    }
+
+    #[test]
+    fn a_key_sealed_for_one_kid_does_not_open_as_another() {
+        let sealer = MasterKey::from_bytes([5; 32]).key_sealer();
+        let generated = generate_signing_key(SigningAlg::Es256).expect("key generation");
+        let sealed = sealer.seal(&mut rand_core::UnwrapErr(rand_core::OsRng), b"a", &generated.pkcs8).expect("seal");
+        let row = SigningKeyRow {
+            id: 1,
+            realm_id: 1,
+            kid: "b".to_string(),
+            alg: "ES256".to_string(),
+            public_key: generated.spki,
+            sealed_private_key: sealed,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            activates_at: OffsetDateTime::UNIX_EPOCH,
+            removes_at: None,
+        };
+        assert!(LoadedKey::from_row(&row, &sealer).is_err());
+    }
+}
