@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod authz;
 pub mod groups;
+pub mod passwords;
 pub mod projects;
 pub mod realm;
 pub mod service_accounts;
