@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod ids;
 pub mod jwt;
+pub mod password;
 pub mod policy;
 pub mod projects;
 pub mod roles;

@@ -59,7 +59,7 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     /// 3 to 64 characters of a-z, 0-9, '.', '_' and '-'; unique in the realm.
@@ -71,6 +71,63 @@ pub struct CreateUser {
     #[serde(default)]
     pub last_name: String,
     pub avatar_url: Option<String>,
+    /// The person's password for portal and CLI login: 12 to 256 characters, not the
+    /// username. Leave it out to create the user without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("avatar_url", &self.avatar_url)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// An administrator sets a person's password (service accounts have none).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetPassword {
+    /// 12 to 256 characters, not the username.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SetPassword").field("password", &"<redacted>").finish()
+    }
+}
+
+/// A person changes their own password.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangeMyPassword {
+    /// The password now in use; required when the account has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Password)]
+    pub current_password: Option<String>,
+    /// 12 to 256 characters, not the username.
+    #[schema(format = Password)]
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ChangeMyPassword {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ChangeMyPassword")
+            .field("current_password", &self.current_password.as_ref().map(|_| "<redacted>"))
+            .field("new_password", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]

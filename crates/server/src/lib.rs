@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 pub mod index;
+pub mod login;
 pub mod metrics;
 pub mod oidc;
 pub mod openapi;
@@ -43,7 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{
-        api_keys, audit, auth_check, authz, groups, projects, realm, realms, service_accounts as accounts,
+        api_keys, audit, auth_check, authz, groups, passwords, projects, realm, realms, service_accounts as accounts,
         signing_keys, users,
     };
     // Install the recorder before anything counts.
@@ -51,11 +52,13 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/v1/users", post(users::create_user).get(users::list_users))
         .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/users/me/password", put(passwords::change_my_password))
         .route("/api/v1/users/me/api-keys", post(api_keys::create_my_key).get(api_keys::list_my_keys))
         .route("/api/v1/users/me/api-keys/{key_id}", axum::routing::delete(api_keys::revoke_my_key))
         .route("/api/v1/users/{id}", get(users::get_user).patch(users::update_user).delete(users::delete_user))
         .route("/api/v1/users/{id}/disable", post(users::disable_user))
         .route("/api/v1/users/{id}/enable", post(users::enable_user))
+        .route("/api/v1/users/{id}/password", put(passwords::set_password))
         .route("/api/v1/users/{id}/roles/{role}", put(users::grant_role).delete(users::revoke_role))
         .route("/api/v1/users/{id}/api-keys", get(api_keys::list_user_keys).post(api_keys::create_user_key))
         .route("/api/v1/users/{id}/api-keys/{key_id}", axum::routing::delete(api_keys::revoke_user_key))

@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::users::grant_role,
         crate::api::users::revoke_role,
         crate::api::users::me,
+        crate::api::passwords::set_password,
+        crate::api::passwords::change_my_password,
         crate::api::groups::create_group,
         crate::api::groups::list_groups,
         crate::api::groups::get_group,

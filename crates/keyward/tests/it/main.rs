@@ -9,6 +9,7 @@ mod api_keys;
 mod audit;
 mod inputs;
 mod ops;
+mod passwords;
 mod projects;
 mod realms;
 mod service_accounts;

@@ -525,3 +525,44 @@ async fn a_revoked_access_token_is_refused_by_another_node_within_a_second(backe
     }
 }
 on_each_store!(a_revoked_access_token_is_refused_by_another_node_within_a_second);
+
+/// The CLI login: a person's username and password for an access token. A service
+/// account is refused with 403 and told why; other failures share one message.
+async fn people_log_in_with_a_password_and_service_accounts_cannot(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let pat = create_user(&server, &admin, "pat").await;
+    let password = "correct horse battery staple";
+    let set = server
+        .call("PUT", &format!("/api/v1/users/{pat}/password"), Via::Bearer(&admin), Some(json!({"password": password})))
+        .await;
+    assert_eq!(set.status, 204, "{}", set.text);
+    service_token(&server, &admin, "robot").await;
+    let path = token_path("default");
+    let login = |username: &'static str, password: &'static str| {
+        let server = &server;
+        let path = path.clone();
+        async move {
+            form(server, &path, None, &[("grant_type", "password"), ("username", username), ("password", password)])
+                .await
+        }
+    };
+    let (status, body) = login("pat", "correct horse battery staple").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(segment(token, 1)["sub"], pat.as_str());
+    assert_eq!(status_with(&server, token).await, 200);
+
+    let (status, wrong) = login("pat", "not the password at all").await;
+    assert_eq!((status, wrong["error"].as_str()), (400, Some("invalid_grant")), "{wrong}");
+    let (status, unknown) = login("nobody", "not the password at all").await;
+    assert_eq!(status, 400);
+    assert_eq!(unknown["error_description"], wrong["error_description"], "one message for both");
+    let (status, robot) = login("robot", "anything at all here").await;
+    assert_eq!(status, 403, "{robot}");
+    assert!(robot["error_description"].as_str().unwrap().contains("service accounts cannot log in"), "{robot}");
+    let (status, missing) = form(&server, &path, None, &[("grant_type", "password"), ("username", "pat")]).await;
+    assert_eq!((status, missing["error"].as_str()), (400, Some("invalid_request")), "{missing}");
+}
+on_each_store!(people_log_in_with_a_password_and_service_accounts_cannot);

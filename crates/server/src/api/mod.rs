@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth_check;
 pub mod authz;
 pub mod groups;
+pub mod passwords;
 pub mod projects;
 pub mod realm;
 pub mod realms;

@@ -1,4 +1,5 @@
 //! Users: create, list, get, update, disable, delete, and role grants. Admin only.
+//! Passwords have their own file, `passwords.rs`.
 
 use crate::api::{audit_event, commit, decode_cursor, new_public_id, next_cursor, page_limit, parse_id, require_admin};
 use crate::authn::Caller;
@@ -68,6 +69,10 @@ pub async fn create_user(
     if let Some(url) = &body.avatar_url {
         validate::avatar_url(url).map_err(|detail| ApiError::invalid("avatarUrl", detail))?;
     }
+    let password_hash = match &body.password {
+        Some(password) => Some(crate::api::passwords::checked_hash(password, &body.username, "password").await?),
+        None => None,
+    };
     let public_id = new_public_id();
     let now = OffsetDateTime::now_utc();
     let mut mutation = state.store.begin().await?;
@@ -86,7 +91,11 @@ pub async fn create_user(
             now,
         })
         .await?;
-    let event = audit_event(&caller, "user.create", format!("user:{public_id}"), body.username.clone());
+    let mut event = audit_event(&caller, "user.create", format!("user:{public_id}"), body.username.clone());
+    if let Some(hash) = &password_hash {
+        mutation.audit(event).await?;
+        event = crate::api::passwords::set_on_create(&mut mutation, &caller, id, public_id.as_str(), hash, now).await?;
+    }
     commit(&state, mutation, event).await?;
     let row = state.store.user_by_id(id).await?;
     Ok((StatusCode::CREATED, Json(user_dto(&state, row).await?)))

@@ -13,11 +13,13 @@ pub struct OAuthFailure {
     pub description: String,
     /// The `WWW-Authenticate` challenge, for 401s.
     pub challenge: Option<&'static str>,
+    /// Seconds for `Retry-After`, for 429s.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthFailure {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> OAuthFailure {
-        OAuthFailure { status, error, description: description.into(), challenge: None }
+        OAuthFailure { status, error, description: description.into(), challenge: None, retry_after: None }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> OAuthFailure {
@@ -37,6 +39,7 @@ impl OAuthFailure {
                           secret (HTTP Basic or client_secret), or as a Bearer token."
                 .to_string(),
             challenge: Some("Basic realm=\"keyward\""),
+            retry_after: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl OAuthFailure {
             error: "invalid_token",
             description: "Send a valid access token of this realm in Authorization: Bearer.".to_string(),
             challenge: Some("Bearer error=\"invalid_token\""),
+            retry_after: None,
         }
     }
 
@@ -64,11 +68,14 @@ impl OAuthFailure {
     }
 
     pub fn throttled(retry_after_secs: u64) -> OAuthFailure {
-        OAuthFailure::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "slow_down",
-            format!("Too many failed authentications from your address; retry in {retry_after_secs} s."),
-        )
+        OAuthFailure {
+            retry_after: Some(retry_after_secs),
+            ..OAuthFailure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!("Too many failed authentications from your address; retry in {retry_after_secs} s."),
+            )
+        }
     }
 }
 
@@ -79,6 +86,9 @@ impl IntoResponse for OAuthFailure {
                 .into_response();
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         response

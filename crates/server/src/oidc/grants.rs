@@ -11,6 +11,7 @@
 use crate::authn::Caller;
 use crate::extract::ClientIp;
 use crate::index::PrincipalInfo;
+use crate::login::LoginRefusal;
 use crate::oidc::endpoints::{
     GRANT_CLIENT_CREDENTIALS, GRANT_PASSWORD, GRANT_TOKEN_EXCHANGE, decode_basic, path_realm, profile,
 };
@@ -281,8 +282,38 @@ impl GrantContext<'_> {
         })
     }
 
-    async fn password(&self, _form: &TokenRequest) -> Result<TokenResponse, OAuthFailure> {
-        Err(OAuthFailure::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", "password logins come next"))
+    /// The resource-owner password grant: how a CLI logs a person in (as Keycloak's
+    /// kcadm does). Service accounts are refused with 403 before any password is
+    /// checked; every other refusal is `invalid_grant` with one message.
+    async fn password(&self, form: &TokenRequest) -> Result<TokenResponse, OAuthFailure> {
+        let (Some(username), Some(password)) = (form.username.as_deref(), form.password.as_deref()) else {
+            return Err(OAuthFailure::invalid_request("the password grant needs username and password"));
+        };
+        let principal = crate::login::password_login(self.state, self.realm.id, username, password, self.client_ip)
+            .await
+            .map_err(|refusal| match refusal {
+                LoginRefusal::ServiceAccount => {
+                    OAuthFailure::new(StatusCode::FORBIDDEN, "unauthorized_client", refusal.message())
+                }
+                LoginRefusal::Throttled { retry_after_secs } => OAuthFailure::throttled(retry_after_secs),
+                LoginRefusal::Unavailable => OAuthFailure::unavailable(),
+                LoginRefusal::InvalidCredentials | LoginRefusal::Disabled => {
+                    OAuthFailure::invalid_grant(refusal.message())
+                }
+            })?;
+        let scope = self.requested_scope(form)?.unwrap_or_default();
+        let audience = self.requested_audience(form)?.unwrap_or_else(|| API_AUDIENCE.to_string());
+        self.issue(Issue {
+            grant: GRANT_PASSWORD,
+            principal: &principal,
+            audience: vec![audience],
+            scope: scope.into_iter().map(str::to_string).collect(),
+            azp: form.client_id.clone().unwrap_or_else(|| "keyward-cli".to_string()),
+            sid: None,
+            not_after: None,
+            actor: format!("user:{} ({})", principal.public_id, principal.username),
+        })
+        .await
     }
 
     async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, OAuthFailure> {
