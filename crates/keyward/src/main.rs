@@ -364,7 +364,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // nothing is served until the ready line.
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    let state = server::AppState::load(opened.store.clone(), &opened.master_key, config.server_config(address)).await?;
+    let server_config = config.server_config(address);
+    if config.public_url.is_none() && (config.database_url.is_some() || address.ip().is_unspecified()) {
+        tracing::warn!(
+            issuer_base = %server_config.public_url,
+            "no --public-url: issuers default to this node's address, which other nodes and remote clients do not \
+             share; set the same --public-url on every node"
+        );
+    }
+    let state = server::AppState::load(opened.store.clone(), &opened.master_key, server_config).await?;
     tracing::info!(credentials = state.index.credential_count(), "index loaded");
     let background = state.spawn_background();
     // Signal handlers go in before the ready line, so a SIGTERM sent as soon as the

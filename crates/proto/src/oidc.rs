@@ -144,6 +144,10 @@ pub struct AccessTokenClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The keyward credential the token was minted from (an opaque reference): the token
+    /// stops working when that credential is revoked, expires or is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default)]

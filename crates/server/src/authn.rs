@@ -29,6 +29,10 @@ pub struct Caller {
     pub client_ip: IpAddr,
     /// The access token, when the caller presented one.
     pub access_token: Option<Arc<crate::oidc::tokens::VerifiedToken>>,
+    /// The first half of the credential's digest (opaque credentials only): access tokens
+    /// minted from the credential carry it, hex-encoded, as `cid`, and stop working when
+    /// the credential leaves the index.
+    pub credential_head: Option<[u8; 16]>,
 }
 
 impl Caller {
@@ -246,6 +250,7 @@ impl AppState {
             principal: owner_state.flatten(),
             client_ip,
             access_token: None,
+            credential_head: digest.0[..16].try_into().ok(),
         })
     }
 
@@ -273,6 +278,7 @@ impl AppState {
             principal: Some(accepted.principal),
             client_ip,
             access_token: Some(accepted.token),
+            credential_head: None,
         })
     }
 }

@@ -216,6 +216,17 @@ impl Index {
         })
     }
 
+    /// Whether a credential with this digest head is still in the index, owned by
+    /// `owner_id` and unexpired at `now`: what an access token minted from it checks, so
+    /// revoking the credential also stops the tokens made from it.
+    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> bool {
+        let Ok(inner) = self.credentials.read() else { return false };
+        let Some(slot) = inner.by_head.get(&DigestHead(*head)).and_then(|slot| inner.slots.get(*slot as usize)) else {
+            return false;
+        };
+        slot.owner_id == owner_id && slot.expires_at > now
+    }
+
     /// The audience label behind an interned number.
     pub fn audience_name(&self, audience: u16) -> Option<String> {
         if audience == 0 {

@@ -112,14 +112,33 @@ impl Store {
 }
 
 impl Mutation {
-    /// Whether the realm has any key at all, removed or not. Mutations are serialised,
-    /// so checking here before inserting the first key cannot race another node.
-    pub async fn realm_has_signing_key(&mut self, realm_id: i64) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys WHERE realm_id = $1 AND removes_at IS NULL")
-            .bind(realm_id)
-            .fetch_one(self.connection())
-            .await?;
+    /// Whether the realm has a key that signs at `now`. Mutations are serialised, so
+    /// checking here before inserting a key cannot race another node.
+    pub async fn realm_has_active_signing_key(&mut self, realm_id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM signing_keys WHERE realm_id = $1 AND activates_at <= $2 \
+             AND (removes_at IS NULL OR removes_at > $2)",
+        )
+        .bind(realm_id)
+        .bind(to_ms(now))
+        .fetch_one(self.connection())
+        .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Withdraws keys that were published but never signed (a newer rotation supersedes
+    /// them): they leave JWKS now. Returns how many.
+    pub async fn withdraw_pending_signing_keys(&mut self, realm_id: i64, now: OffsetDateTime) -> StoreResult<u64> {
+        let withdrawn = sqlx::query(
+            "UPDATE signing_keys SET removes_at = $2 WHERE realm_id = $1 AND activates_at > $2 \
+             AND (removes_at IS NULL OR removes_at > $2)",
+        )
+        .bind(realm_id)
+        .bind(to_ms(now))
+        .execute(self.connection())
+        .await?
+        .rows_affected();
+        Ok(withdrawn)
     }
 
     pub async fn insert_signing_key(&mut self, key: &NewSigningKey<'_>, now: OffsetDateTime) -> StoreResult<i64> {

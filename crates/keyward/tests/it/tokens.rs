@@ -566,3 +566,117 @@ async fn people_log_in_with_a_password_and_service_accounts_cannot(backend: Back
     assert_eq!((status, missing["error"].as_str()), (400, Some("invalid_request")), "{missing}");
 }
 on_each_store!(people_log_in_with_a_password_and_service_accounts_cannot);
+
+/// What the security review found, each now refused: tokens outliving the credential
+/// they came from, scoped tokens acting with full power, minting keys with a token,
+/// rotation leaving a realm without a signing key, a superseded pending key signing,
+/// revocations lost when the subject was disabled, and introspection as a key oracle.
+async fn access_tokens_follow_their_source_credential_and_stay_narrow(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (account_id, secret) = service_token(&server, &admin, "airflow").await;
+    let from_account = client_credentials(&server, "default", "airflow", &secret).await;
+    assert_eq!(status_with(&server, &from_account).await, 200);
+    let invalidated = server
+        .call(
+            "DELETE",
+            &format!("/api/v1/service-accounts/{account_id}/tokens/{}", token_id(&server, &admin, &account_id).await),
+            Via::Bearer(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(invalidated.status, 204, "{}", invalidated.text);
+    assert_eq!(status_with(&server, &from_account).await, 401, "the token dies with its service-account token");
+
+    let user = create_user(&server, &admin, "riley").await;
+    let grant = server.call("PUT", &format!("/api/v1/users/{user}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let (key_id, key) = create_key(&server, &admin, &user, json!({"name": "laptop"})).await;
+    let exchange = |subject: &str, scope: Option<&str>| {
+        let mut fields = vec![
+            ("grant_type", EXCHANGE.to_string()),
+            ("subject_token", subject.to_string()),
+            ("subject_token_type", ACCESS_TOKEN_TYPE.to_string()),
+        ];
+        if let Some(scope) = scope {
+            fields.push(("scope", scope.to_string()));
+        }
+        let server = &server;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let (status, body) = form(server, &token_path("default"), None, &fields).await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let full = exchange(&key, None).await;
+    let narrow = exchange(&key, Some("read")).await;
+    assert_eq!(server.call("GET", "/api/v1/users", Via::Bearer(&full), None).await.status, 200);
+    let refused = server.call("GET", "/api/v1/users", Via::Bearer(&narrow), None).await;
+    assert_eq!(refused.status, 403, "a narrowed token only identifies: {}", refused.text);
+    assert_eq!(status_with(&server, &narrow).await, 200);
+    let minted = server.call("POST", "/api/v1/users/me/api-keys", Via::Bearer(&full), Some(json!({"name": "x"}))).await;
+    assert_eq!(minted.status, 403, "{}", minted.text);
+    let minted = server
+        .call(
+            "POST",
+            "/v4/serviceAccounts",
+            Via::Bearer(&full),
+            Some(json!({"username": "evil", "email": "e@example.com"})),
+        )
+        .await;
+    assert_eq!(minted.status, 200, "an admin may still create the account itself: {}", minted.text);
+    let idp_id = minted.json()["idpId"].as_str().unwrap().to_string();
+    let token = server
+        .call("POST", &format!("/v4/serviceAccounts/{idp_id}/tokens"), Via::Bearer(&full), Some(json!({"name": "t"})))
+        .await;
+    assert_eq!(token.status, 403, "but not mint its token with an access token: {}", token.text);
+
+    // Introspecting an opaque key is for admins only.
+    let introspect = "/auth/realms/default/protocol/openid-connect/token/introspect";
+    let other_user = create_user(&server, &admin, "sam").await;
+    let (_, sams_key) = create_key(&server, &admin, &other_user, json!({"name": "k"})).await;
+    let (_, answer) = form(&server, introspect, Some(("rs", &sams_key)), &[("token", &key)]).await;
+    assert_eq!(answer, json!({"active": false}));
+    let (_, answer) = form(&server, introspect, Some(("rs", &admin)), &[("token", &key)]).await;
+    assert_eq!(answer["active"], true);
+
+    // Revoked while its user is disabled: still revoked once the user is back.
+    let disable = server.post(&format!("/api/v1/users/{user}/disable"), &admin, json!({})).await;
+    assert!(disable.status < 300, "{}", disable.text);
+    let revoke = "/auth/realms/default/protocol/openid-connect/revoke";
+    let (status, _) = form(&server, revoke, Some(("rs", &admin)), &[("token", &full)]).await;
+    assert_eq!(status, 200);
+    let enable = server.post(&format!("/api/v1/users/{user}/enable"), &admin, json!({})).await;
+    assert!(enable.status < 300, "{}", enable.text);
+    assert_eq!(status_with(&server, &full).await, 401);
+
+    // Revoking the personal key stops the tokens exchanged from it.
+    let again = exchange(&key, None).await;
+    assert_eq!(status_with(&server, &again).await, 200);
+    let revoked =
+        server.call("DELETE", &format!("/api/v1/users/{user}/api-keys/{key_id}"), Via::Bearer(&admin), None).await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    assert_eq!(status_with(&server, &again).await, 401);
+
+    // A realm's first key signs at once even when made by a rotation, and a pending key
+    // superseded by a later rotation never signs.
+    let created = server.post("/api/v1/realms", &admin, json!({"name": "fresh"})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let rotate = "/api/v1/realms/fresh/keys/rotate";
+    let first = server.post(rotate, &admin, json!({"prepublishSeconds": 600})).await.json();
+    assert_eq!(first[0]["signing"], true, "{first}");
+    let pending = server.post(rotate, &admin, json!({"prepublishSeconds": 600})).await.json();
+    let pending_kid = pending.as_array().unwrap().iter().find(|key| key["signing"] == false).unwrap()["kid"].clone();
+    let latest = server.post(rotate, &admin, json!({"prepublishSeconds": 600})).await.json();
+    let kids: Vec<&Value> = latest.as_array().unwrap().iter().map(|key| &key["kid"]).collect();
+    assert!(!kids.contains(&&pending_kid), "the superseded pending key left JWKS: {latest}");
+    assert_eq!(kids.len(), 2, "{latest}");
+}
+on_each_store!(access_tokens_follow_their_source_credential_and_stay_narrow);
+
+async fn token_id(server: &Server, admin: &str, account_id: &str) -> String {
+    let tokens = server.get(&format!("/api/v1/service-accounts/{account_id}/tokens"), admin).await.json();
+    tokens[0]["id"].as_str().unwrap().to_string()
+}

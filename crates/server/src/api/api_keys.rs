@@ -63,6 +63,7 @@ async fn create_key(
     user: &UserRow,
     body: CreateApiKey,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    crate::api::refuse_access_token_minting(caller)?;
     if user.kind != "user" {
         return Err(ApiError::Forbidden(
             "Service accounts hold service-account tokens, not personal API keys.".to_string(),

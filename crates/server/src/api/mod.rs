@@ -113,3 +113,15 @@ pub async fn owned_active_credential(
         Err(other) => Err(other.into()),
     }
 }
+
+/// Long-lived credentials are never minted with a short-lived access token: a token
+/// handed to a third party must not turn into a key that outlives it.
+pub fn refuse_access_token_minting(caller: &Caller) -> ApiResult<()> {
+    if caller.kind == keyward_core::CredentialKind::AccessToken {
+        return Err(ApiError::Forbidden(
+            "An access token cannot create API keys or service-account tokens; use an API key or an admin key."
+                .to_string(),
+        ));
+    }
+    Ok(())
+}

@@ -113,6 +113,7 @@ pub async fn issue_token(
     account: &UserRow,
     body: &CreateServiceToken,
 ) -> ApiResult<(CredentialRow, Secret)> {
+    crate::api::refuse_access_token_minting(caller)?;
     validate::object_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
     validate::free_text(&body.description, validate::MAX_DESCRIPTION_CHARS)
         .map_err(|detail| ApiError::invalid("description", detail))?;

@@ -4,7 +4,7 @@ use crate::authn::Caller;
 use crate::extract::ClientIp;
 use crate::oidc::errors::{OAuthFailure, from_auth_failure};
 use crate::oidc::keys::{JWKS_MAX_AGE_SECS, ensure_realm_key};
-use crate::oidc::tokens::{AcceptedToken, issuer, looks_like_jwt, verify_access_token};
+use crate::oidc::tokens::{AcceptedToken, issuer, looks_like_jwt, verify_access_token, verify_for_revocation};
 use crate::state::{AppState, RealmInfo};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -221,8 +221,8 @@ fn form_decode(text: &str) -> String {
 }
 
 /// `POST …/protocol/openid-connect/token/introspect` (RFC 7662). Any keyward credential
-/// of the realm may ask. Active access tokens of the realm and active opaque keyward
-/// credentials answer their facts; everything else answers `{"active": false}`.
+/// of the realm may ask about access tokens; only realm admins about opaque credentials.
+/// Active ones answer their facts; everything else answers `{"active": false}`.
 pub async fn introspect(
     State(state): State<AppState>,
     Path(realm): Path<String>,
@@ -231,7 +231,7 @@ pub async fn introspect(
     form: Result<axum::Form<TokenForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Json<Introspection>, OAuthFailure> {
     let realm = path_realm(&state, &realm)?;
-    resource_caller(&state, &headers, client_ip, &realm)?;
+    let caller = resource_caller(&state, &headers, client_ip, &realm)?;
     let axum::Form(form) = form.map_err(|rejection| OAuthFailure::invalid_request(rejection.body_text()))?;
     let token = form
         .token
@@ -261,6 +261,11 @@ pub async fn introspect(
             jti: Some(claims.jti.clone()),
             sid: claims.sid.clone(),
         }));
+    }
+    // Opaque credentials are secrets, not signed statements: only realm admins may ask
+    // about them, or introspection would be an unthrottled oracle for leaked keys.
+    if !caller.has_role(Role::Admin) {
+        return Ok(Json(Introspection::default()));
     }
     match state.check_credential(&token, client_ip) {
         Ok(subject) if subject.realm_id == realm.id => Ok(Json(Introspection {
@@ -305,13 +310,13 @@ pub async fn revoke(
         }
         return Ok(StatusCode::OK);
     }
-    let Ok(accepted) = verify_access_token(&state, &token, None, now_secs()) else {
+    let Ok(verified) = verify_for_revocation(&state, &token, now_secs()) else {
         return Ok(StatusCode::OK);
     };
-    if accepted.realm.id != realm.id {
+    if verified.realm_id != realm.id {
         return Ok(StatusCode::OK);
     }
-    let own = caller.principal.as_ref().is_some_and(|principal| principal.id == accepted.principal.id);
+    let own = caller.principal.as_ref().is_some_and(|principal| principal.public_id == verified.claims.sub);
     if !own && !caller.has_role(Role::Admin) {
         return Err(OAuthFailure::new(
             StatusCode::FORBIDDEN,
@@ -319,7 +324,7 @@ pub async fn revoke(
             "Only the token's subject or a realm admin may revoke it.",
         ));
     }
-    let claims = &accepted.token.claims;
+    let claims = &verified.claims;
     let revoked = RevokedTokenRow {
         realm_id: realm.id,
         kind: "jti".to_string(),

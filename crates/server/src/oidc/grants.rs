@@ -114,6 +114,8 @@ struct Issue<'a> {
     scope: Vec<String>,
     azp: String,
     sid: Option<String>,
+    /// The source credential's reference (`cid`), for tokens minted from a credential.
+    cid: Option<String>,
     /// The token never outlives this (unix seconds), e.g. its subject credential.
     not_after: Option<i64>,
     actor: String,
@@ -190,6 +192,7 @@ impl GrantContext<'_> {
             scope: scope.into_iter().map(str::to_string).collect(),
             azp: principal.username.clone(),
             sid: None,
+            cid: caller.credential_head.map(hex::encode),
             not_after: caller.credential_expires_at,
             actor: caller.actor(),
         })
@@ -232,13 +235,19 @@ impl GrantContext<'_> {
             )
         })?;
         // What the subject may be narrowed from: its audiences and scopes.
-        let (held_audiences, held_scopes, sid) = match &subject.access_token {
+        let (held_audiences, held_scopes, sid, cid) = match &subject.access_token {
             Some(token) => (
                 Some(token.claims.aud.to_vec()),
                 token.claims.scope.as_deref().map(|scope| scope.split(' ').map(str::to_string).collect::<Vec<_>>()),
                 token.claims.sid.clone(),
+                token.claims.cid.clone(),
             ),
-            None => (subject.audience.clone().map(|audience| vec![audience]), None, None),
+            None => (
+                subject.audience.clone().map(|audience| vec![audience]),
+                None,
+                None,
+                subject.credential_head.map(hex::encode),
+            ),
         };
         let audience = match (self.requested_audience(form)?, held_audiences) {
             (Some(asked), Some(held)) if !held.contains(&asked) => {
@@ -272,6 +281,7 @@ impl GrantContext<'_> {
             scope: scope.into_iter().map(str::to_string).collect(),
             azp,
             sid,
+            cid,
             not_after: subject.credential_expires_at,
             actor: subject.actor(),
         })
@@ -310,6 +320,7 @@ impl GrantContext<'_> {
             scope: scope.into_iter().map(str::to_string).collect(),
             azp: form.client_id.clone().unwrap_or_else(|| "keyward-cli".to_string()),
             sid: None,
+            cid: None,
             not_after: None,
             actor: format!("user:{} ({})", principal.public_id, principal.username),
         })
@@ -341,6 +352,7 @@ impl GrantContext<'_> {
             azp: issue.azp,
             sid: issue.sid,
             scope: scope.clone(),
+            cid: issue.cid,
             name,
             preferred_username: issue.principal.username.clone(),
             email,

@@ -8,6 +8,7 @@
 //! removal a grace period after that, longer than the longest access token.
 
 use crate::state::AppState;
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
@@ -64,6 +65,12 @@ pub enum KeyError {
     Signing(String),
 }
 
+/// What a sealed private key is bound to: its kid, realm and algorithm. A sealed key
+/// copied into another row does not open.
+fn sealing_context(kid: &str, realm_id: i64, alg: SigningAlg) -> String {
+    format!("keyward signing key|{kid}|{realm_id}|{}", alg.as_str())
+}
+
 fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -87,8 +94,9 @@ impl LoadedKey {
     pub fn from_row(row: &SigningKeyRow, sealer: &KeySealer) -> Result<LoadedKey, KeyError> {
         let unusable = |reason: &str| KeyError::Unusable { kid: row.kid.clone(), reason: reason.to_string() };
         let alg = SigningAlg::parse(&row.alg).ok_or_else(|| unusable("unknown algorithm"))?;
-        let pkcs8 = sealer.open(row.kid.as_bytes(), &row.sealed_private_key).map_err(|_| unusable("sealed key"))?;
-        let (signer, jwk, decoding) = match alg {
+        let aad = sealing_context(&row.kid, row.realm_id, alg);
+        let pkcs8 = sealer.open(aad.as_bytes(), &row.sealed_private_key).map_err(|_| unusable("sealed key"))?;
+        let (signer, jwk, decoding, spki) = match alg {
             SigningAlg::Es256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
                     .map_err(|_| unusable("P-256 key"))?;
@@ -100,7 +108,8 @@ impl LoadedKey {
                 let (x, y) = (b64url(&point[1..33]), b64url(&point[33..65]));
                 let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|_| unusable("P-256 public key"))?;
                 (jwk.crv, jwk.x, jwk.y) = (Some("P-256".to_string()), Some(x), Some(y));
-                (Signer::Ecdsa(pair), jwk, decoding)
+                let spki = pair.public_key().as_der().map_err(|_| unusable("P-256 public key"))?.as_ref().to_vec();
+                (Signer::Ecdsa(pair), jwk, decoding, spki)
             }
             SigningAlg::Rs256 => {
                 let pair = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| unusable("RSA key"))?;
@@ -110,7 +119,8 @@ impl LoadedKey {
                 let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|_| unusable("RSA public key"))?;
                 let mut jwk = jwk("RSA", &row.kid, alg);
                 (jwk.n, jwk.e) = (Some(n), Some(e));
-                (Signer::Rsa(pair), jwk, decoding)
+                let spki = pair.public_key().as_der().map_err(|_| unusable("RSA public key"))?.as_ref().to_vec();
+                (Signer::Rsa(pair), jwk, decoding, spki)
             }
             SigningAlg::EdDsa => {
                 let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| unusable("Ed25519 key"))?;
@@ -118,9 +128,15 @@ impl LoadedKey {
                 let decoding = DecodingKey::from_ed_components(&x).map_err(|_| unusable("Ed25519 public key"))?;
                 let mut jwk = jwk("OKP", &row.kid, alg);
                 (jwk.crv, jwk.x) = (Some("Ed25519".to_string()), Some(x));
-                (Signer::Ed25519(pair), jwk, decoding)
+                let spki = pair.public_key().as_der().map_err(|_| unusable("Ed25519 public key"))?.as_ref().to_vec();
+                (Signer::Ed25519(pair), jwk, decoding, spki)
             }
         };
+        // Everything published comes from the opened private key; a public key written
+        // into the row by someone without the master key is refused, not served.
+        if spki != row.public_key {
+            return Err(unusable("stored public key does not match the private key"));
+        }
         let header = serde_json::json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid });
         Ok(LoadedKey {
             kid: row.kid.clone(),
@@ -130,7 +146,7 @@ impl LoadedKey {
             activates_at: row.activates_at.unix_timestamp(),
             removes_at: row.removes_at.map(OffsetDateTime::unix_timestamp),
             jwk,
-            spki: row.public_key.clone(),
+            spki,
             signer,
             decoding,
             header_b64: b64url(header.to_string().as_bytes()),
@@ -280,7 +296,11 @@ async fn insert_new_key(
         .map_err(|error| RotationError::Crypto(error.to_string()))?;
     let kid = keyward_core::PublicId::generate(&mut rand_core::UnwrapErr(rand_core::OsRng)).to_string();
     let sealed = sealer
-        .seal(&mut rand_core::UnwrapErr(rand_core::OsRng), kid.as_bytes(), &generated.pkcs8)
+        .seal(
+            &mut rand_core::UnwrapErr(rand_core::OsRng),
+            sealing_context(&kid, realm_id, alg).as_bytes(),
+            &generated.pkcs8,
+        )
         .map_err(|error| RotationError::Crypto(error.to_string()))?;
     let new = NewSigningKey {
         realm_id,
@@ -312,7 +332,7 @@ pub async fn ensure_realm_key(state: &AppState, realm_id: i64, realm_name: &str)
     }
     let alg = state.realm(realm_id).map_or(SigningAlg::Es256, |realm| realm.token_settings.signing_alg);
     let mut mutation = state.store.begin().await?;
-    if !mutation.realm_has_signing_key(realm_id).await? {
+    if !mutation.realm_has_active_signing_key(realm_id, now).await? {
         let kid = insert_new_key(&mut mutation, &state.sealer, realm_id, alg, now, now).await?;
         mutation
             .audit(NewAuditEvent {
@@ -343,8 +363,13 @@ pub async fn rotate(
     actor: &str,
 ) -> Result<String, RotationError> {
     let now = OffsetDateTime::now_utc();
-    let activates_at = now + rotation.prepublish;
     let mut mutation = store.begin().await?;
+    // A key published by an earlier rotation that has not signed yet is superseded.
+    mutation.withdraw_pending_signing_keys(realm.id, now).await?;
+    // With nothing signing now (a realm's first key), the new key signs at once: there
+    // is nothing to pre-publish against.
+    let activates_at =
+        if mutation.realm_has_active_signing_key(realm.id, now).await? { now + rotation.prepublish } else { now };
     let kid = insert_new_key(&mut mutation, sealer, realm.id, rotation.alg, activates_at, now).await?;
     let retired = mutation.retire_signing_keys(realm.id, &kid, activates_at + rotation.grace).await?;
     mutation
@@ -412,7 +437,8 @@ mod tests {
 
     fn key(sealer: &KeySealer, kid: &str, alg: SigningAlg, activates_at: i64, removes_at: Option<i64>) -> LoadedKey {
         let generated = generate_signing_key(alg).expect("key generation");
-        let sealed = sealer.seal(&mut rand_core::UnwrapErr(rand_core::OsRng), kid.as_bytes(), &generated.pkcs8);
+        let context = sealing_context(kid, 7, alg);
+        let sealed = sealer.seal(&mut rand_core::UnwrapErr(rand_core::OsRng), context.as_bytes(), &generated.pkcs8);
         let row = SigningKeyRow {
             id: 1,
             realm_id: 7,
@@ -467,7 +493,10 @@ mod tests {
     fn a_key_sealed_for_one_kid_does_not_open_as_another() {
         let sealer = MasterKey::from_bytes([5; 32]).key_sealer();
         let generated = generate_signing_key(SigningAlg::Es256).expect("key generation");
-        let sealed = sealer.seal(&mut rand_core::UnwrapErr(rand_core::OsRng), b"a", &generated.pkcs8).expect("seal");
+        let context = sealing_context("a", 1, SigningAlg::Es256);
+        let sealed = sealer
+            .seal(&mut rand_core::UnwrapErr(rand_core::OsRng), context.as_bytes(), &generated.pkcs8)
+            .expect("seal");
         let row = SigningKeyRow {
             id: 1,
             realm_id: 1,

@@ -168,6 +168,29 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
     Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), claims })
 }
 
+/// The token's signature, issuer and key, from the cache or verified now.
+fn signed_token(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
+    if let Some(verified) = state.token_cache.get(token) {
+        return Ok(verified);
+    }
+    let verified = Arc::new(verify_signed(state, token, now)?);
+    state.token_cache.insert(token, verified.clone());
+    Ok(verified)
+}
+
+/// A token that can be revoked: keyward signed it with a key still published and it
+/// has not expired. Whether its subject is enabled now does not matter: revoking the
+/// token of a disabled user must hold after the user is enabled again.
+pub fn verify_for_revocation(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
+    let verified = signed_token(state, token, now)?;
+    if state.keys.find(verified.realm_id, &verified.kid, now).is_none()
+        || now > verified.claims.exp.saturating_add(keyward_core::jwt::LEEWAY_SECS)
+    {
+        return Err(AuthRefusal::Expired.into());
+    }
+    Ok(verified)
+}
+
 /// Verifies a keyward access token at `now` (unix seconds). With `audience`, the
 /// token's `aud` must contain it.
 pub fn verify_access_token(
@@ -176,14 +199,7 @@ pub fn verify_access_token(
     audience: Option<&str>,
     now: i64,
 ) -> Result<AcceptedToken, TokenRefusal> {
-    let verified = match state.token_cache.get(token) {
-        Some(verified) => verified,
-        None => {
-            let verified = Arc::new(verify_signed(state, token, now)?);
-            state.token_cache.insert(token, verified.clone());
-            verified
-        }
-    };
+    let verified = signed_token(state, token, now)?;
     let realm = state.realm(verified.realm_id).ok_or(AuthRefusal::BadToken)?;
     let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
     let claims = &verified.claims;
@@ -210,6 +226,13 @@ pub fn verify_access_token(
         state.index.principal_by_public_id(&claims.sub).ok_or_else(|| refuse(AuthRefusal::OwnerDisabled))?;
     if principal.realm_id != realm.id || !principal.enabled {
         return Err(refuse(AuthRefusal::OwnerDisabled));
+    }
+    // A token minted from a credential lives only as long as that credential does.
+    if let Some(cid) = &claims.cid {
+        let mut head = [0u8; 16];
+        if hex::decode_to_slice(cid, &mut head).is_err() || !state.index.holds_head(&head, principal.id, now) {
+            return Err(refuse(AuthRefusal::Revoked));
+        }
     }
     Ok(AcceptedToken { token: verified.clone(), realm, principal })
 }
