@@ -136,6 +136,10 @@ pub struct AccessTokenClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     pub jti: String,
+    /// The client the token was issued to; RFC 9068 (§2.2) requires it. The same as `azp`.
+    /// Defaults to empty only so tokens issued before it existed still parse.
+    #[serde(default)]
+    pub client_id: String,
     /// The client (or credential) the token was issued to.
     #[serde(default)]
     pub azp: String,

@@ -181,6 +181,44 @@ async fn a_service_account_gets_an_access_token_that_works_everywhere_a_key_does
 }
 on_each_store!(a_service_account_gets_an_access_token_that_works_everywhere_a_key_does);
 
+/// The JWT access-token profile (RFC 9068 §2.2) requires `iss exp aud sub client_id iat
+/// jti`: resource servers that validate the profile (oauth4webapi's
+/// `validateJwtAccessToken`, for one) refused keyward's tokens while `client_id` was
+/// missing. Every grant sets it, to the same client as `azp`.
+async fn access_tokens_carry_every_claim_the_jwt_profile_requires(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (_, secret) = service_token(&server, &admin, "airflow").await;
+    let issued = client_credentials(&server, "default", "airflow", &secret).await;
+    let user = create_user(&server, &admin, "riley").await;
+    let (_, key) = create_key(&server, &admin, &user, json!({"name": "laptop"})).await;
+    let fields = [("grant_type", EXCHANGE), ("subject_token", key.as_str()), ("subject_token_type", ACCESS_TOKEN_TYPE)];
+    let (status, exchanged) = form(&server, &token_path("default"), None, &fields).await;
+    assert_eq!(status, 200, "{exchanged}");
+    let exchanged = exchanged["access_token"].as_str().unwrap().to_string();
+    let (status, on_behalf) = form(&server, &token_path("default"), Some(("airflow", &secret)), &fields).await;
+    assert_eq!(status, 200, "{on_behalf}");
+    let on_behalf = on_behalf["access_token"].as_str().unwrap().to_string();
+
+    for (token, client) in [(&issued, "airflow"), (&exchanged, "riley"), (&on_behalf, "airflow")] {
+        assert_eq!(segment(token, 0)["typ"], "at+jwt");
+        let claims = segment(token, 1);
+        for claim in ["iss", "sub", "client_id", "jti"] {
+            assert!(claims[claim].as_str().is_some_and(|value| !value.is_empty()), "{claim} in {claims}");
+        }
+        for claim in ["exp", "iat"] {
+            assert!(claims[claim].is_i64(), "{claim} in {claims}");
+        }
+        assert!(!claims["aud"].is_null(), "aud in {claims}");
+        assert_eq!(claims["client_id"], client, "{claims}");
+        assert_eq!(claims["azp"], claims["client_id"], "{claims}");
+    }
+    let discovery = server.call("GET", "/auth/realms/default/.well-known/openid-configuration", Via::None, None).await;
+    assert!(discovery.json()["claims_supported"].as_array().unwrap().contains(&json!("client_id")));
+}
+on_each_store!(access_tokens_carry_every_claim_the_jwt_profile_requires);
+
 /// Client credentials, form fields, and the expected status and OAuth error.
 type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, u16, &'a str);
 

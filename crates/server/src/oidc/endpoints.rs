@@ -93,6 +93,7 @@ pub async fn discovery(State(state): State<AppState>, Path(realm): Path<String>)
             "iat",
             "nbf",
             "jti",
+            "client_id",
             "azp",
             "sid",
             "scope",

@@ -349,6 +349,7 @@ impl GrantContext<'_> {
             iat: now,
             nbf: Some(now),
             jti: jti.clone(),
+            client_id: issue.azp.clone(),
             azp: issue.azp,
             sid: issue.sid,
             scope: scope.clone(),
