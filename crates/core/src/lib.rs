@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod claims;
 pub mod ids;
 pub mod jwt;
 pub mod password;

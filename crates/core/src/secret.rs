@@ -31,18 +31,21 @@ pub enum CredentialKind {
     DeploymentKey,
     /// A credential bound to one workload run.
     WorkloadCredential,
+    /// A registered OAuth client's secret. Kept with the client, not in the index.
+    ClientSecret,
     /// A signed access token (JWT) from the token service. Not an opaque secret: it has
     /// no prefix, is never stored, and is not among [`CredentialKind::ALL`].
     AccessToken,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 5] = [
+    pub const ALL: [CredentialKind; 6] = [
         CredentialKind::AdminKey,
         CredentialKind::UserApiKey,
         CredentialKind::ServiceAccountToken,
         CredentialKind::DeploymentKey,
         CredentialKind::WorkloadCredential,
+        CredentialKind::ClientSecret,
     ];
 
     /// The prefix every secret of this kind starts with, underscore included.
@@ -53,6 +56,7 @@ impl CredentialKind {
             CredentialKind::ServiceAccountToken => "kws_",
             CredentialKind::DeploymentKey => "kwd_",
             CredentialKind::WorkloadCredential => "kwr_",
+            CredentialKind::ClientSecret => "kwc_",
             CredentialKind::AccessToken => "",
         }
     }
@@ -65,6 +69,7 @@ impl CredentialKind {
             CredentialKind::ServiceAccountToken => "service_account_token",
             CredentialKind::DeploymentKey => "deployment_key",
             CredentialKind::WorkloadCredential => "workload_credential",
+            CredentialKind::ClientSecret => "client_secret",
             CredentialKind::AccessToken => "access_token",
         }
     }
@@ -81,6 +86,7 @@ impl CredentialKind {
             CredentialKind::DeploymentKey => 3,
             CredentialKind::WorkloadCredential => 4,
             CredentialKind::AccessToken => 5,
+            CredentialKind::ClientSecret => 6,
         }
     }
 

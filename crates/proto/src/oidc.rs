@@ -160,6 +160,10 @@ pub struct AccessTokenClaims {
     pub email: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Claims added by the realm's and the client's claim mappers.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `POST …/token/introspect` (RFC 7662).
@@ -244,4 +248,77 @@ pub struct RotateKeys {
     /// access-token lifetime when that is longer).
     #[serde(default)]
     pub grace_seconds: Option<i64>,
+}
+
+/// A claim mapper: a static value, a user attribute, or the user's groups as a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum ClaimMapper {
+    Static { claim: String, value: String },
+    Attribute { claim: String, attribute: String },
+    Groups { claim: String },
+}
+
+/// `POST /api/v1/realms/{name}/clients`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateClient {
+    /// 1–64 characters of `a-z A-Z 0-9 . _ -`, unique in the realm.
+    pub client_id: String,
+    #[serde(default)]
+    pub name: String,
+    /// `client_credentials` and/or `urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub grants: Vec<String>,
+    /// Audiences the client's tokens may have; the first is the default (`keyward` when empty).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// The service account (id or idpId) that client_credentials tokens are issued for.
+    #[serde(default)]
+    pub service_account_id: Option<String>,
+    #[serde(default)]
+    pub access_token_lifetime_seconds: Option<i64>,
+    #[serde(default)]
+    pub claim_mappers: Vec<ClaimMapper>,
+}
+
+/// `PATCH /api/v1/realms/{name}/clients/{clientId}`: the fields given replace the current ones.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateClient {
+    pub name: Option<String>,
+    pub grants: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    /// An empty string unbinds the service account.
+    pub service_account_id: Option<String>,
+    pub access_token_lifetime_seconds: Option<i64>,
+    pub claim_mappers: Option<Vec<ClaimMapper>>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// The start of the secret, to tell secrets apart.
+    pub secret_prefix: String,
+    pub grants: Vec<String>,
+    pub audiences: Vec<String>,
+    pub service_account_id: Option<String>,
+    pub access_token_lifetime_seconds: Option<i64>,
+    pub claim_mappers: Vec<ClaimMapper>,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A client with its secret: only in the answer that creates it or a new secret.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientWithSecret {
+    #[serde(flatten)]
+    pub client: Client,
+    pub client_secret: String,
 }

@@ -96,10 +96,15 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
         },
         ChangeEntity::Realm => {
             if let Ok(realm) = state.store.realm_by_id(change.entity_id).await {
+                let is_new = state.realm(realm.id).is_none();
                 state.set_realm(realm);
+                if is_new {
+                    crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?;
+                }
             }
         }
         ChangeEntity::SigningKeys => crate::oidc::keys::reload_realm_keys(state, change.entity_id).await?,
+        ChangeEntity::Clients => crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?,
         ChangeEntity::RevokedToken => {
             if let Some(revoked) = state.store.revocation_by_id(change.entity_id).await? {
                 state.revocations.add(&revoked);

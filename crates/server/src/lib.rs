@@ -44,8 +44,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{
-        api_keys, audit, auth_check, authz, groups, passwords, projects, realm, realms, service_accounts as accounts,
-        signing_keys, users,
+        api_keys, audit, auth_check, authz, clients, groups, passwords, projects, realm, realms,
+        service_accounts as accounts, signing_keys, users,
     };
     // Install the recorder before anything counts.
     let _ = metrics::handle();
@@ -76,6 +76,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/authz/check", post(authz::check))
         .route("/api/v1/auth/check", get(auth_check::check).post(auth_check::check))
         .route("/api/v1/realms/{name}/keys", get(signing_keys::list_keys))
+        .route("/api/v1/realms/{name}/clients", post(clients::create_client).get(clients::list_clients))
+        .route(
+            "/api/v1/realms/{name}/clients/{client_id}",
+            get(clients::get_client).patch(clients::update_client).delete(clients::delete_client),
+        )
+        .route("/api/v1/realms/{name}/clients/{client_id}/secret", post(clients::renew_secret))
+        .route("/api/v1/realms/{name}/claim-mappers", get(clients::get_realm_mappers).put(clients::put_realm_mappers))
         .route("/api/v1/realms/{name}/keys/rotate", post(signing_keys::rotate_keys))
         .route("/api/v1/realm/policy", get(realm::get_policy).put(realm::put_policy))
         .route("/api/v1/realms", post(realms::create_realm).get(realms::list_realms))
@@ -133,8 +140,9 @@ fn redact_path(path: &str) -> String {
     path.split('/')
         .map(|segment| {
             let lower = segment.to_ascii_lowercase();
-            let secret_like = ["kwa_", "kwu_", "kws_", "kwd_", "kwr_"].iter().any(|prefix| lower.contains(prefix))
-                || lower.starts_with("eyj");
+            let secret_like =
+                ["kwa_", "kwu_", "kws_", "kwd_", "kwr_", "kwc_"].iter().any(|prefix| lower.contains(prefix))
+                    || lower.starts_with("eyj");
             if secret_like { "[redacted]" } else { segment }
         })
         .collect::<Vec<_>>()

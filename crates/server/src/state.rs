@@ -3,6 +3,7 @@
 use crate::config::ServerConfig;
 use crate::feed::ChangeFeed;
 use crate::index::{Index, PrincipalInfo};
+use crate::oidc::clients::ClientRegistry;
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::{Revocations, TokenCache};
 use crate::throttle::Throttle;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub revocations: Revocations,
     /// Access tokens whose signature was verified, so a repeat costs a lookup.
     pub token_cache: TokenCache,
+    /// Registered OAuth clients and claim mappers, per realm.
+    pub clients: ClientRegistry,
     pub config: ServerConfig,
     pub realms: RwLock<HashMap<i64, Arc<RealmInfo>>>,
     pub throttle: Throttle,
@@ -101,6 +104,7 @@ impl AppState {
             keys: KeyRing::default(),
             revocations: Revocations::default(),
             token_cache: TokenCache::default(),
+            clients: ClientRegistry::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),
@@ -119,6 +123,7 @@ impl AppState {
         }
         state.index.upsert_credentials(&credentials);
         crate::oidc::keys::load_all_keys(&state).await?;
+        crate::oidc::clients::load_all_clients(&state).await?;
         for revoked in state.store.active_revocations(time::OffsetDateTime::now_utc()).await? {
             state.revocations.add(&revoked);
         }

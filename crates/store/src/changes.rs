@@ -11,6 +11,8 @@ pub enum ChangeEntity {
     /// The signing keys of the realm whose id is the entity id.
     SigningKeys,
     RevokedToken,
+    /// The OAuth clients and claim mappers of the realm whose id is the entity id.
+    Clients,
 }
 
 impl ChangeEntity {
@@ -21,6 +23,7 @@ impl ChangeEntity {
             ChangeEntity::Realm => "realm",
             ChangeEntity::SigningKeys => "signing_keys",
             ChangeEntity::RevokedToken => "revoked_token",
+            ChangeEntity::Clients => "clients",
         }
     }
 
@@ -31,6 +34,7 @@ impl ChangeEntity {
             ChangeEntity::Realm,
             ChangeEntity::SigningKeys,
             ChangeEntity::RevokedToken,
+            ChangeEntity::Clients,
         ]
         .into_iter()
         .find(|entity| entity.as_str() == text)

@@ -13,6 +13,7 @@
 
 mod audit;
 mod changes;
+mod clients;
 mod credentials;
 mod groups;
 mod mutation;
@@ -25,6 +26,7 @@ mod users;
 
 pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
 pub use changes::{Change, ChangeEntity, ChangeListener};
+pub use clients::{ClientRow, ClientSettings};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
 pub use groups::GroupRow;
 pub use mutation::Mutation;

@@ -718,3 +718,147 @@ async fn token_id(server: &Server, admin: &str, account_id: &str) -> String {
     let tokens = server.get(&format!("/api/v1/service-accounts/{account_id}/tokens"), admin).await.json();
     tokens[0]["id"].as_str().unwrap().to_string()
 }
+
+/// A registered client: client_credentials for its service account with its audiences,
+/// lifetime and claim mappers (after the realm's), token exchange only when granted, a
+/// renewed secret replacing the old one, and bad settings refused naming the field.
+async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (account_id, _) = service_token(&server, &admin, "reporting").await;
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "analysts"})).await;
+    assert_eq!(group.status, 201, "{}", group.text);
+    let group_id = group.json()["id"].as_str().unwrap().to_string();
+    let member =
+        server.call("PUT", &format!("/api/v1/groups/{group_id}/members/{account_id}"), Via::Bearer(&admin), None).await;
+    assert!(member.status < 300, "{}", member.text);
+    let realm_mappers = server
+        .call(
+            "PUT",
+            "/api/v1/realms/default/claim-mappers",
+            Via::Bearer(&admin),
+            Some(json!([{"type": "static", "claim": "tenant", "value": "acme"}, {"type": "groups", "claim": "teams"}])),
+        )
+        .await;
+    assert_eq!(realm_mappers.status, 200, "{}", realm_mappers.text);
+
+    let clients = "/api/v1/realms/default/clients";
+    let created = server
+        .post(
+            clients,
+            &admin,
+            json!({"clientId": "reports-app", "grants": ["client_credentials"], "audiences": ["reports", "keyward"],
+                   "serviceAccountId": account_id, "accessTokenLifetimeSeconds": 120,
+                   "claimMappers": [{"type": "static", "claim": "tenant", "value": "acme-eu"}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let created = created.json();
+    let secret = created["clientSecret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("kwc_"), "{created}");
+    assert_eq!(created["serviceAccountId"], account_id.as_str());
+    let listed = server.get(clients, &admin).await;
+    assert!(!listed.text.contains(&secret), "lists never show the secret");
+
+    let (status, body) =
+        form(&server, &token_path("default"), Some(("reports-app", &secret)), &[("grant_type", "client_credentials")])
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 120);
+    let token = body["access_token"].as_str().unwrap();
+    let claims = segment(token, 1);
+    assert_eq!(claims["sub"], account_id.as_str());
+    assert_eq!(claims["aud"], "reports", "the client's first audience is the default");
+    assert_eq!(claims["azp"], "reports-app");
+    assert_eq!(claims["client_id"], "reports-app");
+    assert_eq!(claims["tenant"], "acme-eu", "the client's mapper wins over the realm's");
+    assert_eq!(claims["teams"], json!(["analysts"]));
+    let (status, body) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", &secret)),
+        &[("grant_type", "client_credentials"), ("audience", "billing")],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")), "{body}");
+    let (status, body) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", &secret)),
+        &[("grant_type", "client_credentials"), ("audience", "keyward")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(status_with(&server, body["access_token"].as_str().unwrap()).await, 200);
+    let (status, body) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", &secret)),
+        &[("grant_type", EXCHANGE), ("subject_token", token), ("subject_token_type", ACCESS_TOKEN_TYPE)],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
+    let (status, _) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", "kwc_wrong")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let renewed = server.post(&format!("{clients}/reports-app/secret"), &admin, json!({})).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    let new_secret = renewed.json()["clientSecret"].as_str().unwrap().to_string();
+    let (status, _) =
+        form(&server, &token_path("default"), Some(("reports-app", &secret)), &[("grant_type", "client_credentials")])
+            .await;
+    assert_eq!(status, 401, "the old secret stops working");
+    let (status, _) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", &new_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    for (body, field) in [
+        (json!({"clientId": "bad id", "grants": ["client_credentials"]}), "clientId"),
+        (json!({"clientId": "x", "grants": ["password"]}), "grants"),
+        (json!({"clientId": "x", "grants": []}), "grants"),
+        (
+            json!({"clientId": "x", "grants": ["client_credentials"], "accessTokenLifetimeSeconds": 5}),
+            "accessTokenLifetimeSeconds",
+        ),
+        (
+            json!({"clientId": "x", "grants": ["client_credentials"], "claimMappers": [{"type": "static", "claim": "sub", "value": "root"}]}),
+            "claimMappers",
+        ),
+        (
+            json!({"clientId": "x", "grants": ["client_credentials"], "serviceAccountId": "ffffffffffffffffffffffff"}),
+            "serviceAccountId",
+        ),
+    ] {
+        let answer = server.post(clients, &admin, body.clone()).await;
+        assert_eq!((answer.status, answer.json()["field"].as_str()), (422, Some(field)), "{body}: {}", answer.text);
+    }
+    let duplicate =
+        server.post(clients, &admin, json!({"clientId": "reports-app", "grants": ["client_credentials"]})).await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    let user = create_user(&server, &admin, "riley").await;
+    let (_, user_key) = create_key(&server, &admin, &user, json!({"name": "k"})).await;
+    assert_eq!(server.get(clients, &user_key).await.status, 403);
+    let deleted = server.call("DELETE", &format!("{clients}/reports-app"), Via::Bearer(&admin), None).await;
+    assert_eq!(deleted.status, 204);
+    let (status, _) = form(
+        &server,
+        &token_path("default"),
+        Some(("reports-app", &new_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+on_each_store!(registered_clients_issue_tokens_with_their_mappers);

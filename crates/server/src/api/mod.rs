@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth_check;
 pub mod authz;
+pub mod clients;
 pub mod groups;
 pub mod passwords;
 pub mod projects;

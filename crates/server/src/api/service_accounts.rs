@@ -38,10 +38,15 @@ pub fn require_account_manager(caller: &Caller) -> ApiResult<()> {
 /// Finds a service account of the caller's realm by its id (24 hex digits) or its
 /// idpId (a UUID). Anything else, people included, is 404.
 pub async fn load_account(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserRow> {
+    load_account_in(state, caller.realm_id, id).await
+}
+
+/// The service account `id` (its id or idpId) of the realm `realm_id`.
+pub async fn load_account_in(state: &AppState, realm_id: i64, id: &str) -> ApiResult<UserRow> {
     let found = if let Some(public_id) = PublicId::parse(id) {
-        state.store.user_by_public_id(caller.realm_id, public_id.as_str()).await
+        state.store.user_by_public_id(realm_id, public_id.as_str()).await
     } else if let Ok(idp_id) = uuid::Uuid::parse_str(id) {
-        state.store.user_by_idp_id(caller.realm_id, &idp_id.hyphenated().to_string()).await
+        state.store.user_by_idp_id(realm_id, &idp_id.hyphenated().to_string()).await
     } else {
         Err(store::StoreError::NotFound)
     };

@@ -12,6 +12,7 @@ use crate::authn::Caller;
 use crate::extract::ClientIp;
 use crate::index::PrincipalInfo;
 use crate::login::LoginRefusal;
+use crate::oidc::clients::ClientInfo;
 use crate::oidc::endpoints::{
     GRANT_CLIENT_CREDENTIALS, GRANT_PASSWORD, GRANT_TOKEN_EXCHANGE, decode_basic, path_realm, profile,
 };
@@ -25,6 +26,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use keyward_core::CredentialKind;
 use proto::oidc::{AccessTokenClaims, Audience, TokenRequest, TokenResponse};
 use std::net::IpAddr;
+use std::sync::Arc;
 use store::NewAuditEvent;
 use time::OffsetDateTime;
 
@@ -119,6 +121,9 @@ struct Issue<'a> {
     /// The token never outlives this (unix seconds), e.g. its subject credential.
     not_after: Option<i64>,
     actor: String,
+    /// The registered client the token is issued to, if any: its lifetime, audiences
+    /// and claim mappers apply.
+    client: Option<Arc<ClientInfo>>,
 }
 
 struct GrantContext<'a> {
@@ -128,6 +133,74 @@ struct GrantContext<'a> {
 }
 
 impl GrantContext<'_> {
+    /// The registered client named by the client id, after checking its secret; `None`
+    /// when the id names no registered client (a service account's token may then be
+    /// the secret). A wrong secret counts as a failed authentication.
+    fn registered_client(&self, client: &ClientCredentials) -> Result<Option<Arc<ClientInfo>>, OAuthFailure> {
+        let Some(registered) = client.id.as_deref().and_then(|id| self.state.clients.client(self.realm.id, id)) else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if let Some(retry_after_secs) = self.state.throttle.retry_after(self.client_ip, now) {
+            return Err(OAuthFailure::throttled(retry_after_secs));
+        }
+        let presented = self.state.pepper.digest(&client.secret);
+        if !registered.enabled || !presented.constant_time_eq(&registered.secret_digest) {
+            self.state.throttle.record_failure(self.client_ip, now);
+            return Err(OAuthFailure::invalid_client());
+        }
+        Ok(Some(registered))
+    }
+
+    fn require_grant(client: &ClientInfo, grant: &str) -> Result<(), OAuthFailure> {
+        if client.grants.iter().any(|allowed| allowed == grant) {
+            return Ok(());
+        }
+        Err(OAuthFailure::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            format!("client {:?} may not use {grant}; its grants are {:?}", client.client_id, client.grants),
+        ))
+    }
+
+    /// client_credentials for a registered client: a token for its service account.
+    async fn registered_client_credentials(
+        &self,
+        client: Arc<ClientInfo>,
+        form: &TokenRequest,
+    ) -> Result<TokenResponse, OAuthFailure> {
+        GrantContext::require_grant(&client, GRANT_CLIENT_CREDENTIALS)?;
+        let principal = client
+            .service_account_id
+            .and_then(|id| self.state.index.principal(id))
+            .filter(|principal| principal.enabled && principal.realm_id == self.realm.id)
+            .ok_or_else(|| {
+                OAuthFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    format!(
+                        "client {:?} has no enabled service account to issue client_credentials tokens for",
+                        client.client_id
+                    ),
+                )
+            })?;
+        let audience = self.requested_audience(form)?;
+        let scope = self.requested_scope(form)?.unwrap_or_default();
+        self.issue(Issue {
+            grant: GRANT_CLIENT_CREDENTIALS,
+            principal: &principal,
+            audience: audience.into_iter().collect(),
+            scope: scope.into_iter().map(str::to_string).collect(),
+            azp: client.client_id.clone(),
+            sid: None,
+            cid: None,
+            not_after: None,
+            actor: format!("client:{}", client.client_id),
+            client: Some(client),
+        })
+        .await
+    }
+
     /// Authenticates a credential of this realm; any refusal is `refused`.
     fn credential(&self, secret: &str, refused: impl Fn() -> OAuthFailure) -> Result<Caller, OAuthFailure> {
         let caller = self
@@ -170,6 +243,9 @@ impl GrantContext<'_> {
         form: &TokenRequest,
     ) -> Result<TokenResponse, OAuthFailure> {
         let client = client.ok_or_else(OAuthFailure::invalid_client)?;
+        if let Some(registered) = self.registered_client(&client)? {
+            return self.registered_client_credentials(registered, form).await;
+        }
         let caller = self.credential(&client.secret, OAuthFailure::invalid_client)?;
         if caller.kind != CredentialKind::ServiceAccountToken {
             return Err(OAuthFailure::new(
@@ -195,6 +271,7 @@ impl GrantContext<'_> {
             cid: caller.credential_head.map(hex::encode),
             not_after: caller.credential_expires_at,
             actor: caller.actor(),
+            client: None,
         })
         .await
     }
@@ -221,9 +298,15 @@ impl GrantContext<'_> {
         {
             return Err(OAuthFailure::invalid_request(format!("requested_token_type must be {TOKEN_TYPE_ACCESS}")));
         }
-        let client = match client {
-            Some(client) => Some(self.credential(&client.secret, OAuthFailure::invalid_client)?),
-            None => None,
+        let (client, registered) = match client {
+            Some(client) => match self.registered_client(&client)? {
+                Some(registered) => {
+                    GrantContext::require_grant(&registered, GRANT_TOKEN_EXCHANGE)?;
+                    (None, Some(registered))
+                }
+                None => (Some(self.credential(&client.secret, OAuthFailure::invalid_client)?), None),
+            },
+            None => (None, None),
         };
         let subject = self.credential(subject_token, || {
             OAuthFailure::invalid_grant("subject_token is not a valid, current keyward credential of this realm")
@@ -270,10 +353,13 @@ impl GrantContext<'_> {
                 format!("the subject token does not hold scope {extra:?}; an exchange can only narrow"),
             )
         })?;
-        let azp = client
-            .as_ref()
-            .and_then(|client| client.principal.as_ref().map(|principal| principal.username.clone()))
-            .unwrap_or_else(|| principal.username.clone());
+        let azp = match (&registered, &client) {
+            (Some(registered), _) => registered.client_id.clone(),
+            (None, Some(client)) => {
+                client.principal.as_ref().map_or_else(|| principal.username.clone(), |p| p.username.clone())
+            }
+            (None, None) => principal.username.clone(),
+        };
         self.issue(Issue {
             grant: GRANT_TOKEN_EXCHANGE,
             principal: &principal,
@@ -284,6 +370,7 @@ impl GrantContext<'_> {
             cid,
             not_after: subject.credential_expires_at,
             actor: subject.actor(),
+            client: registered,
         })
         .await
         .map(|mut response| {
@@ -323,18 +410,54 @@ impl GrantContext<'_> {
             cid: None,
             not_after: None,
             actor: format!("user:{} ({})", principal.public_id, principal.username),
+            client: None,
         })
         .await
     }
 
-    async fn issue(&self, issue: Issue<'_>) -> Result<TokenResponse, OAuthFailure> {
+    async fn issue(&self, mut issue: Issue<'_>) -> Result<TokenResponse, OAuthFailure> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let lifetime = self.realm.token_settings.access_token_lifetime.whole_seconds();
+        let client_lifetime = issue.client.as_ref().and_then(|client| client.access_token_lifetime);
+        let lifetime = client_lifetime.unwrap_or(self.realm.token_settings.access_token_lifetime).whole_seconds();
+        if let Some(client) = issue.client.as_ref().filter(|client| !client.audiences.is_empty()) {
+            if issue.audience.is_empty()
+                || issue.audience == [API_AUDIENCE] && !client.audiences.iter().any(|a| a == API_AUDIENCE)
+            {
+                issue.audience = vec![client.audiences[0].clone()];
+            }
+            if let Some(outside) = issue.audience.iter().find(|audience| !client.audiences.contains(audience)) {
+                return Err(OAuthFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_target",
+                    format!(
+                        "client {:?} may not ask for audience {outside:?}; its audiences are {:?}",
+                        client.client_id, client.audiences
+                    ),
+                ));
+            }
+        }
+        if issue.audience.is_empty() {
+            issue.audience = vec![API_AUDIENCE.to_string()];
+        }
         let exp = issue.not_after.map_or(now + lifetime, |not_after| not_after.min(now + lifetime));
         if exp <= now {
             return Err(OAuthFailure::invalid_grant("the credential expires now; no token can be issued from it"));
         }
         let (name, email, groups) = profile(self.state, issue.principal.id).await?;
+        let realm_clients = self.state.clients.realm(self.realm.id);
+        let mappers: Vec<&keyward_core::claims::ClaimMapper> =
+            realm_clients.mappers.iter().chain(issue.client.iter().flat_map(|client| client.mappers.iter())).collect();
+        let attributes = std::collections::BTreeMap::new();
+        let extra = keyward_core::claims::apply(&mappers, &attributes, &groups)
+            .into_iter()
+            .map(|(claim, value)| {
+                let value = match value {
+                    keyward_core::claims::ClaimValue::Text(text) => serde_json::Value::String(text),
+                    keyward_core::claims::ClaimValue::List(list) => serde_json::json!(list),
+                };
+                (claim, value)
+            })
+            .collect();
         let jti = crate::api::new_public_id().to_string();
         let scope = (!issue.scope.is_empty()).then(|| issue.scope.join(" "));
         let audience = match issue.audience.as_slice() {
@@ -358,6 +481,7 @@ impl GrantContext<'_> {
             preferred_username: issue.principal.username.clone(),
             email,
             groups,
+            extra,
         };
         let access_token = sign_claims(self.state, self.realm, &claims).await.map_err(OAuthFailure::internal)?;
         self.state.queue_audit(NewAuditEvent {

@@ -2,6 +2,7 @@
 //! document, OIDC discovery, JWKS, the token endpoint, userinfo, introspection (RFC 7662)
 //! and revocation (RFC 7009); and the native signing-key API.
 
+pub mod clients;
 pub mod endpoints;
 pub mod errors;
 pub mod grants;
