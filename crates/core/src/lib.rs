@@ -25,3 +25,28 @@ pub use ids::PublicId;
 pub use projects::{ProjectAccess, ProjectAction, ProjectRole};
 pub use roles::{Role, RoleSet};
 pub use secret::{CredentialKind, MasterKey, Pepper, Secret, SecretDigest, SecretFormatError};
+
+/// A deterministic generator for tests only; production passes the OS CSPRNG.
+#[cfg(test)]
+pub(crate) mod test_rng {
+    use rand_core::{CryptoRng, RngCore};
+
+    pub struct CountingRng(pub u8);
+
+    impl RngCore for CountingRng {
+        fn next_u32(&mut self) -> u32 {
+            rand_core::impls::next_u32_via_fill(self)
+        }
+        fn next_u64(&mut self) -> u64 {
+            rand_core::impls::next_u64_via_fill(self)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for byte in dest {
+                self.0 = self.0.wrapping_add(37);
+                *byte = self.0;
+            }
+        }
+    }
+
+    impl CryptoRng for CountingRng {}
+}

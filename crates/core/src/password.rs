@@ -84,25 +84,8 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_core::{CryptoRng, RngCore};
 
-    /// A deterministic generator for tests only; production passes the OS CSPRNG.
-    struct CountingRng(u8);
-    impl RngCore for CountingRng {
-        fn next_u32(&mut self) -> u32 {
-            rand_core::impls::next_u32_via_fill(self)
-        }
-        fn next_u64(&mut self) -> u64 {
-            rand_core::impls::next_u64_via_fill(self)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for byte in dest {
-                self.0 = self.0.wrapping_add(37);
-                *byte = self.0;
-            }
-        }
-    }
-    impl CryptoRng for CountingRng {}
+    use crate::test_rng::CountingRng;
 
     fn check_rule_cases(good: &[&str], bad: &[(&str, &str)]) {
         for password in good {

@@ -343,25 +343,8 @@ impl std::fmt::Debug for SecretDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_core::{CryptoRng, RngCore};
 
-    /// A deterministic generator for tests only; production passes the OS CSPRNG.
-    struct CountingRng(u8);
-    impl RngCore for CountingRng {
-        fn next_u32(&mut self) -> u32 {
-            rand_core::impls::next_u32_via_fill(self)
-        }
-        fn next_u64(&mut self) -> u64 {
-            rand_core::impls::next_u64_via_fill(self)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for byte in dest {
-                self.0 = self.0.wrapping_add(37);
-                *byte = self.0;
-            }
-        }
-    }
-    impl CryptoRng for CountingRng {}
+    use crate::test_rng::CountingRng;
 
     fn check(kind: CredentialKind) {
         let secret = Secret::generate(kind, &mut CountingRng(1));

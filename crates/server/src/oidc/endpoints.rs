@@ -205,6 +205,27 @@ fn resource_caller(
     Ok(caller)
 }
 
+type TokenFormResult = Result<axum::Form<TokenForm>, axum::extract::rejection::FormRejection>;
+
+/// What introspection and revocation start from: the path's realm, the authenticated
+/// caller, and the `token` parameter.
+fn token_request(
+    state: &AppState,
+    realm: &str,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    form: TokenFormResult,
+) -> Result<(Arc<RealmInfo>, Caller, String), OAuthFailure> {
+    let realm = path_realm(state, realm)?;
+    let caller = resource_caller(state, headers, client_ip, &realm)?;
+    let axum::Form(form) = form.map_err(|rejection| OAuthFailure::invalid_request(rejection.body_text()))?;
+    let token = form
+        .token
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| OAuthFailure::invalid_request("token is required"))?;
+    Ok((realm, caller, token))
+}
+
 /// Decodes HTTP Basic client credentials: base64 of `id:secret`, each form-urlencoded
 /// (RFC 6749 §2.3.1).
 pub fn decode_basic(encoded: &str) -> Option<(String, String)> {
@@ -229,15 +250,9 @@ pub async fn introspect(
     Path(realm): Path<String>,
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
-    form: Result<axum::Form<TokenForm>, axum::extract::rejection::FormRejection>,
+    form: TokenFormResult,
 ) -> Result<Json<Introspection>, OAuthFailure> {
-    let realm = path_realm(&state, &realm)?;
-    let caller = resource_caller(&state, &headers, client_ip, &realm)?;
-    let axum::Form(form) = form.map_err(|rejection| OAuthFailure::invalid_request(rejection.body_text()))?;
-    let token = form
-        .token
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| OAuthFailure::invalid_request("token is required"))?;
+    let (realm, caller, token) = token_request(&state, &realm, &headers, client_ip, form)?;
     let now = now_secs();
     if looks_like_jwt(&token) {
         let Ok(accepted) = verify_access_token(&state, &token, None, now) else {
@@ -291,15 +306,9 @@ pub async fn revoke(
     Path(realm): Path<String>,
     ClientIp(client_ip): ClientIp,
     headers: HeaderMap,
-    form: Result<axum::Form<TokenForm>, axum::extract::rejection::FormRejection>,
+    form: TokenFormResult,
 ) -> Result<StatusCode, OAuthFailure> {
-    let realm = path_realm(&state, &realm)?;
-    let caller = resource_caller(&state, &headers, client_ip, &realm)?;
-    let axum::Form(form) = form.map_err(|rejection| OAuthFailure::invalid_request(rejection.body_text()))?;
-    let token = form
-        .token
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| OAuthFailure::invalid_request("token is required"))?;
+    let (realm, caller, token) = token_request(&state, &realm, &headers, client_ip, form)?;
     if !looks_like_jwt(&token) {
         if keyward_core::secret::check_format(&token).is_ok() {
             return Err(OAuthFailure::new(
