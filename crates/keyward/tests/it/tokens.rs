@@ -344,6 +344,11 @@ async fn the_verifier_refuses_every_forgery(backend: Backend) {
     // The baseline forgery is accepted: the cases below differ from it in one way only.
     assert_eq!(status_with(&server, &sign(&key, &header, &claims)).await, 200);
     assert_eq!(status_with(&server, &sign(&key, &header, &with("exp", json!(t - 10)))).await, 200, "leeway");
+    // Introspection (RFC 7662) of an expired token: inactive, nothing else said.
+    let introspect = "/auth/realms/default/protocol/openid-connect/token/introspect";
+    let expired = sign(&key, &header, &with("exp", json!(t - 120)));
+    let (status, answer) = form(&server, introspect, Some(("rs", &admin)), &[("token", &expired)]).await;
+    assert_eq!((status, answer), (200, json!({"active": false})));
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
