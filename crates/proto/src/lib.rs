@@ -8,6 +8,7 @@
 pub mod oidc;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
@@ -76,6 +77,12 @@ pub struct CreateUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = Password)]
     pub password: Option<String>,
+    /// Free-form attributes for token claim mappers, e.g. `{"organization": "acme"}`: at
+    /// most 50; names of 1 to 64 characters of a-z, A-Z, 0-9, '_', '-' and '.' starting
+    /// with a letter, and not a reserved claim (iss, sub, aud, exp, iat, nbf, jti, azp,
+    /// client_id, sid, cid, scope, typ); values of at most 1024 characters.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for CreateUser {
@@ -88,6 +95,7 @@ impl std::fmt::Debug for CreateUser {
             .field("last_name", &self.last_name)
             .field("avatar_url", &self.avatar_url)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -139,6 +147,9 @@ pub struct UpdateUser {
     /// An empty string clears the avatar.
     pub avatar_url: Option<String>,
     pub enabled: Option<bool>,
+    /// Replaces every attribute with this set (`{}` clears them); leave it out to keep
+    /// them. The rules are those of `CreateUser.attributes`.
+    pub attributes: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -158,6 +169,8 @@ pub struct User {
     /// Roles the user holds directly or through groups.
     pub effective_roles: Vec<String>,
     pub groups: Vec<GroupRef>,
+    /// Free-form attributes (name to value); `{}` when there are none.
+    pub attributes: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -261,6 +261,7 @@ mod tests {
                     first_name: "",
                     last_name: "",
                     avatar_url: None,
+                    attributes: &std::collections::BTreeMap::new(),
                     now,
                 })
                 .await

@@ -5,7 +5,7 @@ use crate::{ChangeEntity, Mutation, Store, StoreError, StoreResult, flag, from_m
 use keyward_core::{Role, RoleSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
 pub struct NewUser<'a> {
@@ -20,6 +20,8 @@ pub struct NewUser<'a> {
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub avatar_url: Option<&'a str>,
+    /// Free-form attributes, already checked with `validate::attributes`; empty for none.
+    pub attributes: &'a BTreeMap<String, String>,
     pub now: OffsetDateTime,
 }
 
@@ -36,11 +38,14 @@ pub struct UserRow {
     pub last_name: String,
     pub avatar_url: Option<String>,
     pub enabled: bool,
+    /// Free-form attributes (name to value) for the token service's claim mappers.
+    pub attributes: BTreeMap<String, String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
 /// Fields to change; `None` leaves a field as it is. `avatar_url: Some(None)` clears it.
+/// `attributes: Some(set)` replaces every attribute with `set` (empty clears them).
 #[derive(Clone, Debug, Default)]
 pub struct UserPatch {
     pub email: Option<(String, String)>,
@@ -48,6 +53,7 @@ pub struct UserPatch {
     pub last_name: Option<String>,
     pub avatar_url: Option<Option<String>>,
     pub enabled: Option<bool>,
+    pub attributes: Option<BTreeMap<String, String>>,
 }
 
 /// What the index keeps about a principal: enough to decide and to name the caller.
@@ -63,11 +69,13 @@ pub struct PrincipalRow {
 }
 
 const USER_COLUMNS: &str = "id, public_id, realm_id, kind, idp_id, username, email, first_name, last_name, avatar_url, \
-     enabled, created_at, updated_at";
+     enabled, attributes, created_at, updated_at";
 
 fn user_from_row(row: &AnyRow) -> StoreResult<UserRow> {
+    let id: i64 = row.try_get("id")?;
+    let attributes = attributes_from_column(id, &row.try_get::<String, _>("attributes")?)?;
     Ok(UserRow {
-        id: row.try_get("id")?,
+        id,
         public_id: row.try_get("public_id")?,
         realm_id: row.try_get("realm_id")?,
         kind: row.try_get("kind")?,
@@ -78,9 +86,26 @@ fn user_from_row(row: &AnyRow) -> StoreResult<UserRow> {
         last_name: row.try_get("last_name")?,
         avatar_url: row.try_get("avatar_url")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
+        attributes,
         created_at: from_ms(row.try_get("created_at")?),
         updated_at: from_ms(row.try_get("updated_at")?),
     })
+}
+
+/// Reads `users.attributes`. Only the store writes it, so anything but a JSON object of
+/// strings means the row was changed by hand: an error naming the row, not an empty set.
+fn attributes_from_column(user_id: i64, text: &str) -> StoreResult<BTreeMap<String, String>> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::Database(format!(
+            "users.attributes of user row {user_id} is not a JSON object of string values: {error}"
+        ))
+    })
+}
+
+/// The storage form of a set of attributes: a JSON object, `{}` when empty.
+fn attributes_to_json(attributes: &BTreeMap<String, String>) -> StoreResult<String> {
+    serde_json::to_string(attributes)
+        .map_err(|error| StoreError::Database(format!("could not encode user attributes: {error}")))
 }
 
 /// Roles of every user in `user_filter` (a SQL condition on `u`), direct and through groups.
@@ -217,11 +242,19 @@ impl Mutation {
         row.map(|row| Ok(row.try_get::<i64, _>("enabled")? != 0)).transpose()
     }
 
+    /// The user's attributes as this transaction sees them, to say what a change changed.
+    pub async fn user_attributes(&mut self, id: i64) -> StoreResult<BTreeMap<String, String>> {
+        let row =
+            sqlx::query("SELECT attributes FROM users WHERE id = $1").bind(id).fetch_one(self.connection()).await?;
+        attributes_from_column(id, &row.try_get::<String, _>("attributes")?)
+    }
+
     pub async fn insert_user(&mut self, new: &NewUser<'_>) -> StoreResult<i64> {
+        let attributes = attributes_to_json(new.attributes)?;
         let row = sqlx::query(
             "INSERT INTO users (public_id, realm_id, kind, username, email, email_key, first_name, last_name, \
-             avatar_url, enabled, created_at, updated_at, idp_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11) RETURNING id",
+             avatar_url, enabled, created_at, updated_at, idp_id, attributes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $12) RETURNING id",
         )
         .bind(new.public_id)
         .bind(new.realm_id)
@@ -234,6 +267,7 @@ impl Mutation {
         .bind(new.avatar_url)
         .bind(to_ms(new.now))
         .bind(new.idp_id)
+        .bind(attributes)
         .fetch_one(self.connection())
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -250,11 +284,13 @@ impl Mutation {
             Some(value) => (1i64, value.as_deref()),
             None => (0i64, None),
         };
+        let attributes = patch.attributes.as_ref().map(attributes_to_json).transpose()?;
         let affected = sqlx::query(
             "UPDATE users SET email = COALESCE($1, email), email_key = COALESCE($2, email_key), \
              first_name = COALESCE($3, first_name), last_name = COALESCE($4, last_name), \
              avatar_url = CASE WHEN $5 = 1 THEN $6 ELSE avatar_url END, \
-             enabled = COALESCE($7, enabled), updated_at = $8 WHERE id = $9",
+             enabled = COALESCE($7, enabled), attributes = COALESCE($10, attributes), updated_at = $8 \
+             WHERE id = $9",
         )
         .bind(email)
         .bind(email_key)
@@ -265,6 +301,7 @@ impl Mutation {
         .bind(patch.enabled.map(flag))
         .bind(to_ms(now))
         .bind(id)
+        .bind(attributes)
         .execute(self.connection())
         .await?
         .rows_affected();
@@ -313,5 +350,32 @@ impl Mutation {
             > 0;
         self.changed(ChangeEntity::Principal, user_id).await?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_read_back_as_written() {
+        let empty = BTreeMap::new();
+        assert_eq!(attributes_to_json(&empty).unwrap(), "{}");
+        assert_eq!(attributes_from_column(1, "{}").unwrap(), empty);
+        let set: BTreeMap<String, String> =
+            [("organization", "Acme \"R&D\""), ("team", "Zoë")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        assert_eq!(attributes_from_column(1, &attributes_to_json(&set).unwrap()).unwrap(), set);
+    }
+
+    #[test]
+    fn malformed_attributes_are_a_database_error_naming_the_row() {
+        for text in ["", "null", "[]", "{\"a\": 1}", "{\"a\": null}", "{\"a\": {}}", "{bad"] {
+            match attributes_from_column(42, text) {
+                Err(StoreError::Database(message)) => {
+                    assert!(message.contains("users.attributes of user row 42"), "{text:?}: {message}")
+                }
+                other => panic!("{text:?} should be a database error, got {other:?}"),
+            }
+        }
     }
 }

@@ -117,3 +117,125 @@ async fn ids_from_another_realm_answer_404(backend: Backend) {
     assert_eq!(answer.status, 201, "{}", answer.text);
 }
 on_each_store!(ids_from_another_realm_answer_404);
+
+async fn attributes_are_set_replaced_cleared_and_checked(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let patch = |user: &str, body: serde_json::Value| {
+        let path = format!("/api/v1/users/{user}");
+        let admin = admin.clone();
+        let server = &server;
+        async move { server.call("PATCH", &path, Via::Bearer(&admin), Some(body)).await }
+    };
+
+    // Without attributes a user shows an empty object; with them, the object given.
+    let plain = create_user(&server, &admin, "ivy").await;
+    assert_eq!(server.get(&format!("/api/v1/users/{plain}"), &admin).await.json()["attributes"], json!({}));
+    let answer = server
+        .post(
+            "/api/v1/users",
+            &admin,
+            json!({"username": "ora", "email": "ora@example.com", "attributes": {"organization": "acme", "team": "data"}}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.json()["attributes"], json!({"organization": "acme", "team": "data"}));
+    let user = answer.json()["id"].as_str().unwrap().to_string();
+
+    // A PATCH without attributes keeps them; with them, the object sent replaces the set.
+    let answer = patch(&user, json!({"firstName": "Ora"})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["attributes"], json!({"organization": "acme", "team": "data"}));
+    let answer = patch(&user, json!({"attributes": {"organization": "Acme R&D", "cost-center": "42"}})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let replaced = json!({"organization": "Acme R&D", "cost-center": "42"});
+    assert_eq!(answer.json()["attributes"], replaced);
+    assert_eq!(server.get(&format!("/api/v1/users/{user}"), &admin).await.json()["attributes"], replaced);
+    let listed = server.get("/api/v1/users", &admin).await.json();
+    let listed = listed["items"].as_array().unwrap().iter().find(|item| item["id"] == user.as_str()).unwrap().clone();
+    assert_eq!(listed["attributes"], replaced);
+    let (_, key) = create_key(&server, &admin, &user, json!({"name": "k"})).await;
+    assert_eq!(server.get("/api/v1/users/me", &key).await.json()["attributes"], replaced);
+
+    // The audit log names the attributes that changed, never their values.
+    let events = server.get("/api/v1/audit?format=jsonl&action=user.update", &admin).await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    let details: Vec<String> = events
+        .text
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(details, ["ora", "ora; attributes: cost-center, organization, team"], "{}", events.text);
+    let created = server.get("/api/v1/audit?format=jsonl&action=user.create", &admin).await.text;
+    assert!(created.contains("\"detail\":\"ora; attributes: organization, team\""), "{created}");
+    for value in ["acme", "Acme R&D", "data"] {
+        assert!(!events.text.contains(value) && !created.contains(value), "{value} in the audit log");
+    }
+
+    // `{}` clears them.
+    let answer = patch(&user, json!({"attributes": {}})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["attributes"], json!({}));
+    assert_eq!(server.get(&format!("/api/v1/users/{user}"), &admin).await.json()["attributes"], json!({}));
+
+    // Refusals name the attribute, and change nothing.
+    patch(&user, json!({"attributes": {"organization": "acme"}})).await;
+    let fifty_one: serde_json::Map<String, serde_json::Value> =
+        (0..51).map(|index| (format!("a{index}"), json!("v"))).collect();
+    let long_name = "a".repeat(65);
+    let long_name_field = format!("attributes.{long_name}");
+    let long_named = serde_json::Value::Object([(long_name, json!("x"))].into_iter().collect());
+    for (attributes, field, mentions) in [
+        (json!({"sub": "someone-else"}), "attributes.sub", "reserved"),
+        (json!({"Client_ID": "x"}), "attributes.Client_ID", "reserved"),
+        (json!({"SCOPE": "admin"}), "attributes.SCOPE", "reserved"),
+        (json!({"9lives": "x"}), "attributes.9lives", "\"9lives\""),
+        (json!({"org unit": "x"}), "attributes.org unit", "\"org unit\""),
+        (long_named, long_name_field.as_str(), "64"),
+        (json!({"note": "line\nbreak"}), "attributes.note", "control"),
+        (json!({"note": "v".repeat(1025)}), "attributes.note", "1024"),
+        (json!({"count": 5}), "attributes.count", "string"),
+        (json!(fifty_one), "attributes", "at most 50"),
+    ] {
+        let answer = patch(&user, json!({"attributes": attributes.clone()})).await;
+        assert_eq!(answer.status, 422, "{attributes}: {}", answer.text);
+        assert_eq!(answer.json()["field"], field, "{}", answer.text);
+        assert!(answer.json()["detail"].as_str().unwrap().contains(mentions), "{mentions}: {}", answer.text);
+        let answer = server
+            .post(
+                "/api/v1/users",
+                &admin,
+                json!({"username": "new", "email": "new@example.com", "attributes": attributes}),
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{}", answer.text);
+        assert_eq!(answer.json()["field"], field, "{}", answer.text);
+    }
+    assert_eq!(
+        server.get(&format!("/api/v1/users/{user}"), &admin).await.json()["attributes"],
+        json!({"organization": "acme"})
+    );
+    let usernames: Vec<serde_json::Value> = server.get("/api/v1/users", &admin).await.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["username"].clone())
+        .collect();
+    assert_eq!(usernames, [json!("ivy"), json!("ora")], "no user was created");
+
+    // Another realm's user is not found, attributes or not.
+    let (ok, other_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "other", "--name", "other-admin"]);
+    assert!(ok, "{stderr}");
+    let other_admin = other_admin.trim().to_string();
+    server.wait_for_status("/api/v1/users", &other_admin, 200, std::time::Duration::from_secs(1)).await;
+    let answer = server
+        .call("PATCH", &format!("/api/v1/users/{user}"), Via::Bearer(&other_admin), Some(json!({"attributes": {}})))
+        .await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert_eq!(
+        server.get(&format!("/api/v1/users/{user}"), &admin).await.json()["attributes"],
+        json!({"organization": "acme"})
+    );
+}
+on_each_store!(attributes_are_set_replaced_cleared_and_checked);

@@ -81,6 +81,7 @@ pub async fn create_account(state: &AppState, caller: &Caller, body: &CreateServ
             first_name: "",
             last_name: "",
             avatar_url: None,
+            attributes: &std::collections::BTreeMap::new(),
             now: OffsetDateTime::now_utc(),
         })
         .await?;

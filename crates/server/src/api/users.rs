@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::{Role, validate};
 use proto::{CreateUser, GroupRef, Page, PageQuery, UpdateUser, User};
+use std::collections::BTreeMap;
 use store::{NewUser, UserPatch, UserRow};
 use time::OffsetDateTime;
 
@@ -32,6 +33,7 @@ pub async fn user_dto(state: &AppState, row: UserRow) -> ApiResult<User> {
         roles: roles.names(),
         effective_roles: effective.names(),
         groups: groups.into_iter().map(|group| GroupRef { id: group.public_id, name: group.name }).collect(),
+        attributes: row.attributes,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -55,6 +57,42 @@ fn check_names(first: &str, last: &str) -> ApiResult<()> {
     validate::free_text(last, 100).map_err(|detail| ApiError::invalid("lastName", detail))
 }
 
+/// Applies `validate::attributes`; the problem names `attributes.<name>`, or `attributes`
+/// when the set as a whole is refused.
+fn check_attributes(attributes: &BTreeMap<String, String>) -> ApiResult<()> {
+    validate::attributes(attributes).map_err(|error| match error.name {
+        Some(name) => ApiError::invalid(&format!("attributes.{name}"), error.message),
+        None => ApiError::invalid("attributes", error.message),
+    })
+}
+
+/// Names of the attributes that `after` adds, removes or gives another value, in name
+/// order. Only names: values may be personal data and stay out of the audit log.
+fn changed_attribute_names<'a>(
+    before: &'a BTreeMap<String, String>,
+    after: &'a BTreeMap<String, String>,
+) -> Vec<&'a str> {
+    let mut names: Vec<&str> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|name| before.get(*name) != after.get(*name))
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The audit detail of a user event: the username and, when some changed, the names of
+/// the attributes (never their values).
+fn audit_detail(username: &str, attribute_names: &[&str]) -> String {
+    if attribute_names.is_empty() {
+        username.to_string()
+    } else {
+        format!("{username}; attributes: {}", attribute_names.join(", "))
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = User), (status = 409, body = proto::Problem), (status = 422, body = proto::Problem)))]
 pub async fn create_user(
@@ -69,6 +107,7 @@ pub async fn create_user(
     if let Some(url) = &body.avatar_url {
         validate::avatar_url(url).map_err(|detail| ApiError::invalid("avatarUrl", detail))?;
     }
+    check_attributes(&body.attributes)?;
     let password_hash = match &body.password {
         Some(password) => Some(crate::api::passwords::checked_hash(password, &body.username, "password").await?),
         None => None,
@@ -88,10 +127,13 @@ pub async fn create_user(
             first_name: &body.first_name,
             last_name: &body.last_name,
             avatar_url: body.avatar_url.as_deref(),
+            attributes: &body.attributes,
             now,
         })
         .await?;
-    let mut event = audit_event(&caller, "user.create", format!("user:{public_id}"), body.username.clone());
+    let attribute_names: Vec<&str> = body.attributes.keys().map(String::as_str).collect();
+    let detail = audit_detail(&body.username, &attribute_names);
+    let mut event = audit_event(&caller, "user.create", format!("user:{public_id}"), detail);
     if let Some(hash) = &password_hash {
         mutation.audit(event).await?;
         event = crate::api::passwords::set_on_create(&mut mutation, &caller, id, public_id.as_str(), hash, now).await?;
@@ -164,6 +206,10 @@ pub async fn update_user(
         refuse_self_lockout(&caller, &row, enabled)?;
         patch.enabled = Some(enabled);
     }
+    if let Some(attributes) = body.attributes {
+        check_attributes(&attributes)?;
+        patch.attributes = Some(attributes);
+    }
     save_patch(&state, &caller, &row, patch, "user.update").await
 }
 
@@ -201,8 +247,18 @@ async fn save_patch(
     action: &str,
 ) -> ApiResult<Json<User>> {
     let mut mutation = state.store.begin().await?;
+    // Compared inside the transaction, so the audit names what this change changed even
+    // when another one landed since `row` was read.
+    let attributes_before = match &patch.attributes {
+        Some(_) => Some(mutation.user_attributes(row.id).await?),
+        None => None,
+    };
     mutation.update_user(row.id, &patch, OffsetDateTime::now_utc()).await?;
-    let event = audit_event(caller, action, format!("user:{}", row.public_id), row.username.clone());
+    let changed = match (&attributes_before, &patch.attributes) {
+        (Some(before), Some(after)) => changed_attribute_names(before, after),
+        _ => Vec::new(),
+    };
+    let event = audit_event(caller, action, format!("user:{}", row.public_id), audit_detail(&row.username, &changed));
     commit(state, mutation, event).await?;
     let row = state.store.user_by_id(row.id).await?;
     Ok(Json(user_dto(state, row).await?))
