@@ -755,7 +755,8 @@ async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
             &admin,
             json!({"clientId": "reports-app", "grants": ["client_credentials"], "audiences": ["reports", "keyward"],
                    "serviceAccountId": account_id, "accessTokenLifetimeSeconds": 120,
-                   "claimMappers": [{"type": "static", "claim": "tenant", "value": "acme-eu"}]}),
+                   "claimMappers": [{"type": "static", "claim": "tenant", "value": "acme-eu"},
+                                    {"type": "attribute", "claim": "org", "attribute": "organization"}]}),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
@@ -765,6 +766,15 @@ async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
     assert_eq!(created["serviceAccountId"], account_id.as_str());
     let listed = server.get(clients, &admin).await;
     assert!(!listed.text.contains(&secret), "lists never show the secret");
+    let patched = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/users/{account_id}"),
+            Via::Bearer(&admin),
+            Some(json!({"attributes": {"organization": "Acme Corp"}})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
 
     let (status, body) =
         form(&server, &token_path("default"), Some(("reports-app", &secret)), &[("grant_type", "client_credentials")])
@@ -779,6 +789,7 @@ async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
     assert_eq!(claims["client_id"], "reports-app");
     assert_eq!(claims["tenant"], "acme-eu", "the client's mapper wins over the realm's");
     assert_eq!(claims["teams"], json!(["analysts"]));
+    assert_eq!(claims["org"], "Acme Corp", "a user attribute through the client's mapper");
     let (status, body) = form(
         &server,
         &token_path("default"),

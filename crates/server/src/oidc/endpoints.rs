@@ -147,16 +147,26 @@ fn bearer_token(state: &AppState, headers: &HeaderMap, realm: &RealmInfo) -> Res
     Ok(accepted)
 }
 
-/// The profile claims of a principal: display name, email and group names.
-pub async fn profile(
-    state: &AppState,
-    principal_id: i64,
-) -> store::StoreResult<(Option<String>, Option<String>, Vec<String>)> {
+/// What tokens and userinfo say about a principal besides its ids.
+pub struct Profile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    /// The user's attributes, for claim mappers.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// The profile of a principal: display name, email, group names and attributes.
+pub async fn profile(state: &AppState, principal_id: i64) -> store::StoreResult<Profile> {
     let user = state.store.user_by_id(principal_id).await?;
     let groups = state.store.groups_of_user(principal_id).await?.into_iter().map(|group| group.name).collect();
     let name = crate::api::users::full_name(&user.first_name, &user.last_name);
-    let email = (!user.email.is_empty()).then_some(user.email);
-    Ok(((!name.is_empty()).then_some(name), email, groups))
+    Ok(Profile {
+        name: (!name.is_empty()).then_some(name),
+        email: (!user.email.is_empty()).then_some(user.email),
+        groups,
+        attributes: user.attributes,
+    })
 }
 
 /// `GET|POST …/protocol/openid-connect/userinfo`.
@@ -167,7 +177,7 @@ pub async fn userinfo(
 ) -> Result<Json<UserInfo>, OAuthFailure> {
     let realm = path_realm(&state, &realm)?;
     let accepted = bearer_token(&state, &headers, &realm)?;
-    let (name, email, groups) = profile(&state, accepted.principal.id).await?;
+    let Profile { name, email, groups, .. } = profile(&state, accepted.principal.id).await?;
     Ok(Json(UserInfo {
         sub: accepted.principal.public_id.clone(),
         preferred_username: accepted.principal.username.clone(),

@@ -14,7 +14,7 @@ use crate::index::PrincipalInfo;
 use crate::login::LoginRefusal;
 use crate::oidc::clients::ClientInfo;
 use crate::oidc::endpoints::{
-    GRANT_CLIENT_CREDENTIALS, GRANT_PASSWORD, GRANT_TOKEN_EXCHANGE, decode_basic, path_realm, profile,
+    GRANT_CLIENT_CREDENTIALS, GRANT_PASSWORD, GRANT_TOKEN_EXCHANGE, Profile, decode_basic, path_realm, profile,
 };
 use crate::oidc::errors::{OAuthFailure, from_auth_failure};
 use crate::oidc::tokens::{API_AUDIENCE, issuer, sign_claims};
@@ -443,11 +443,10 @@ impl GrantContext<'_> {
         if exp <= now {
             return Err(OAuthFailure::invalid_grant("the credential expires now; no token can be issued from it"));
         }
-        let (name, email, groups) = profile(self.state, issue.principal.id).await?;
+        let Profile { name, email, groups, attributes } = profile(self.state, issue.principal.id).await?;
         let realm_clients = self.state.clients.realm(self.realm.id);
         let mappers: Vec<&keyward_core::claims::ClaimMapper> =
             realm_clients.mappers.iter().chain(issue.client.iter().flat_map(|client| client.mappers.iter())).collect();
-        let attributes = std::collections::BTreeMap::new();
         let extra = keyward_core::claims::apply(&mappers, &attributes, &groups)
             .into_iter()
             .map(|(claim, value)| {
