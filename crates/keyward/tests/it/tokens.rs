@@ -595,6 +595,15 @@ async fn people_log_in_with_a_password_and_service_accounts_cannot(backend: Back
     assert_eq!(status, 200, "{body}");
     let token = body["access_token"].as_str().unwrap();
     assert_eq!(segment(token, 1)["sub"], pat.as_str());
+    let (_, spoofed) = form(
+        &server,
+        &path,
+        None,
+        &[("grant_type", "password"), ("username", "pat"), ("password", password), ("client_id", "reports-app")],
+    )
+    .await;
+    let spoofed = segment(spoofed["access_token"].as_str().unwrap(), 1);
+    assert_eq!((&spoofed["azp"], &spoofed["client_id"]), (&json!("keyward-cli"), &json!("keyward-cli")));
     assert_eq!(status_with(&server, token).await, 200);
 
     let (status, wrong) = login("pat", "not the password at all").await;

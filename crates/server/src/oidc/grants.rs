@@ -405,7 +405,9 @@ impl GrantContext<'_> {
             principal: &principal,
             audience: vec![audience],
             scope: scope.into_iter().map(str::to_string).collect(),
-            azp: form.client_id.clone().unwrap_or_else(|| "keyward-cli".to_string()),
+            // Never the form's client_id: nothing authenticated it, and a verifier trusting
+            // azp must not be told the token came from a registered client.
+            azp: "keyward-cli".to_string(),
             sid: None,
             cid: None,
             not_after: None,
