@@ -212,15 +212,18 @@ pub enum Via<'a> {
 }
 
 impl Server {
-    /// The bootstrap admin key printed on stderr at first start.
+    /// The bootstrap admin key printed on stderr at first start. stderr is read by its
+    /// own thread, which may lag behind the ready line on stdout on a loaded machine.
     pub fn bootstrap_key(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|line| line.starts_with("kwa_"))
-            .cloned()
-            .expect("bootstrap key on stderr")
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.stderr.lock().unwrap().iter().find(|line| line.starts_with("kwa_")).cloned();
+            if let Some(key) = found {
+                return key;
+            }
+            assert!(Instant::now() < deadline, "no bootstrap key on stderr: {}", self.stderr_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn stdout_text(&self) -> String {
