@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod ids;
+pub mod ipfilter;
 pub mod jwt;
 pub mod password;
 pub mod policy;

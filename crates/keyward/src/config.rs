@@ -30,6 +30,9 @@ pub struct Config {
     /// The URL clients reach keyward at (the issuer base of every realm), e.g.
     /// https://auth.example.com. Default: http:// and the bound listen address.
     pub public_url: Option<String>,
+    /// Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed. Empty: the
+    /// socket peer is the client address, whatever the header says.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
                 .collect(),
             log: "info".to_string(),
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -78,6 +82,9 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("KEYWARD_").only(&ENV_KEYS)).merge(Serialized::defaults(overrides));
         let config: Config = figment.extract()?;
+        // Checked here, before anything is created: a start that fails later would have
+        // printed (and lost) the bootstrap key.
+        config.trusted_proxy_ranges()?;
         Ok(config)
     }
 
@@ -90,8 +97,9 @@ impl Config {
 
     /// The server's settings; `bound` is the address the listener got, which the public
     /// URL defaults to.
-    pub fn server_config(&self, bound: std::net::SocketAddr) -> ServerConfig {
-        ServerConfig {
+    pub fn server_config(&self, bound: std::net::SocketAddr) -> anyhow::Result<ServerConfig> {
+        let trusted_proxies = self.trusted_proxy_ranges()?;
+        Ok(ServerConfig {
             default_realm: self.realm.clone(),
             alias_headers: self
                 .alias_headers
@@ -104,11 +112,17 @@ impl Config {
             last_used_flush_interval: Duration::from_secs(30),
             max_index_staleness: Duration::from_secs(10),
             public_url: self.public_url(bound),
-        }
+            trusted_proxies,
+        })
     }
 }
 
 impl Config {
+    fn trusted_proxy_ranges(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        keyward_core::ipfilter::parse_filter(&self.trusted_proxies)
+            .map_err(|error| anyhow::anyhow!("trusted_proxies: {:?} {}", error.entry, error.message))
+    }
+
     /// The issuer base: `public_url` without a trailing slash, else `http://` and the
     /// bound address (a wildcard address is named as loopback, which is what a client on
     /// this machine reaches).
@@ -147,6 +161,8 @@ pub struct Overrides {
     pub log: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// Parses `--alias-header NAME` or `NAME=AUDIENCE`.
@@ -179,6 +195,21 @@ mod tests {
             assert_eq!(config.listen, "127.0.0.1:1");
             assert_eq!(config.realm, "from-env");
             assert_eq!(config.auth_failures_per_minute, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_and_bad_ones_stop_the_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("keyward.toml", "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n")?;
+            let config = Config::load(None, &Overrides::default()).map_err(|error| error.to_string())?;
+            let bound = "127.0.0.1:8080".parse().map_err(|_| "address")?;
+            let server = config.server_config(bound).map_err(|error| error.to_string())?;
+            assert_eq!(server.trusted_proxies.len(), 2);
+            jail.create_file("keyward.toml", "trusted_proxies = [\"10.0.0.1/8\"]\n")?;
+            let error = Config::load(None, &Overrides::default()).map(|_| ()).unwrap_err().to_string();
+            assert!(error.contains("10.0.0.0/8"), "{error}");
             Ok(())
         });
     }

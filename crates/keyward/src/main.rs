@@ -127,6 +127,12 @@ struct ServeArgs {
     /// ({URL}/auth/realms/{realm}); the same on every node [default: http://LISTEN-ADDRESS].
     #[arg(long, env = "KEYWARD_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A proxy whose X-Forwarded-For is believed (an address or CIDR range, e.g.
+    /// 10.0.0.0/8); repeat or comma-separate for several. Requests from it are attributed
+    /// to the right-most untrusted address in the header [default: none, the socket peer
+    /// is the client].
+    #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -346,6 +352,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         alias_headers: (!args.alias_headers.is_empty()).then(|| args.alias_headers.clone()),
         log: args.log.clone(),
         public_url: args.public_url.clone(),
+        trusted_proxies: (!args.trusted_proxies.is_empty()).then(|| args.trusted_proxies.clone()),
         ..Overrides::default()
     };
     let config = args.store.load(overrides)?;
@@ -364,7 +371,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // nothing is served until the ready line.
     let listener = TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let address = listener.local_addr()?;
-    let server_config = config.server_config(address);
+    let server_config = config.server_config(address)?;
     if config.public_url.is_none() && (config.database_url.is_some() || address.ip().is_unspecified()) {
         tracing::warn!(
             issuer_base = %server_config.public_url,

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     /// The URL clients reach this server at, without a trailing slash: the base of every
     /// realm's issuer (`{public_url}/auth/realms/{realm}`). The same on every node.
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` is believed: a request from one of these
+    /// addresses is attributed to the right-most untrusted address in that header.
+    /// Empty (the default): the socket peer is the client, whatever the header says.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             last_used_flush_interval: Duration::from_secs(30),
             max_index_staleness: Duration::from_secs(10),
             public_url: "http://127.0.0.1:8080".to_string(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -11,18 +11,23 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 
-/// The client's address: the socket peer, with IPv4-mapped IPv6 addresses normalised.
-pub fn client_ip(parts: &Parts) -> IpAddr {
+/// The client's address: the socket peer, or behind a configured trusted proxy the
+/// right-most untrusted `X-Forwarded-For` entry (`core::ipfilter::client_address`);
+/// IPv4-mapped IPv6 addresses are normalised either way.
+pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     let peer =
         parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
+    let trusted = &state.config.trusted_proxies;
+    if trusted.is_empty() {
+        return peer.to_canonical();
     }
+    let forwarded: Vec<&str> =
+        parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
+    keyward_core::ipfilter::client_address(peer, &forwarded, trusted)
 }
 
 fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    state.authenticate(&parts.headers, client_ip(parts)).map_err(|failure| match failure {
+    state.authenticate(&parts.headers, client_ip(parts, state)).map_err(|failure| match failure {
         AuthFailure::Refused(_) => ApiError::Unauthenticated,
         AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs },
         AuthFailure::Unavailable => ApiError::Unavailable,
@@ -135,10 +140,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 /// The client's address, for handlers that authenticate a credential from the body.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state)))
     }
 }

@@ -94,6 +94,7 @@ impl Env {
             "KEYWARD_REALM",
             "KEYWARD_CONFIG",
             "KEYWARD_PUBLIC_URL",
+            "KEYWARD_TRUSTED_PROXIES",
         ] {
             command.env_remove(name);
         }
@@ -112,9 +113,14 @@ impl Env {
 
     /// Starts `keyward serve` and waits for its ready line.
     pub fn serve(&self, extra: &[&str]) -> Server {
+        self.serve_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts `keyward serve --listen LISTEN` and waits for its ready line.
+    pub fn serve_on(&self, listen: &str, extra: &[&str]) -> Server {
         let mut child = self
             .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .args(self.store_args())
             .args(extra)
             .stdout(Stdio::piped())
