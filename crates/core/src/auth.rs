@@ -45,6 +45,12 @@ pub enum AuthRefusal {
     /// An access token revoked by `jti` or `sid`, or issued before the realm's
     /// tokens-not-before.
     Revoked,
+    /// An API token whose record is switched off.
+    Disabled,
+    /// An API token presented from an address outside its IP filter.
+    IpNotAllowed,
+    /// An API token replaced by a newer one of the same record (unlock, or a new user).
+    Superseded,
 }
 
 impl AuthRefusal {
@@ -62,6 +68,9 @@ impl AuthRefusal {
             AuthRefusal::UnknownKey => "unknown_key",
             AuthRefusal::NotYetValid => "not_yet_valid",
             AuthRefusal::Revoked => "revoked",
+            AuthRefusal::Disabled => "disabled",
+            AuthRefusal::IpNotAllowed => "ip_filter",
+            AuthRefusal::Superseded => "superseded",
         }
     }
 }

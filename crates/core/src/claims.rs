@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// Claims keyward sets itself; no mapper may replace them.
-pub const RESERVED_CLAIMS: [&str; 17] = [
+pub const RESERVED_CLAIMS: [&str; 19] = [
     "iss",
     "sub",
     "aud",
@@ -22,6 +22,8 @@ pub const RESERVED_CLAIMS: [&str; 17] = [
     "preferred_username",
     "email",
     "groups",
+    "api_token_id",
+    "api_token_gen",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq)]

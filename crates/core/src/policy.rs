@@ -82,6 +82,27 @@ impl Default for ServiceTokenPolicy {
     }
 }
 
+/// API tokens: admins choose the expiry; without one a token lasts 90 days, and none
+/// lasts more than a year from when it is set (an admin can push it out again later).
+pub struct ApiTokenPolicy;
+
+impl ApiTokenPolicy {
+    pub const DEFAULT_LIFETIME: Duration = Duration::days(90);
+    pub const MAX_LIFETIME: Duration = Duration::days(366);
+
+    /// The expiry of a token created or edited at `now`.
+    pub fn expiry(requested: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<OffsetDateTime, PolicyError> {
+        match requested {
+            None => Ok(now + Self::DEFAULT_LIFETIME),
+            Some(at) if at <= now => Err(PolicyError::ExpiryInPast),
+            Some(at) if at > now + Self::MAX_LIFETIME => {
+                Err(PolicyError::ExpiryTooFar { max_days: Self::MAX_LIFETIME.whole_days() })
+            }
+            Some(at) => Ok(at),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +146,20 @@ mod tests {
         }
         let short = ServiceTokenPolicy { max_lifetime: Duration::days(30) };
         assert_eq!(short.expiry_for_new_token(None, now), Ok(datetime!(2026-01-31 00:00 UTC)));
+    }
+
+    #[test]
+    fn api_tokens_last_90_days_unless_asked_within_a_year() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(ApiTokenPolicy::expiry(None, now), Ok(datetime!(2026-04-01 00:00 UTC)));
+        assert_eq!(
+            ApiTokenPolicy::expiry(Some(datetime!(2027-01-02 00:00 UTC)), now),
+            Ok(datetime!(2027-01-02 00:00 UTC))
+        );
+        assert_eq!(ApiTokenPolicy::expiry(Some(now), now), Err(PolicyError::ExpiryInPast));
+        assert_eq!(
+            ApiTokenPolicy::expiry(Some(datetime!(2027-01-03 00:00 UTC)), now),
+            Err(PolicyError::ExpiryTooFar { max_days: 366 })
+        );
     }
 }

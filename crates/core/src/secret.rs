@@ -36,6 +36,9 @@ pub enum CredentialKind {
     /// A signed access token (JWT) from the token service. Not an opaque secret: it has
     /// no prefix, is never stored, and is not among [`CredentialKind::ALL`].
     AccessToken,
+    /// An admin-managed API token: a JWT bound to a record in the credentials table,
+    /// whose `jti` is what the record's digest is taken of. Not an opaque secret either.
+    ApiToken,
 }
 
 impl CredentialKind {
@@ -48,6 +51,18 @@ impl CredentialKind {
         CredentialKind::ClientSecret,
     ];
 
+    /// Every kind a credentials row or an index slot can hold: the opaque kinds and
+    /// API tokens.
+    pub const STORED: [CredentialKind; 7] = [
+        CredentialKind::AdminKey,
+        CredentialKind::UserApiKey,
+        CredentialKind::ServiceAccountToken,
+        CredentialKind::DeploymentKey,
+        CredentialKind::WorkloadCredential,
+        CredentialKind::ClientSecret,
+        CredentialKind::ApiToken,
+    ];
+
     /// The prefix every secret of this kind starts with, underscore included.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -57,7 +72,7 @@ impl CredentialKind {
             CredentialKind::DeploymentKey => "kwd_",
             CredentialKind::WorkloadCredential => "kwr_",
             CredentialKind::ClientSecret => "kwc_",
-            CredentialKind::AccessToken => "",
+            CredentialKind::AccessToken | CredentialKind::ApiToken => "",
         }
     }
 
@@ -71,11 +86,12 @@ impl CredentialKind {
             CredentialKind::WorkloadCredential => "workload_credential",
             CredentialKind::ClientSecret => "client_secret",
             CredentialKind::AccessToken => "access_token",
+            CredentialKind::ApiToken => "api_token",
         }
     }
 
     pub fn from_str_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+        Self::STORED.into_iter().find(|kind| kind.as_str() == name)
     }
 
     pub fn as_u8(self) -> u8 {
@@ -87,11 +103,12 @@ impl CredentialKind {
             CredentialKind::WorkloadCredential => 4,
             CredentialKind::AccessToken => 5,
             CredentialKind::ClientSecret => 6,
+            CredentialKind::ApiToken => 7,
         }
     }
 
     pub fn from_u8(value: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_u8() == value)
+        Self::STORED.into_iter().find(|kind| kind.as_u8() == value)
     }
 
     fn from_prefix(text: &str) -> Option<Self> {

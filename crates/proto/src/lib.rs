@@ -244,6 +244,109 @@ pub struct ApiKey {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ApiTokenQuery {
+    /// How many items to return, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this user's tokens.
+    pub user_id: Option<String>,
+}
+
+/// An API token's record as listed and shown: never the JWT.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiToken {
+    pub id: String,
+    /// The user the token acts as, with that user's roles at the time of each request.
+    pub user_id: String,
+    pub username: String,
+    pub name: String,
+    pub description: String,
+    /// Addresses and CIDR ranges the token may be used from; empty means anywhere.
+    pub filter: Vec<String>,
+    pub enabled: bool,
+    /// `active`, `disabled` or `expired`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Goes up by one each time the token is unlocked (or given to another user); only
+    /// the JWT of the current generation works.
+    pub generation: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    pub updated_by: Option<String>,
+    /// Updated about once a minute, not on every request.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// An API token's record with its JWT: the answer to create and unlock, the only times
+/// the JWT is shown.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedApiToken {
+    #[serde(flatten)]
+    pub record: ApiToken,
+    /// The JWT, to send as `Authorization: Bearer`. Store it now: it cannot be shown again.
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiToken {
+    /// The id of the user (or service account) the token acts as, in your realm.
+    pub user_id: String,
+    /// 1 to 100 characters, no slashes; unique among that user's API tokens.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// When the token stops working: in the future, at most 366 days away (default 90 days).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// IP addresses and CIDR ranges (IPv4 and IPv6) the token may be used from, at most
+    /// 100; empty or absent means anywhere.
+    #[serde(default)]
+    pub filter: Vec<String>,
+    /// Whether the token works; default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Fields to change; absent fields keep their value. Changing `userId` ends the current
+/// JWT and answers with a new one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateApiToken {
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub filter: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// The answer to an edit: the record, and a new JWT when the edit ended the old one.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatedApiToken {
+    #[serde(flatten)]
+    pub record: ApiToken,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 /// The answer to creating a key: the only time the secret is shown.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -152,6 +152,13 @@ pub struct AccessTokenClaims {
     /// stops working when that credential is revoked, expires or is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cid: Option<String>,
+    /// On API tokens only: the id of the token's record in `/api/v1/api-tokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_id: Option<String>,
+    /// On API tokens only: the record's generation when this JWT was made; an unlock
+    /// makes a new generation and ends the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_gen: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default)]

@@ -33,6 +33,8 @@ pub struct Caller {
     /// minted from the credential carry it, hex-encoded, as `cid`, and stop working when
     /// the credential leaves the index.
     pub credential_head: Option<[u8; 16]>,
+    /// The API token's record, when the caller presented an API token.
+    pub api_token: Option<Arc<crate::api_tokens::ApiTokenInfo>>,
 }
 
 impl Caller {
@@ -128,11 +130,13 @@ struct Refused {
     refusal: AuthRefusal,
     kind: Option<CredentialKind>,
     realm: Option<String>,
+    /// The credential's audit name when it is known (an API token's record).
+    target: Option<String>,
 }
 
 impl Refused {
     fn early(refusal: AuthRefusal) -> Refused {
-        Refused { refusal, kind: None, realm: None }
+        Refused { refusal, kind: None, realm: None, target: None }
     }
 }
 
@@ -174,7 +178,9 @@ impl AppState {
                         at: now,
                         actor: "anonymous".to_string(),
                         action: "auth.authenticate".to_string(),
-                        target: refused.kind.map_or("credential", CredentialKind::as_str).to_string(),
+                        target: refused
+                            .target
+                            .unwrap_or_else(|| refused.kind.map_or("credential", CredentialKind::as_str).to_string()),
                         client_ip: client_ip.to_string(),
                         result: "denied".to_string(),
                         detail: refused.refusal.as_str().to_string(),
@@ -207,7 +213,7 @@ impl AppState {
         }
         let checked = check_format(presented.text).map_err(|_| Refused::early(AuthRefusal::Malformed))?;
         let kind = Some(checked.kind);
-        let refuse = |refusal, realm: Option<String>| Refused { refusal, kind, realm };
+        let refuse = |refusal, realm: Option<String>| Refused { refusal, kind, realm, target: None };
         let digest = self.pepper.digest(checked.as_str());
         let found = self.index.find(&digest).ok_or_else(|| refuse(AuthRefusal::Unknown, None))?;
         let realm = self.realm(found.realm_id).ok_or_else(|| refuse(AuthRefusal::Unknown, None))?;
@@ -251,6 +257,7 @@ impl AppState {
             client_ip,
             access_token: None,
             credential_head: digest.0[..16].try_into().ok(),
+            api_token: None,
         })
     }
 
@@ -259,7 +266,16 @@ impl AppState {
     fn verify_access_token(&self, presented: &Presented, client_ip: IpAddr, now_secs: i64) -> Result<Caller, Refused> {
         let kind = Some(CredentialKind::AccessToken);
         if presented.header_audience.is_some() {
-            return Err(Refused { refusal: AuthRefusal::WrongAudience, kind, realm: None });
+            return Err(Refused { refusal: AuthRefusal::WrongAudience, kind, realm: None, target: None });
+        }
+        let signed = crate::oidc::tokens::signed_token(self, presented.text, now_secs).map_err(|refused| Refused {
+            refusal: refused.refusal,
+            kind,
+            realm: refused.realm,
+            target: None,
+        })?;
+        if signed.claims.api_token_id.is_some() {
+            return self.verify_api_token(&signed, client_ip, now_secs);
         }
         let accepted = crate::oidc::tokens::verify_access_token(
             self,
@@ -267,7 +283,7 @@ impl AppState {
             Some(crate::oidc::tokens::API_AUDIENCE),
             now_secs,
         )
-        .map_err(|refused| Refused { refusal: refused.refusal, kind, realm: refused.realm })?;
+        .map_err(|refused| Refused { refusal: refused.refusal, kind, realm: refused.realm, target: None })?;
         Ok(Caller {
             realm_id: accepted.realm.id,
             realm_name: accepted.realm.name.clone(),
@@ -279,6 +295,88 @@ impl AppState {
             client_ip,
             access_token: Some(accepted.token),
             credential_head: None,
+            api_token: None,
+        })
+    }
+
+    /// An API token: its signature was verified; now its record decides. The record
+    /// must be live and enabled, of the JWT's generation and realm, hold this JWT's `jti`
+    /// (through the index, like an opaque key's digest), be unexpired by its own expiry
+    /// (not the JWT's `exp`: an admin may have moved it), belong to an enabled user who is
+    /// the JWT's subject, and let the client's address in.
+    fn verify_api_token(
+        &self,
+        signed: &crate::oidc::tokens::VerifiedToken,
+        client_ip: IpAddr,
+        now_secs: i64,
+    ) -> Result<Caller, Refused> {
+        let claims = &signed.claims;
+        let record_id = claims.api_token_id.as_deref().unwrap_or_default();
+        let realm = self.realm(signed.realm_id);
+        let refuse = |refusal| Refused {
+            refusal,
+            kind: Some(CredentialKind::ApiToken),
+            realm: realm.as_ref().map(|realm| realm.name.clone()),
+            target: Some(format!("api_token:{record_id}")),
+        };
+        let realm = realm.clone().ok_or_else(|| refuse(AuthRefusal::BadToken))?;
+        if !claims.aud.contains(crate::oidc::tokens::API_AUDIENCE) {
+            return Err(refuse(AuthRefusal::WrongAudience));
+        }
+        // `exp` is left to the record; `nbf`, `iat` and the realm's not-before still hold.
+        keyward_core::jwt::check_times(
+            keyward_core::jwt::TimeClaims { exp: i64::MAX, iat: claims.iat, nbf: claims.nbf },
+            now_secs,
+            realm.token_settings.tokens_not_before,
+        )
+        .map_err(refuse)?;
+        if !realm.enabled {
+            return Err(refuse(AuthRefusal::OwnerDisabled));
+        }
+        let record = self.api_tokens.get(record_id).ok_or_else(|| refuse(AuthRefusal::Unknown))?;
+        if record.realm_id != realm.id {
+            return Err(refuse(AuthRefusal::Unknown));
+        }
+        if !record.enabled {
+            return Err(refuse(AuthRefusal::Disabled));
+        }
+        if claims.api_token_gen != Some(record.generation) {
+            return Err(refuse(AuthRefusal::Superseded));
+        }
+        let digest = self.pepper.digest(&claims.jti);
+        let found = self
+            .index
+            .find(&digest)
+            .filter(|found| found.id == record.id && found.kind == CredentialKind::ApiToken)
+            .ok_or_else(|| refuse(AuthRefusal::Superseded))?;
+        let principal = found.owner_id.and_then(|owner_id| self.index.principal(owner_id));
+        decide(
+            CredentialState { kind: found.kind, expires_at: found.expires_at },
+            Some(principal.as_ref().map(|principal| PrincipalState { enabled: principal.enabled })),
+            None,
+            None,
+            now_secs,
+        )
+        .map_err(refuse)?;
+        let principal = principal.ok_or_else(|| refuse(AuthRefusal::OwnerDisabled))?;
+        if principal.public_id != claims.sub || principal.realm_id != realm.id {
+            return Err(refuse(AuthRefusal::Superseded));
+        }
+        if !keyward_core::ipfilter::allows(&record.filter, client_ip) {
+            return Err(refuse(AuthRefusal::IpNotAllowed));
+        }
+        Ok(Caller {
+            realm_id: realm.id,
+            realm_name: realm.name.clone(),
+            credential_id: found.id,
+            kind: CredentialKind::ApiToken,
+            credential_expires_at: found.expires_at,
+            audience: None,
+            principal: Some(principal),
+            client_ip,
+            access_token: None,
+            credential_head: digest.0[..16].try_into().ok(),
+            api_token: Some(record),
         })
     }
 }

@@ -82,6 +82,9 @@ pub async fn catch_up(state: &AppState) -> StoreResult<usize> {
 async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
     match change.entity {
         ChangeEntity::Credential => match state.store.credential_for_index(change.entity_id).await? {
+            Some((credential, _)) if credential.kind == keyward_core::CredentialKind::ApiToken => {
+                crate::api_tokens::apply_change(state, &credential).await?;
+            }
             Some((credential, false)) => state.index.upsert_credential(&credential),
             Some((credential, true)) => state.index.remove_credential(&credential.digest),
             // Rows disappear only with their owner, whose change removes them.
@@ -92,6 +95,7 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
             None => {
                 state.index.remove_principal(change.entity_id);
                 state.index.remove_credentials_of(change.entity_id);
+                state.api_tokens.remove_owned_by(change.entity_id);
             }
         },
         ChangeEntity::Realm => {

@@ -8,6 +8,7 @@
 
 pub mod admin_keys;
 pub mod api;
+pub mod api_tokens;
 pub mod authn;
 pub mod compat;
 pub mod config;
@@ -44,7 +45,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{
-        api_keys, audit, auth_check, authz, clients, groups, passwords, projects, realm, realms,
+        api_keys, api_tokens, audit, auth_check, authz, clients, groups, passwords, projects, realm, realms,
         service_accounts as accounts, signing_keys, users,
     };
     // Install the recorder before anything counts.
@@ -62,6 +63,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/users/{id}/roles/{role}", put(users::grant_role).delete(users::revoke_role))
         .route("/api/v1/users/{id}/api-keys", get(api_keys::list_user_keys).post(api_keys::create_user_key))
         .route("/api/v1/users/{id}/api-keys/{key_id}", axum::routing::delete(api_keys::revoke_user_key))
+        .route("/api/v1/api-tokens", post(api_tokens::create).get(api_tokens::list))
+        .route("/api/v1/api-tokens/{id}", get(api_tokens::get_one).patch(api_tokens::update).delete(api_tokens::delete))
+        .route("/api/v1/api-tokens/{id}/unlock", post(api_tokens::unlock))
+        .route("/api/v1/api-tokens/{id}/expire", post(api_tokens::expire))
         .route("/api/v1/groups", post(groups::create_group).get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group).delete(groups::delete_group))
         .route("/api/v1/groups/{id}/members/{user_id}", put(groups::add_member).delete(groups::remove_member))

@@ -57,6 +57,8 @@ pub struct Inner {
     pub token_cache: TokenCache,
     /// Registered OAuth clients and claim mappers, per realm.
     pub clients: ClientRegistry,
+    /// Live API token records (enabled switch, generation, IP filter).
+    pub api_tokens: crate::api_tokens::ApiTokenTable,
     pub config: ServerConfig,
     pub realms: RwLock<HashMap<i64, Arc<RealmInfo>>>,
     pub throttle: Throttle,
@@ -105,6 +107,7 @@ impl AppState {
             revocations: Revocations::default(),
             token_cache: TokenCache::default(),
             clients: ClientRegistry::default(),
+            api_tokens: Default::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),
@@ -124,6 +127,7 @@ impl AppState {
         state.index.upsert_credentials(&credentials);
         crate::oidc::keys::load_all_keys(&state).await?;
         crate::oidc::clients::load_all_clients(&state).await?;
+        crate::api_tokens::load_all(&state).await?;
         for revoked in state.store.active_revocations(time::OffsetDateTime::now_utc()).await? {
             state.revocations.add(&revoked);
         }

@@ -67,11 +67,11 @@ const PACKED_RANGE: i64 = 10_000;
 /// so no field can contain a separator.
 const PACKED_SQLITE: &str = "SELECT group_concat(id || ',' || realm_id || ',' || kind || ',' || ifnull(owner_id, '') \
      || ',' || ifnull(hex(audience), '') || ',' || hex(secret_hash) || ',' || ifnull(expires_at, ''), ';') \
-     FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL";
+     FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 const PACKED_POSTGRES: &str = "SELECT string_agg(concat_ws(',', id, realm_id, kind, coalesce(owner_id::text, ''), \
      coalesce(encode(convert_to(audience, 'UTF8'), 'hex'), ''), encode(secret_hash, 'hex'), \
      coalesce(expires_at::text, '')), ';') \
-     FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL";
+     FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 
 /// Parses one record of a packed read.
 fn unpack(record: &str) -> StoreResult<IndexedCredential> {
@@ -206,15 +206,15 @@ impl Store {
         Ok(())
     }
 
-    /// The index form of one credential and whether it is revoked; `None` when the row
-    /// is gone.
+    /// The index form of one credential and whether it is out of the index (revoked or
+    /// disabled); `None` when the row is gone.
     pub async fn credential_for_index(&self, id: i64) -> StoreResult<Option<(IndexedCredential, bool)>> {
-        let sql = format!("SELECT {INDEX_COLUMNS}, revoked_at FROM credentials WHERE id = $1");
+        let sql = format!("SELECT {INDEX_COLUMNS}, revoked_at, enabled FROM credentials WHERE id = $1");
         let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
-        let revoked = row.try_get::<Option<i64>, _>("revoked_at")?.is_some();
-        Ok(Some((indexed_from(&row)?, revoked)))
+        let out = row.try_get::<Option<i64>, _>("revoked_at")?.is_some() || row.try_get::<i64, _>("enabled")? == 0;
+        Ok(Some((indexed_from(&row)?, out)))
     }
 
     pub async fn credential_by_public_id(&self, realm_id: i64, public_id: &str) -> StoreResult<CredentialRow> {

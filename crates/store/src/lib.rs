@@ -11,6 +11,7 @@
 //! feeds. Nothing here knows about HTTP; it must not depend on `server` or `proto`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod api_tokens;
 mod audit;
 mod changes;
 mod clients;
@@ -24,6 +25,7 @@ mod settings;
 mod signing_keys;
 mod users;
 
+pub use api_tokens::{ApiTokenPatch, ApiTokenRow, NewApiToken};
 pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
 pub use changes::{Change, ChangeEntity, ChangeListener};
 pub use clients::{ClientRow, ClientSettings};

@@ -69,14 +69,22 @@ fn revoked_from_row(row: &AnyRow) -> StoreResult<RevokedTokenRow> {
 }
 
 impl Store {
-    /// Keys still published at `now` (or later), every realm's.
-    pub async fn published_signing_keys(&self, now: OffsetDateTime) -> StoreResult<Vec<SigningKeyRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE removes_at IS NULL OR removes_at > $1 ORDER BY id"
-        ))
-        .bind(to_ms(now))
-        .fetch_all(&self.pool)
-        .await?;
+    /// Every stored key, published or retired, of one realm or of all: the key ring keeps
+    /// retired keys to verify API tokens (whose records decide whether they still work).
+    pub async fn signing_keys_with_retired(&self, realm_id: Option<i64>) -> StoreResult<Vec<SigningKeyRow>> {
+        let rows = match realm_id {
+            Some(realm_id) => {
+                sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE realm_id = $1 ORDER BY id"))
+                    .bind(realm_id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
         rows.iter().map(key_from_row).collect()
     }
 

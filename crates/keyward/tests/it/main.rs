@@ -6,6 +6,7 @@ mod harness;
 
 mod admin_keys;
 mod api_keys;
+mod api_tokens;
 mod audit;
 mod inputs;
 mod ops;

@@ -1,6 +1,7 @@
 //! The native admin and self-service API under `/api/v1`.
 
 pub mod api_keys;
+pub mod api_tokens;
 pub mod audit;
 pub mod auth_check;
 pub mod authz;
@@ -115,14 +116,20 @@ pub async fn owned_active_credential(
     }
 }
 
-/// Long-lived credentials are never minted with a short-lived access token: a token
-/// handed to a third party must not turn into a key that outlives it.
+/// Long-lived credentials are never minted with a short-lived access token, nor with an
+/// API token: a token handed to a third party must not turn into a key that outlives
+/// it, and an API token's IP filter and enabled switch must not be escaped that way.
 pub fn refuse_access_token_minting(caller: &Caller) -> ApiResult<()> {
-    if caller.kind == keyward_core::CredentialKind::AccessToken {
-        return Err(ApiError::Forbidden(
+    match caller.kind {
+        keyward_core::CredentialKind::AccessToken => Err(ApiError::Forbidden(
             "An access token cannot create API keys or service-account tokens; use an API key or an admin key."
                 .to_string(),
-        ));
+        )),
+        keyward_core::CredentialKind::ApiToken => Err(ApiError::Forbidden(
+            "An API token cannot create credentials (API keys, service-account tokens or API tokens); use an \
+             admin key or your own API key."
+                .to_string(),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -4,7 +4,9 @@ use crate::authn::Caller;
 use crate::extract::ClientIp;
 use crate::oidc::errors::{OAuthFailure, from_auth_failure};
 use crate::oidc::keys::{JWKS_MAX_AGE_SECS, ensure_realm_key};
-use crate::oidc::tokens::{AcceptedToken, issuer, looks_like_jwt, verify_access_token, verify_for_revocation};
+use crate::oidc::tokens::{
+    AcceptedToken, is_api_token, issuer, looks_like_jwt, verify_access_token, verify_for_revocation,
+};
 use crate::state::{AppState, RealmInfo};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -264,7 +266,8 @@ pub async fn introspect(
 ) -> Result<Json<Introspection>, OAuthFailure> {
     let (realm, caller, token) = token_request(&state, &realm, &headers, client_ip, form)?;
     let now = now_secs();
-    if looks_like_jwt(&token) {
+    // API tokens are credentials with records, answered like opaque ones below.
+    if looks_like_jwt(&token) && !is_api_token(&state, &token, now) {
         let Ok(accepted) = verify_access_token(&state, &token, None, now) else {
             return Ok(Json(Introspection::default()));
         };
@@ -289,7 +292,9 @@ pub async fn introspect(
         }));
     }
     // Opaque credentials are secrets, not signed statements: only realm admins may ask
-    // about them, or introspection would be an unthrottled oracle for leaked keys.
+    // about them, or introspection would be an unthrottled oracle for leaked keys. An API
+    // token is answered as it would be if the asking client presented it (its IP filter
+    // is checked against the asking client's address).
     if !caller.has_role(Role::Admin) {
         return Ok(Json(Introspection::default()));
     }
@@ -319,6 +324,13 @@ pub async fn revoke(
     form: TokenFormResult,
 ) -> Result<StatusCode, OAuthFailure> {
     let (realm, caller, token) = token_request(&state, &realm, &headers, client_ip, form)?;
+    if is_api_token(&state, &token, now_secs()) {
+        return Err(OAuthFailure::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_token_type",
+            "This is an API token. Expire it with POST /api/v1/api-tokens/{id}/expire, disable it, or delete it.",
+        ));
+    }
     if !looks_like_jwt(&token) {
         if keyward_core::secret::check_format(&token).is_ok() {
             return Err(OAuthFailure::new(

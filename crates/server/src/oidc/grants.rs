@@ -311,6 +311,12 @@ impl GrantContext<'_> {
         let subject = self.credential(subject_token, || {
             OAuthFailure::invalid_grant("subject_token is not a valid, current keyward credential of this realm")
         })?;
+        if subject.api_token.as_ref().is_some_and(|record| !record.filter.is_empty()) {
+            return Err(OAuthFailure::invalid_grant(
+                "this API token may only be used from the addresses in its IP filter; an access token made from it \
+                 could be used from anywhere, so it cannot be exchanged",
+            ));
+        }
         let principal = subject.principal.clone().ok_or_else(|| {
             OAuthFailure::invalid_grant(
                 "an admin key is not a user or service account; exchange a personal key, a service-account token \
@@ -478,6 +484,8 @@ impl GrantContext<'_> {
             sid: issue.sid,
             scope: scope.clone(),
             cid: issue.cid,
+            api_token_id: None,
+            api_token_gen: None,
             name,
             preferred_username: issue.principal.username.clone(),
             email,

@@ -202,7 +202,8 @@ impl LoadedKey {
     }
 }
 
-/// Every realm's published keys.
+/// Every realm's keys: the published ones sign and verify access tokens; retired ones are
+/// kept only to verify API tokens, whose records say whether they still work.
 #[derive(Default)]
 pub struct KeyRing {
     realms: RwLock<HashMap<i64, Arc<Vec<Arc<LoadedKey>>>>>,
@@ -234,23 +235,28 @@ impl KeyRing {
         self.keys(realm_id).iter().find(|key| key.kid == kid && key.is_published(now)).cloned()
     }
 
+    /// The realm's key named `kid`, published or retired: for API tokens only.
+    pub fn find_retained(&self, realm_id: i64, kid: &str) -> Option<Arc<LoadedKey>> {
+        self.keys(realm_id).iter().find(|key| key.kid == kid).cloned()
+    }
+
     /// The realm's keys as JWKS publishes them at `now`.
     pub fn published(&self, realm_id: i64, now: i64) -> Vec<Arc<LoadedKey>> {
         self.keys(realm_id).iter().filter(|key| key.is_published(now)).cloned().collect()
     }
 }
 
-/// Reads one realm's published keys from the store into the ring. A key that does not
-/// open is logged and left out: the rest of the realm keeps working.
+/// Reads one realm's keys from the store into the ring. A key that does not open is
+/// logged and left out: the rest of the realm keeps working.
 pub async fn reload_realm_keys(state: &AppState, realm_id: i64) -> StoreResult<()> {
-    let rows = state.store.realm_signing_keys(realm_id, OffsetDateTime::now_utc()).await?;
+    let rows = state.store.signing_keys_with_retired(Some(realm_id)).await?;
     state.keys.replace_realm(realm_id, open_rows(&rows, &state.sealer));
     Ok(())
 }
 
-/// Reads every realm's published keys, at start.
+/// Reads every realm's keys, at start.
 pub async fn load_all_keys(state: &AppState) -> StoreResult<()> {
-    let rows = state.store.published_signing_keys(OffsetDateTime::now_utc()).await?;
+    let rows = state.store.signing_keys_with_retired(None).await?;
     let mut by_realm: HashMap<i64, Vec<SigningKeyRow>> = HashMap::new();
     for row in rows {
         by_realm.entry(row.realm_id).or_default().push(row);

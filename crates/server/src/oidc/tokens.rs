@@ -157,7 +157,13 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
         .ok_or(AuthRefusal::BadToken)?;
     let realm = state.realm_by_name(realm_name).ok_or(AuthRefusal::BadToken)?;
     let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
-    let key = state.keys.find(realm.id, kid, now).ok_or_else(|| refuse(AuthRefusal::UnknownKey))?;
+    // An API token's record decides whether it still works, so its key may have left
+    // JWKS after a rotation; every other token needs a published key.
+    let key = match claims.api_token_id {
+        Some(_) => state.keys.find_retained(realm.id, kid),
+        None => state.keys.find(realm.id, kid, now),
+    }
+    .ok_or_else(|| refuse(AuthRefusal::UnknownKey))?;
     if key.alg != alg {
         return Err(refuse(AuthRefusal::BadToken));
     }
@@ -168,14 +174,21 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
     Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), claims })
 }
 
-/// The token's signature, issuer and key, from the cache or verified now.
-fn signed_token(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
+/// The token's signature, issuer and key, from the cache or verified now. Nothing that
+/// can change is checked here: callers go on to `verify_access_token`'s checks or, for
+/// API tokens, to their record's.
+pub fn signed_token(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
     if let Some(verified) = state.token_cache.get(token) {
         return Ok(verified);
     }
     let verified = Arc::new(verify_signed(state, token, now)?);
     state.token_cache.insert(token, verified.clone());
     Ok(verified)
+}
+
+/// Whether `token` is an API token keyward signed (its record is not consulted).
+pub fn is_api_token(state: &AppState, token: &str, now: i64) -> bool {
+    looks_like_jwt(token) && signed_token(state, token, now).is_ok_and(|signed| signed.claims.api_token_id.is_some())
 }
 
 /// A token that can be revoked: keyward signed it with a key still published and it
@@ -203,6 +216,11 @@ pub fn verify_access_token(
     let realm = state.realm(verified.realm_id).ok_or(AuthRefusal::BadToken)?;
     let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
     let claims = &verified.claims;
+    // API tokens are checked against their records (`crate::api_tokens`), never as
+    // access tokens: their `exp` is not the last word, and they carry an IP filter.
+    if claims.api_token_id.is_some() {
+        return Err(refuse(AuthRefusal::BadToken));
+    }
     // The key may have left JWKS since the token was first seen.
     if state.keys.find(realm.id, &verified.kid, now).is_none() {
         return Err(refuse(AuthRefusal::UnknownKey));
