@@ -60,7 +60,7 @@ pub fn check_claim_name(claim: &str) -> Result<(), String> {
     if !well_formed {
         return Err(format!("claim {claim:?} must be 1–64 characters of letters, digits, _ - . :"));
     }
-    if RESERVED_CLAIMS.iter().any(|reserved| reserved.eq_ignore_ascii_case(claim)) {
+    if is_reserved(claim) {
         return Err(format!("claim {claim:?} is set by keyward itself and cannot be mapped"));
     }
     Ok(())
@@ -97,6 +97,11 @@ pub fn apply(
 ) -> BTreeMap<String, ClaimValue> {
     let mut claims = BTreeMap::new();
     for mapper in mappers {
+        // Mappers are checked when written, but one stored before a claim became
+        // reserved must still never set it.
+        if is_reserved(mapper.claim()) {
+            continue;
+        }
         let value = match mapper {
             ClaimMapper::Static { value, .. } => Some(ClaimValue::Text(value.clone())),
             ClaimMapper::Attribute { attribute, .. } => attributes.get(attribute).cloned().map(ClaimValue::Text),
@@ -109,9 +114,22 @@ pub fn apply(
     claims
 }
 
+/// Whether keyward sets `claim` itself (compared in any case).
+pub fn is_reserved(claim: &str) -> bool {
+    RESERVED_CLAIMS.iter().any(|reserved| reserved.eq_ignore_ascii_case(claim))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_mappers_of_reserved_claims_set_nothing() {
+        let old = ClaimMapper::Static { claim: "api_token_id".to_string(), value: "forged".to_string() };
+        let fine = ClaimMapper::Static { claim: "tenant".to_string(), value: "acme".to_string() };
+        let claims = apply(&[&old, &fine], &BTreeMap::new(), &[]);
+        assert_eq!(claims.keys().collect::<Vec<_>>(), ["tenant"]);
+    }
 
     #[test]
     fn mappers_add_static_attribute_and_group_claims() {

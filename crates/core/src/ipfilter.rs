@@ -74,30 +74,57 @@ pub fn entry_text(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() { net.addr().to_string() } else { net.to_string() }
 }
 
-/// Whether `filter` lets `address` in. An empty filter allows every address.
+/// Whether `filter` lets `address` in. An empty filter allows every address. The
+/// unspecified addresses (`0.0.0.0`, `::`) stand for a client whose address is not known
+/// and are never let in by a filter, not even `0.0.0.0/0` or `::/0`.
 pub fn allows(filter: &[IpNet], address: IpAddr) -> bool {
     let address = address.to_canonical();
-    filter.is_empty() || filter.iter().any(|net| net.contains(&address))
+    filter.is_empty() || (!address.is_unspecified() && filter.iter().any(|net| net.contains(&address)))
 }
 
-/// The client's address for a request that came from `peer` carrying the
+/// The address a client is attributed when a trusted proxy forwarded something that is
+/// not an address: unknown, which no filter lets in (see [`allows`]).
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
+/// One `X-Forwarded-For` hop: an address, optionally with a port (`192.0.2.1:4711`,
+/// `[2001:db8::1]:443`) or an IPv6 zone (`fe80::1%eth0`), as proxies write them.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim_matches(|c| c == ' ' || c == '\t');
+    let host = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(|port| port.parse::<u16>().is_ok())) {
+            return None;
+        }
+        host
+    } else if text.matches(':').count() == 1 {
+        let (host, port) = text.split_once(':')?;
+        port.parse::<u16>().ok()?;
+        host
+    } else {
+        text
+    };
+    let host = host.split_once('%').map_or(host, |(address, _zone)| address);
+    host.parse::<IpAddr>().ok().map(|address| address.to_canonical())
+}
+
+/// The client's address for a request that came from `peer` carrying the raw
 /// `X-Forwarded-For` values `forwarded_for` (each a comma-separated list, in header
 /// order). When the peer is not a trusted proxy, the header is ignored: anyone can send
 /// it. When it is, the list is read from the right, skipping trusted proxies; the first
-/// untrusted address is the client. An entry that is not an address ends the walk at the
-/// last trusted hop, and a list of trusted proxies only yields its left-most entry (as
-/// nginx's `real_ip_recursive` does).
-pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+/// untrusted address is the client. A hop that is not an address makes the client
+/// [`UNKNOWN_CLIENT`]: what is left of it was written by someone untrusted. A list of
+/// trusted proxies only yields its left-most entry, and no list at all the peer.
+pub fn client_address(peer: IpAddr, forwarded_for: &[&[u8]], trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
-    let hops = forwarded_for.iter().flat_map(|value| value.split(',')).collect::<Vec<_>>();
+    let hops: Vec<&[u8]> = forwarded_for.iter().flat_map(|value| value.split(|byte| *byte == b',')).collect();
     for hop in hops.iter().rev() {
-        let Ok(address) = hop.trim().parse::<IpAddr>() else { return client };
-        client = address.to_canonical();
+        let Some(address) = parse_hop(hop) else { return UNKNOWN_CLIENT };
+        client = address;
         if !is_trusted(&client) {
             return client;
         }
@@ -152,29 +179,57 @@ mod tests {
         assert!(allows(&v6, ip("192.0.2.7")));
         assert!(!allows(&v6, ip("192.0.2.8")));
         assert!(allows(&[], ip("203.0.113.9")));
+        // An unknown client is let in by no filter, not even "anywhere".
+        for anywhere in [filter(&["0.0.0.0/0"]), filter(&["::/0"])] {
+            assert!(!allows(&anywhere, UNKNOWN_CLIENT));
+            assert!(!allows(&anywhere, ip("0.0.0.0")));
+        }
+        assert!(allows(&[], UNKNOWN_CLIENT));
         // A mapped entry matches the plain IPv4 peer too.
         assert!(allows(&filter(&["::ffff:192.0.2.0/120"]), ip("192.0.2.200")));
+    }
+
+    fn from(peer: &str, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+        let values: Vec<&[u8]> = forwarded_for.iter().map(|value| value.as_bytes()).collect();
+        client_address(ip(peer), &values, trusted)
     }
 
     #[test]
     fn forwarded_for_counts_only_behind_trusted_proxies() {
         let trusted = filter(&["10.0.0.0/8"]);
         // From an untrusted peer, the header is whatever the client wanted it to be.
-        assert_eq!(client_address(ip("198.51.100.4"), &["127.0.0.1"], &trusted), ip("198.51.100.4"));
+        assert_eq!(from("198.51.100.4", &["127.0.0.1"], &trusted), ip("198.51.100.4"));
         // From a trusted proxy, the right-most untrusted entry.
-        assert_eq!(client_address(ip("10.0.0.2"), &["127.0.0.1, 203.0.113.5"], &trusted), ip("203.0.113.5"));
-        assert_eq!(client_address(ip("10.0.0.2"), &["203.0.113.5, 10.0.0.9"], &trusted), ip("203.0.113.5"));
+        assert_eq!(from("10.0.0.2", &["127.0.0.1, 203.0.113.5"], &trusted), ip("203.0.113.5"));
+        assert_eq!(from("10.0.0.2", &["203.0.113.5, 10.0.0.9"], &trusted), ip("203.0.113.5"));
         // Header values in order, lists within them.
-        assert_eq!(client_address(ip("10.0.0.2"), &["192.0.2.1", "10.0.0.7"], &trusted), ip("192.0.2.1"));
+        assert_eq!(from("10.0.0.2", &["192.0.2.1", "10.0.0.7"], &trusted), ip("192.0.2.1"));
         // No header: the proxy itself.
-        assert_eq!(client_address(ip("10.0.0.2"), &[], &trusted), ip("10.0.0.2"));
-        // Garbage ends the walk at the last trusted hop.
-        assert_eq!(client_address(ip("10.0.0.2"), &["192.0.2.1, junk, 10.0.0.3"], &trusted), ip("10.0.0.3"));
+        assert_eq!(from("10.0.0.2", &[], &trusted), ip("10.0.0.2"));
         // Only trusted hops: the left-most.
-        assert_eq!(client_address(ip("10.0.0.2"), &["10.0.0.5, 10.0.0.3"], &trusted), ip("10.0.0.5"));
+        assert_eq!(from("10.0.0.2", &["10.0.0.5, 10.0.0.3"], &trusted), ip("10.0.0.5"));
         // Mapped addresses are normalised before matching.
-        assert_eq!(client_address(ip("::ffff:10.0.0.2"), &["::ffff:203.0.113.5"], &trusted), ip("203.0.113.5"));
+        assert_eq!(from("::ffff:10.0.0.2", &["::ffff:203.0.113.5"], &trusted), ip("203.0.113.5"));
         // No trusted proxies configured: always the peer.
-        assert_eq!(client_address(ip("10.0.0.2"), &["203.0.113.5"], &[]), ip("10.0.0.2"));
+        assert_eq!(from("10.0.0.2", &["203.0.113.5"], &[]), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn forwarded_hops_with_ports_and_zones_parse_and_garbage_makes_the_client_unknown() {
+        let trusted = filter(&["10.0.0.0/8"]);
+        assert_eq!(from("10.0.0.2", &["203.0.113.9:4711"], &trusted), ip("203.0.113.9"));
+        assert_eq!(from("10.0.0.2", &["[2001:db8::1]:443"], &trusted), ip("2001:db8::1"));
+        assert_eq!(from("10.0.0.2", &["[2001:db8::1]"], &trusted), ip("2001:db8::1"));
+        assert_eq!(from("10.0.0.2", &["fe80::1%eth0"], &trusted), ip("fe80::1"));
+        assert_eq!(from("10.0.0.2", &["2001:db8::1"], &trusted), ip("2001:db8::1"));
+        // Whatever an untrusted client wrote that is not an address ends in "unknown",
+        // never in the proxy's own address.
+        for garbage in ["junk", "203.0.113.9:99999", "[2001:db8::1]x", "", "unknown"] {
+            assert_eq!(from("10.0.0.2", &[&format!("192.0.2.1, {garbage}")], &trusted), UNKNOWN_CLIENT, "{garbage:?}");
+        }
+        let invalid_utf8: &[u8] = b"\xff, 203.0.113.9";
+        assert_eq!(client_address(ip("10.0.0.2"), &[invalid_utf8], &trusted), ip("203.0.113.9"));
+        let invalid_last: &[u8] = b"203.0.113.9, \xff";
+        assert_eq!(client_address(ip("10.0.0.2"), &[invalid_last], &trusted), UNKNOWN_CLIENT);
     }
 }

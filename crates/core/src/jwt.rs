@@ -14,6 +14,17 @@ use zeroize::Zeroizing;
 pub const LEEWAY_SECS: i64 = 30;
 /// The `typ` header of every access token (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// The `typ` header of API tokens: explicitly typed (RFC 8725 §3.11), so that a verifier
+/// that expects access tokens refuses them. Only keyward knows whether an API token's
+/// record still allows it.
+pub const API_TOKEN_TYP: &str = "api-token+jwt";
+
+/// What a token's `typ` says it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenTyp {
+    Access,
+    Api,
+}
 /// Longer presented tokens are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -119,15 +130,18 @@ pub struct HeaderFacts<'a> {
     pub kid: Option<&'a str>,
 }
 
-/// Checks the header: an algorithm keyward signs with, `typ: at+jwt`, a well-formed kid.
-/// Whether the kid is known, and of that algorithm, is for the key ring.
-pub fn check_header<'a>(header: &HeaderFacts<'a>) -> Result<(SigningAlg, &'a str), AuthRefusal> {
+/// Checks the header: an algorithm keyward signs with, `typ` `at+jwt` or
+/// `api-token+jwt`, a well-formed kid. Whether the kid is known, and of that algorithm,
+/// is for the key ring.
+pub fn check_header<'a>(header: &HeaderFacts<'a>) -> Result<(SigningAlg, &'a str, TokenTyp), AuthRefusal> {
     let alg = SigningAlg::parse(header.alg).ok_or(AuthRefusal::BadToken)?;
-    if !header.typ.is_some_and(|typ| typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
-        return Err(AuthRefusal::BadToken);
-    }
+    let typ = match header.typ {
+        Some(typ) if typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) => TokenTyp::Access,
+        Some(typ) if typ.eq_ignore_ascii_case(API_TOKEN_TYP) => TokenTyp::Api,
+        _ => return Err(AuthRefusal::BadToken),
+    };
     let kid = header.kid.filter(|kid| is_valid_kid(kid)).ok_or(AuthRefusal::BadToken)?;
-    Ok((alg, kid))
+    Ok((alg, kid, typ))
 }
 
 /// The time claims of a token (unix seconds).
@@ -175,7 +189,9 @@ mod tests {
     #[test]
     fn header_checks_refuse_what_keyward_never_issues() {
         let good = HeaderFacts { alg: "ES256", typ: Some("at+jwt"), kid: Some("abc_DEF-1") };
-        assert_eq!(check_header(&good), Ok((SigningAlg::Es256, "abc_DEF-1")));
+        assert_eq!(check_header(&good), Ok((SigningAlg::Es256, "abc_DEF-1", TokenTyp::Access)));
+        let api = HeaderFacts { typ: Some("api-token+jwt"), ..good };
+        assert_eq!(check_header(&api), Ok((SigningAlg::Es256, "abc_DEF-1", TokenTyp::Api)));
         let cases = [
             HeaderFacts { alg: "none", ..good },
             HeaderFacts { alg: "HS256", ..good },

@@ -7,7 +7,7 @@
 //! current JWT of every enabled record exactly as it holds an opaque key. Unlocking
 //! replaces the digest and bumps the generation: earlier JWTs stop matching at once.
 
-use crate::oidc::tokens::{API_AUDIENCE, SignError, issuer, sign_claims};
+use crate::oidc::tokens::{API_TOKEN_AUDIENCE, SignError, issuer, sign_claims};
 use crate::state::{AppState, RealmInfo};
 use ipnet::IpNet;
 use keyward_core::SecretDigest;
@@ -30,8 +30,6 @@ pub struct ApiTokenInfo {
     pub enabled: bool,
     pub generation: i64,
     pub filter: Vec<IpNet>,
-    /// The HMAC of the current JWT's `jti`, as the index holds it.
-    pub digest: SecretDigest,
 }
 
 impl ApiTokenInfo {
@@ -56,65 +54,97 @@ impl ApiTokenInfo {
             enabled: row.enabled,
             generation: row.generation,
             filter,
-            digest: row.digest,
         }
     }
 }
 
-/// Live records by public id (the JWT's `api_token_id`), kept current by the change feed.
+#[derive(Default)]
+struct Tables {
+    /// Live records by public id (the JWT's `api_token_id`).
+    by_public_id: HashMap<String, Arc<ApiTokenInfo>>,
+    /// Record id → the digest this node put into the index for it, so an unlock or a
+    /// delete removes exactly that entry, whatever order changes arrive in.
+    indexed: HashMap<i64, SecretDigest>,
+}
+
+/// Live records, kept current by the change feed. API tokens enter the index only
+/// through [`apply_row`], from the same row as their record here.
 #[derive(Default)]
 pub struct ApiTokenTable {
-    by_public_id: RwLock<HashMap<String, Arc<ApiTokenInfo>>>,
+    tables: RwLock<Tables>,
 }
 
 impl ApiTokenTable {
     pub fn get(&self, public_id: &str) -> Option<Arc<ApiTokenInfo>> {
-        self.by_public_id.read().ok()?.get(public_id).cloned()
+        self.tables.read().ok()?.by_public_id.get(public_id).cloned()
     }
 
-    /// Applies a record as read from the store: a deleted one leaves the table.
-    pub fn apply(&self, row: &ApiTokenRow) {
-        if let Ok(mut table) = self.by_public_id.write() {
-            if row.revoked {
-                table.remove(&row.public_id);
-            } else {
-                table.insert(row.public_id.clone(), Arc::new(ApiTokenInfo::from_row(row)));
-            }
-        }
-    }
-
-    /// Forgets the records of a deleted user (their rows went with the user).
+    /// Forgets the records of a deleted user (their rows, and their index entries, went
+    /// with the user).
     pub fn remove_owned_by(&self, owner_id: i64) {
-        if let Ok(mut table) = self.by_public_id.write() {
-            table.retain(|_, info| info.owner_id != owner_id);
+        if let Ok(mut tables) = self.tables.write() {
+            let Tables { by_public_id, indexed } = &mut *tables;
+            by_public_id.retain(|_, info| {
+                let keep = info.owner_id != owner_id;
+                if !keep {
+                    indexed.remove(&info.id);
+                }
+                keep
+            });
         }
     }
 }
 
-/// Reads every live record, at start.
+fn indexed_credential(row: &ApiTokenRow) -> store::IndexedCredential {
+    store::IndexedCredential {
+        id: row.id,
+        realm_id: row.realm_id,
+        kind: keyward_core::CredentialKind::ApiToken,
+        owner_id: Some(row.owner_id),
+        audience: None,
+        digest: row.digest,
+        expires_at: Some(row.expires_at.unix_timestamp()),
+    }
+}
+
+/// Brings the index and the table in line with one row, as read from the store. The
+/// digest this node indexed before for the record leaves the index when it differs
+/// (an unlock), so the old JWT and every access token minted from it (`cid`) stop.
+pub fn apply_row(state: &AppState, row: &ApiTokenRow) {
+    let Ok(mut tables) = state.api_tokens.tables.write() else { return };
+    if let Some(previous) = tables.indexed.get(&row.id).copied() {
+        if previous != row.digest {
+            state.index.remove_credential(&previous);
+        }
+    }
+    if !row.revoked && row.enabled {
+        state.index.upsert_credential(&indexed_credential(row));
+        tables.indexed.insert(row.id, row.digest);
+    } else {
+        state.index.remove_credential(&row.digest);
+        tables.indexed.remove(&row.id);
+    }
+    if row.revoked {
+        tables.by_public_id.remove(&row.public_id);
+    } else {
+        tables.by_public_id.insert(row.public_id.clone(), Arc::new(ApiTokenInfo::from_row(row)));
+    }
+}
+
+/// Reads every live record into the table and the index, at start. The start-up
+/// credential load leaves API tokens out, so both come from these rows.
 pub async fn load_all(state: &AppState) -> store::StoreResult<()> {
     for row in state.store.live_api_tokens().await? {
-        state.api_tokens.apply(&row);
+        apply_row(state, &row);
     }
     Ok(())
 }
 
-/// Applies a changed API token row to the index and the table, when the change feed
-/// names one. An unlock changed its digest: the old one leaves the index, so the old JWT
-/// and every access token minted from it (`cid`) stop working.
-pub async fn apply_change(state: &AppState, credential: &store::IndexedCredential) -> store::StoreResult<()> {
-    let Some(row) = state.store.api_token_by_id(credential.id).await? else { return Ok(()) };
-    if let Some(previous) = state.api_tokens.get(&row.public_id) {
-        if previous.digest != credential.digest {
-            state.index.remove_credential(&previous.digest);
-        }
+/// Re-reads one API token row when the change feed names it.
+pub async fn apply_change(state: &AppState, credential_id: i64) -> store::StoreResult<()> {
+    if let Some(row) = state.store.api_token_by_id(credential_id).await? {
+        apply_row(state, &row);
     }
-    if row.revoked || !row.enabled {
-        state.index.remove_credential(&credential.digest);
-    } else {
-        state.index.upsert_credential(credential);
-    }
-    state.api_tokens.apply(&row);
     Ok(())
 }
 
@@ -155,7 +185,7 @@ pub async fn mint(state: &AppState, minting: Minting<'_>) -> Result<String, Sign
     let claims = AccessTokenClaims {
         iss: issuer(state, &minting.realm.name),
         sub: minting.user_public_id.to_string(),
-        aud: Audience::One(API_AUDIENCE.to_string()),
+        aud: Audience::One(API_TOKEN_AUDIENCE.to_string()),
         exp: minting.expires_at.unix_timestamp(),
         iat: now,
         nbf: Some(now),

@@ -320,7 +320,7 @@ impl AppState {
             target: Some(format!("api_token:{record_id}")),
         };
         let realm = realm.clone().ok_or_else(|| refuse(AuthRefusal::BadToken))?;
-        if !claims.aud.contains(crate::oidc::tokens::API_AUDIENCE) {
+        if !claims.aud.contains(crate::oidc::tokens::API_TOKEN_AUDIENCE) {
             return Err(refuse(AuthRefusal::WrongAudience));
         }
         // `exp` is left to the record; `nbf`, `iat` and the realm's not-before still hold.

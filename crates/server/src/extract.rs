@@ -21,8 +21,9 @@ pub fn client_ip(parts: &Parts, state: &AppState) -> IpAddr {
     if trusted.is_empty() {
         return peer.to_canonical();
     }
-    let forwarded: Vec<&str> =
-        parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
+    // Raw bytes: a value that is not text is still a list of hops, and dropping it would
+    // attribute the request to the proxy.
+    let forwarded: Vec<&[u8]> = parts.headers.get_all("x-forwarded-for").iter().map(|value| value.as_bytes()).collect();
     keyward_core::ipfilter::client_address(peer, &forwarded, trusted)
 }
 

@@ -83,7 +83,7 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
     match change.entity {
         ChangeEntity::Credential => match state.store.credential_for_index(change.entity_id).await? {
             Some((credential, _)) if credential.kind == keyward_core::CredentialKind::ApiToken => {
-                crate::api_tokens::apply_change(state, &credential).await?;
+                crate::api_tokens::apply_change(state, credential.id).await?;
             }
             Some((credential, false)) => state.index.upsert_credential(&credential),
             Some((credential, true)) => state.index.remove_credential(&credential.digest),

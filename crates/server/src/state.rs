@@ -96,7 +96,9 @@ impl AppState {
     /// the change sequence read before loading.
     pub async fn load(store: Store, master_key: &MasterKey, config: ServerConfig) -> StoreResult<AppState> {
         let start_seq = store.last_change_seq().await?;
-        let credentials = store.active_credentials().await?;
+        let mut credentials = store.active_credentials().await?;
+        // API tokens enter the index with their records (`api_tokens::load_all`).
+        credentials.retain(|credential| credential.kind != keyward_core::CredentialKind::ApiToken);
         let (audit_queue, receiver) = mpsc::channel(AUDIT_QUEUE);
         let inner = Inner {
             store,

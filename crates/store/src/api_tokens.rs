@@ -63,6 +63,9 @@ pub struct ApiTokenPatch<'a> {
     pub updated_by: &'a str,
 }
 
+/// What a filter that is not a JSON list of strings reads as.
+pub const UNREADABLE_FILTER: &str = "(unreadable filter)";
+
 const COLUMNS: &str = "c.id, c.public_id, c.realm_id, c.owner_id, u.public_id AS owner_public_id, \
      u.username AS owner_username, c.name, c.description, c.ip_filter, c.enabled, c.generation, c.expires_at, \
      c.created_at, c.created_by, c.updated_at, c.updated_by, c.last_used_at, c.revoked_at, c.secret_hash";
@@ -74,8 +77,10 @@ fn filter_json(filter: &[String]) -> String {
 
 fn row_from(row: &AnyRow) -> StoreResult<ApiTokenRow> {
     let filter_text: String = row.try_get("ip_filter")?;
-    let filter: Vec<String> = serde_json::from_str(&filter_text)
-        .map_err(|error| StoreError::Database(format!("unreadable API token filter: {error}")))?;
+    // A damaged filter must neither stop every node nor open the token to everyone: it
+    // reads as an entry that is no address, which the server turns into "nowhere".
+    let filter: Vec<String> =
+        serde_json::from_str(&filter_text).unwrap_or_else(|_| vec![UNREADABLE_FILTER.to_string()]);
     Ok(ApiTokenRow {
         id: row.try_get("id")?,
         public_id: row.try_get("public_id")?,

@@ -103,12 +103,14 @@ async fn an_admin_makes_a_token_that_acts_as_its_user_until_disabled_filtered_un
         &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap(),
     )
     .unwrap();
-    assert_eq!(header["typ"], "at+jwt");
+    // Explicitly typed, with its own audience: nothing that expects access tokens takes it.
+    assert_eq!(header["typ"], "api-token+jwt");
     assert!(header["kid"].is_string());
     let body = claims(&token);
     assert_eq!(body["sub"], pat.as_str());
     assert_eq!(body["api_token_id"], id.as_str());
     assert_eq!(body["api_token_gen"], 1);
+    assert_eq!(body["aud"], "urn:keyward:api-token");
     assert!(body["iss"].as_str().unwrap().ends_with("/auth/realms/default"));
 
     let answer = me(&server, &token).await;
@@ -229,6 +231,16 @@ async fn bad_inputs_are_refused_with_what_to_fix_and_nothing_is_written(backend:
     let answer = create_token(&server, &admin, json!({"userId": stranger, "name": "a"})).await;
     assert_eq!(answer.status, 404, "{}", answer.text);
 
+    // Service accounts hold service-account tokens instead.
+    let account =
+        server.post("/api/v1/service-accounts", &admin, json!({"username": "robot", "email": "r@example.com"})).await;
+    assert_eq!(account.status, 201, "{}", account.text);
+    let account_id = account.json()["id"].as_str().unwrap().to_string();
+    let answer = create_token(&server, &admin, json!({"userId": account_id, "name": "a"})).await;
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    assert_eq!(answer.json()["field"], "userId");
+    assert!(detail(&answer).contains("service-account tokens"), "{}", answer.text);
+
     let answer = create_token(&server, &admin, json!({"userId": pat, "name": "a/b"})).await;
     assert_eq!(answer.status, 422, "{}", answer.text);
     assert_eq!(answer.json()["field"], "name");
@@ -337,6 +349,16 @@ async fn token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_a
         .call("POST", "/api/v1/users/me/api-keys", Via::Bearer(&boss_token), Some(json!({"name": "escape"})))
         .await;
     assert_eq!(answer.status, 403, "{}", answer.text);
+    // Nor a password, which would work from anywhere.
+    let answer = server
+        .call(
+            "PUT",
+            &format!("/api/v1/users/{pat}/password"),
+            Via::Bearer(&boss_token),
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
     // A disabled user's token stops working.
     let disable = server.call("POST", &format!("/api/v1/users/{pat}/disable"), Via::Bearer(&admin), None).await;
     assert!(disable.status < 300, "{}", disable.text);
@@ -370,6 +392,16 @@ async fn the_filter_sees_the_real_client_address_behind_trusted_proxies_only(bac
     assert_eq!(get_from(url, "/api/user/me", &documentation, "127.0.0.2", &["203.0.113.9, 198.51.100.1"]).await, 401);
     assert_eq!(get_from(url, "/api/user/me", &documentation, "127.0.0.2", &["198.51.100.1, 203.0.113.9"]).await, 200);
     assert_eq!(get_from(url, "/api/user/me", &documentation, "127.0.0.3", &["203.0.113.9"]).await, 401, "untrusted");
+    assert_eq!(get_from(url, "/api/user/me", &documentation, "127.0.0.2", &["203.0.113.9:4711"]).await, 200, "a port");
+    // Something that is not an address makes the client unknown, never the proxy itself.
+    let (_, proxy_only) = token_for(&direct, &admin, &pat, "proxy", json!(["127.0.0.2"])).await;
+    let started = Instant::now();
+    while get_from(url, "/api/user/me", &proxy_only, "127.0.0.2", &[]).await != 200 {
+        assert!(started.elapsed() < Duration::from_secs(1), "the proxy's own call is refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get_from(url, "/api/user/me", &proxy_only, "127.0.0.2", &["junk"]).await, 401);
+    assert_eq!(get_from(url, "/api/user/me", &proxy_only, "127.0.0.2", &["203.0.113.9, unknown"]).await, 401);
 
     // A dual-stack listener sees IPv4 clients as ::ffff:127.0.0.1; the filter matches
     // them as the IPv4 addresses they are.
@@ -386,7 +418,7 @@ async fn the_filter_sees_the_real_client_address_behind_trusted_proxies_only(bac
 }
 on_each_store!(the_filter_sees_the_real_client_address_behind_trusted_proxies_only);
 
-async fn tokens_stay_in_their_realm_and_exchanged_tokens_follow_the_record(backend: Backend) {
+async fn tokens_stay_in_their_realm_and_are_never_turned_into_other_tokens(backend: Backend) {
     let env = Env::new(backend);
     let server = env.serve(&NO_THROTTLE);
     let admin = server.bootstrap_key();
@@ -416,18 +448,13 @@ async fn tokens_stay_in_their_realm_and_exchanged_tokens_follow_the_record(backe
     // Realm acme's token endpoint does not know a token of realm default.
     let (status, body) = exchange("acme", token.clone()).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
-    // In its own realm, it exchanges for an access token that lives only as long as the
-    // record lets the API token live.
-    let (status, body) = exchange("default", token.clone()).await;
-    assert_eq!(status, 200, "{body}");
-    let access = body["access_token"].as_str().unwrap().to_string();
-    assert_eq!(me(&server, &access).await.status, 200);
-    assert_eq!(patch(&server, &admin, &id, json!({"enabled": false})).await.status, 200);
-    assert_eq!(me(&server, &access).await.status, 401, "disabling the record ends the tokens made from it");
-    // A filtered token cannot be turned into one that works from anywhere.
-    let (status, body) = exchange("default", filtered).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
-    assert!(body["error_description"].as_str().unwrap().contains("IP filter"), "{body}");
+    // Nor does its own realm exchange it: an access token would escape the record.
+    for subject in [token.clone(), filtered] {
+        let (status, body) = exchange("default", subject).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("not exchanged"), "{body}");
+    }
+    let _ = id;
     // RFC 7009 revocation points to the record instead of pretending.
     let answer = server
         .http
@@ -444,7 +471,7 @@ async fn tokens_stay_in_their_realm_and_exchanged_tokens_follow_the_record(backe
         server.call("GET", "/auth/realms/default/protocol/openid-connect/userinfo", Via::Bearer(&token), None).await;
     assert_eq!(answer.status, 401, "{}", answer.text);
 }
-on_each_store!(tokens_stay_in_their_realm_and_exchanged_tokens_follow_the_record);
+on_each_store!(tokens_stay_in_their_realm_and_are_never_turned_into_other_tokens);
 
 async fn a_second_process_honours_every_change_within_a_second(backend: Backend) {
     let env = Env::new(backend);

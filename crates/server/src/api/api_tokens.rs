@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::ipfilter::{entry_text, parse_filter};
 use keyward_core::policy::ApiTokenPolicy;
-use keyward_core::{Role, RoleSet, validate};
+use keyward_core::{Role, validate};
 use proto::{ApiToken, ApiTokenQuery, CreateApiToken, IssuedApiToken, Page, UpdateApiToken, UpdatedApiToken};
 use std::sync::Arc;
 use store::{ApiTokenPatch, ApiTokenRow, NewApiToken, StoreError, UserRow};
@@ -69,23 +69,16 @@ fn require_manager_for_change(caller: &Caller) -> ApiResult<()> {
     refuse_access_token_minting(caller)
 }
 
-/// The roles a token of `user_id` would act with now.
-fn roles_of(state: &AppState, user_id: i64) -> RoleSet {
-    let Some(principal) = state.index.principal(user_id) else { return RoleSet::EMPTY };
-    let mut roles = principal.roles;
-    if principal.kind == crate::api::service_accounts::SERVICE_KIND {
-        roles.remove(Role::Admin);
-    }
-    roles
-}
-
 /// No privilege escalation through tokens: a token manager may act for a user only if
-/// the manager holds every role that user holds. Admins may act for anyone.
-fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, username: &str) -> ApiResult<()> {
+/// the manager holds every role that user holds now. Admins may act for anyone. The roles
+/// are read from the store inside the caller's mutation (mutations are serialised, so they
+/// cannot change before it commits); a user who is gone is not acted for.
+async fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, username: &str) -> ApiResult<()> {
+    let principal = state.store.load_principal(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     if caller.has_role(Role::Admin) {
         return Ok(());
     }
-    let held = roles_of(state, user_id);
+    let held = principal.roles;
     if caller.roles().is_superset_of(held) {
         return Ok(());
     }
@@ -96,6 +89,18 @@ fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, username: 
          administrator to manage it.",
         missing.join(", ")
     )))
+}
+
+/// API tokens are for people; service accounts hold service-account tokens.
+fn require_person(user: &UserRow) -> ApiResult<()> {
+    if user.kind == crate::api::service_accounts::SERVICE_KIND {
+        return Err(ApiError::invalid(
+            "userId",
+            "is a service account; service accounts hold service-account tokens \
+             (POST /api/v1/service-accounts/{id}/tokens), not API tokens",
+        ));
+    }
+    Ok(())
 }
 
 /// The filter as stored: each entry parsed and written in canonical form. A bad entry
@@ -182,7 +187,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<IssuedApiToken>)> {
     require_manager_for_change(&caller)?;
     let user = load_user(&state, &caller, &body.user_id).await?;
-    check_may_act_for(&state, &caller, user.id, &user.username)?;
+    require_person(&user)?;
     check_name_and_description(&body.name, &body.description)?;
     let filter = checked_filter(&body.filter)?;
     let now = OffsetDateTime::now_utc();
@@ -192,6 +197,7 @@ pub async fn create(
     let public_id = new_public_id();
     let jti = Jti::generate(&state);
     let mut mutation = state.store.begin().await?;
+    check_may_act_for(&state, &caller, user.id, &user.username).await?;
     let id = mutation
         .insert_api_token(&NewApiToken {
             public_id: public_id.as_str(),
@@ -320,16 +326,21 @@ pub async fn update(
         None => None,
     };
     if let Some(user) = &new_user {
-        check_may_act_for(&state, &caller, user.id, &user.username)?;
+        require_person(user)?;
     }
     let filter = body.filter.as_deref().map(checked_filter).transpose()?;
     let now = OffsetDateTime::now_utc();
     let expires_at = body.expires_at.map(|at| checked_expiry(Some(at), now)).transpose()?;
     let realm = realm_of(&state, &caller)?;
-    ready_to_sign(&state, &realm).await?;
+    if new_user.is_some() {
+        ready_to_sign(&state, &realm).await?;
+    }
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username)?;
+    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
+    if let Some(user) = &new_user {
+        check_may_act_for(&state, &caller, user.id, &user.username).await?;
+    }
     let name = body.name.as_deref().unwrap_or(&before.name);
     let description = body.description.as_deref().unwrap_or(&before.description);
     check_name_and_description(name, description)?;
@@ -379,7 +390,7 @@ pub async fn unlock(
     let now = OffsetDateTime::now_utc();
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username)?;
+    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
     let user = state.store.user_by_id(before.owner_id).await?;
     let jti = Jti::generate(&state);
     let actor = caller.actor();
@@ -419,7 +430,7 @@ pub async fn expire(
     let now = OffsetDateTime::now_utc();
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username)?;
+    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
     let actor = caller.actor();
     // Expiring an expired token keeps its first expiry.
     let expires_at = before.expires_at.min(now);
@@ -457,7 +468,7 @@ pub async fn delete(
     let now = OffsetDateTime::now_utc();
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username)?;
+    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
     mutation.revoke_credential(before.id, now).await?;
     let event =
         audit_event(&caller, "api_token.delete", format!("api_token:{}", before.public_id), before.name.clone());

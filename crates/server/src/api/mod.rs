@@ -126,8 +126,8 @@ pub fn refuse_access_token_minting(caller: &Caller) -> ApiResult<()> {
                 .to_string(),
         )),
         keyward_core::CredentialKind::ApiToken => Err(ApiError::Forbidden(
-            "An API token cannot create credentials (API keys, service-account tokens or API tokens); use an \
-             admin key or your own API key."
+            "An API token cannot create credentials (API keys, service-account tokens, API tokens or passwords); \
+             use an admin key or your own API key."
                 .to_string(),
         )),
         _ => Ok(()),

@@ -60,6 +60,8 @@ pub async fn set_password(
     ApiJson(body): ApiJson<SetPassword>,
 ) -> ApiResult<StatusCode> {
     require_admin(&caller)?;
+    // A password is a credential that works from anywhere, for as long as it is not changed.
+    crate::api::refuse_access_token_minting(&caller)?;
     let row = load_user(&state, &caller, &id).await?;
     refuse_service_account(&row)?;
     let hash = checked_hash(&body.password, &row.username, "password").await?;

@@ -109,7 +109,10 @@ pub async fn create_user(
     }
     check_attributes(&body.attributes)?;
     let password_hash = match &body.password {
-        Some(password) => Some(crate::api::passwords::checked_hash(password, &body.username, "password").await?),
+        Some(password) => {
+            crate::api::refuse_access_token_minting(&caller)?;
+            Some(crate::api::passwords::checked_hash(password, &body.username, "password").await?)
+        }
         None => None,
     };
     let public_id = new_public_id();

@@ -311,10 +311,12 @@ impl GrantContext<'_> {
         let subject = self.credential(subject_token, || {
             OAuthFailure::invalid_grant("subject_token is not a valid, current keyward credential of this realm")
         })?;
-        if subject.api_token.as_ref().is_some_and(|record| !record.filter.is_empty()) {
+        // An API token's record (enabled switch, IP filter, expiry) must hold on every
+        // request; an access token made from it would escape all three.
+        if subject.kind == CredentialKind::ApiToken {
             return Err(OAuthFailure::invalid_grant(
-                "this API token may only be used from the addresses in its IP filter; an access token made from it \
-                 could be used from anywhere, so it cannot be exchanged",
+                "API tokens are not exchanged: call keyward's API with the API token itself, so that its IP filter \
+                 and record apply to every request",
             ));
         }
         let principal = subject.principal.clone().ok_or_else(|| {

@@ -16,7 +16,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use keyward_core::jwt::{SigningAlg, generate_signing_key};
+use keyward_core::jwt::{ACCESS_TOKEN_TYP, API_TOKEN_TYP, SigningAlg, TokenTyp, generate_signing_key};
 use keyward_core::secret::KeySealer;
 use proto::oidc::Jwk;
 use std::collections::HashMap;
@@ -55,6 +55,8 @@ pub struct LoadedKey {
     decoding: DecodingKey,
     /// base64url of `{"alg":…,"typ":"at+jwt","kid":…}`, the same for every token.
     header_b64: String,
+    /// The same with `"typ":"api-token+jwt"`, for API tokens.
+    api_header_b64: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +139,8 @@ impl LoadedKey {
         if spki != row.public_key {
             return Err(unusable("stored public key does not match the private key"));
         }
-        let header = serde_json::json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": row.kid });
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": ACCESS_TOKEN_TYP, "kid": row.kid });
+        let api_header = serde_json::json!({ "alg": alg.as_str(), "typ": API_TOKEN_TYP, "kid": row.kid });
         Ok(LoadedKey {
             kid: row.kid.clone(),
             alg,
@@ -150,13 +153,23 @@ impl LoadedKey {
             signer,
             decoding,
             header_b64: b64url(header.to_string().as_bytes()),
+            api_header_b64: b64url(api_header.to_string().as_bytes()),
         })
     }
 
-    /// Signs `claims` (JSON) into a compact JWS.
+    /// Signs `claims` (JSON) into a compact JWS typed as an access token.
     pub fn sign(&self, claims: &[u8]) -> Result<String, KeyError> {
-        let mut token = String::with_capacity(self.header_b64.len() + claims.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
+        self.sign_typed(claims, TokenTyp::Access)
+    }
+
+    /// Signs `claims` (JSON) into a compact JWS with the `typ` of `typ`.
+    pub fn sign_typed(&self, claims: &[u8], typ: TokenTyp) -> Result<String, KeyError> {
+        let header = match typ {
+            TokenTyp::Access => &self.header_b64,
+            TokenTyp::Api => &self.api_header_b64,
+        };
+        let mut token = String::with_capacity(header.len() + claims.len() * 4 / 3 + 400);
+        token.push_str(header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims, &mut token);
         let signature = self.sign_message(token.as_bytes())?;

@@ -13,7 +13,7 @@ use crate::state::{AppState, RealmInfo};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward_core::auth::AuthRefusal;
-use keyward_core::jwt::{HeaderFacts, MAX_TOKEN_BYTES, TimeClaims, check_header, check_times};
+use keyward_core::jwt::{HeaderFacts, MAX_TOKEN_BYTES, TimeClaims, TokenTyp, check_header, check_times};
 use proto::oidc::AccessTokenClaims;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -21,6 +21,9 @@ use std::sync::{Arc, RwLock};
 
 /// The audience of tokens meant for keyward's own API; the default of every grant.
 pub const API_AUDIENCE: &str = "keyward";
+/// The audience of API tokens: not [`API_AUDIENCE`], so that a verifier that checks only
+/// the audience of access tokens refuses them too.
+pub const API_TOKEN_AUDIENCE: &str = "urn:keyward:api-token";
 /// How many verified tokens are remembered; the cache is emptied when it is full.
 const CACHE_CAPACITY: usize = 16_384;
 
@@ -147,9 +150,15 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
     };
     let header_bytes = decode_segment(header)?;
     let header_json: JoseHeader = serde_json::from_slice(&header_bytes).map_err(|_| AuthRefusal::BadToken)?;
-    let (alg, kid) = check_header(&HeaderFacts { alg: header_json.alg, typ: header_json.typ, kid: header_json.kid })?;
+    let (alg, kid, typ) =
+        check_header(&HeaderFacts { alg: header_json.alg, typ: header_json.typ, kid: header_json.kid })?;
     let claims: AccessTokenClaims =
         serde_json::from_slice(&decode_segment(payload)?).map_err(|_| AuthRefusal::BadToken)?;
+    // The type and the claims must agree: an API token is typed as one and names its
+    // record; an access token does neither.
+    if (typ == TokenTyp::Api) != claims.api_token_id.is_some() {
+        return Err(AuthRefusal::BadToken.into());
+    }
     let realm_name = claims
         .iss
         .strip_prefix(&state.config.public_url)
@@ -279,5 +288,6 @@ pub async fn sign_claims(state: &AppState, realm: &RealmInfo, claims: &AccessTok
         }
     };
     let json = serde_json::to_vec(claims).map_err(|error| SignError::Claims(error.to_string()))?;
-    Ok(key.sign(&json)?)
+    let typ = if claims.api_token_id.is_some() { TokenTyp::Api } else { TokenTyp::Access };
+    Ok(key.sign_typed(&json, typ)?)
 }
