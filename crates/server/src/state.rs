@@ -49,7 +49,7 @@ pub struct Inner {
     pub pepper: Pepper,
     /// Opens signing keys' private halves.
     pub sealer: KeySealer,
-    /// Every realm's published signing keys.
+    /// Every realm's signing keys: published ones, and retired ones kept for API tokens.
     pub keys: KeyRing,
     /// Revoked access-token ids and session ids.
     pub revocations: Revocations,

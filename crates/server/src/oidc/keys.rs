@@ -1,5 +1,5 @@
-//! The key ring: every realm's published signing keys, decrypted once at load and kept
-//! in memory, so signing and verification never touch the database.
+//! The key ring: every realm's signing keys (published, and retired ones for API tokens),
+//! decrypted once at load and kept in memory, so signing and verification never touch the database.
 //!
 //! A key is published (in JWKS, and accepted for verification) from its creation until
 //! its `removes_at`. It signs from its `activates_at` until a newer key activates. A
