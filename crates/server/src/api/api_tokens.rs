@@ -273,6 +273,32 @@ async fn load_for_update(mutation: &mut store::Mutation, caller: &Caller, id: &s
     })
 }
 
+/// Starts a change of record `id`: the caller must manage tokens, the record must be
+/// live in the caller's realm (read inside the mutation), and its user's roles must all
+/// be the caller's.
+async fn begin_change(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(store::Mutation, ApiTokenRow)> {
+    require_manager_for_change(caller)?;
+    let mut mutation = state.store.begin().await?;
+    let before = load_for_update(&mut mutation, caller, id).await?;
+    check_may_act_for(state, caller, before.owner_id, &before.owner_username).await?;
+    Ok((mutation, before))
+}
+
+/// An edit that keeps every field of `before`; callers change what they change.
+fn unchanged<'a>(before: &'a ApiTokenRow, actor: &'a str, now: OffsetDateTime) -> ApiTokenPatch<'a> {
+    ApiTokenPatch {
+        owner_id: before.owner_id,
+        name: &before.name,
+        description: &before.description,
+        filter: &before.filter,
+        enabled: before.enabled,
+        expires_at: before.expires_at,
+        new_digest: None,
+        updated_at: now,
+        updated_by: actor,
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/api-tokens/{id}", tag = "api-tokens", params(("id" = String, Path)),
     responses((status = 200, body = ApiToken), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
 pub async fn get_one(
@@ -335,9 +361,7 @@ pub async fn update(
     if new_user.is_some() {
         ready_to_sign(&state, &realm).await?;
     }
-    let mut mutation = state.store.begin().await?;
-    let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
+    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
     if let Some(user) = &new_user {
         check_may_act_for(&state, &caller, user.id, &user.username).await?;
     }
@@ -388,23 +412,11 @@ pub async fn unlock(
     let realm = realm_of(&state, &caller)?;
     ready_to_sign(&state, &realm).await?;
     let now = OffsetDateTime::now_utc();
-    let mut mutation = state.store.begin().await?;
-    let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
+    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
     let user = state.store.user_by_id(before.owner_id).await?;
     let jti = Jti::generate(&state);
     let actor = caller.actor();
-    let patch = ApiTokenPatch {
-        owner_id: before.owner_id,
-        name: &before.name,
-        description: &before.description,
-        filter: &before.filter,
-        enabled: before.enabled,
-        expires_at: before.expires_at,
-        new_digest: Some(jti.digest),
-        updated_at: now,
-        updated_by: &actor,
-    };
+    let patch = ApiTokenPatch { new_digest: Some(jti.digest), ..unchanged(&before, &actor, now) };
     mutation.update_api_token(before.id, &patch).await?;
     let generation = before.generation + 1;
     let token = sign(&state, &realm, &before.public_id, generation, &user, before.expires_at, &jti).await?;
@@ -426,25 +438,12 @@ pub async fn expire(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiToken>> {
-    require_manager_for_change(&caller)?;
     let now = OffsetDateTime::now_utc();
-    let mut mutation = state.store.begin().await?;
-    let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
+    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
     let actor = caller.actor();
     // Expiring an expired token keeps its first expiry.
     let expires_at = before.expires_at.min(now);
-    let patch = ApiTokenPatch {
-        owner_id: before.owner_id,
-        name: &before.name,
-        description: &before.description,
-        filter: &before.filter,
-        enabled: before.enabled,
-        expires_at,
-        new_digest: None,
-        updated_at: now,
-        updated_by: &actor,
-    };
+    let patch = ApiTokenPatch { expires_at, ..unchanged(&before, &actor, now) };
     mutation.update_api_token(before.id, &patch).await?;
     let event = audit_event(
         &caller,
@@ -464,11 +463,8 @@ pub async fn delete(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    require_manager_for_change(&caller)?;
     let now = OffsetDateTime::now_utc();
-    let mut mutation = state.store.begin().await?;
-    let before = load_for_update(&mut mutation, &caller, &id).await?;
-    check_may_act_for(&state, &caller, before.owner_id, &before.owner_username).await?;
+    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
     mutation.revoke_credential(before.id, now).await?;
     let event =
         audit_event(&caller, "api_token.delete", format!("api_token:{}", before.public_id), before.name.clone());
