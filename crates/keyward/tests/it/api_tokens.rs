@@ -476,7 +476,7 @@ on_each_store!(tokens_stay_in_their_realm_and_are_never_turned_into_other_tokens
 async fn a_second_process_honours_every_change_within_a_second(backend: Backend) {
     let env = Env::new(backend);
     let public = ["--public-url", "http://keyward.test", NO_THROTTLE[0], NO_THROTTLE[1]];
-    let first = env.serve(&public);
+    let mut first = env.serve(&public);
     let admin = first.bootstrap_key();
     let second = env.serve(&public);
     let pat = create_user(&first, &admin, "pat").await;
@@ -494,7 +494,12 @@ async fn a_second_process_honours_every_change_within_a_second(backend: Backend)
     let fresh = unlocked.json()["token"].as_str().unwrap().to_string();
     wait_for(&second, &token, 401).await;
     wait_for(&second, &fresh, 200).await;
+    assert_eq!(me(&first, &fresh).await.status, 200);
     assert_eq!(first.post(&format!("/api/v1/api-tokens/{id}/expire"), &admin, json!({})).await.status, 200);
     wait_for(&second, &fresh, 401).await;
+    // Last use is written in batches, and at shutdown: the second node reads it back.
+    assert!(first.terminate().success());
+    let record = second.get(&format!("/api/v1/api-tokens/{id}"), &admin).await.json();
+    assert!(record["lastUsedAt"].is_string(), "{record}");
 }
 on_each_store!(a_second_process_honours_every_change_within_a_second);
