@@ -347,6 +347,65 @@ pub struct UpdatedApiToken {
     pub token: Option<String>,
 }
 
+/// `POST /api/v1/workloads`: a run that needs to call platform APIs as its user.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateWorkload {
+    /// The user (or service account) the run acts as, in your realm.
+    pub user_id: String,
+    /// `workspace`, `job`, `app`, `scheduledJob`, `launcher` or `modelApi`.
+    pub kind: String,
+    /// The platform's id of the run: 1 to 128 visible ASCII characters; one running
+    /// workload per run id.
+    pub run_id: String,
+    /// The project the run belongs to; the user must collaborate on it.
+    pub project_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub id: String,
+    pub user_id: String,
+    pub username: String,
+    pub kind: String,
+    pub run_id: String,
+    pub project_id: Option<String>,
+    /// `running` or `ended`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// A new workload and its run credential, shown this once.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWorkload {
+    #[serde(flatten)]
+    pub workload: Workload,
+    /// The `kwr_` credential bound to this run, for `keyward proxy --credential-file`;
+    /// `null` for model APIs.
+    pub credential: Option<String>,
+    /// Why there is no credential, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WorkloadQuery {
+    /// How many items to return, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this user's workloads.
+    pub user_id: Option<String>,
+}
+
 /// The answer to creating a key: the only time the secret is shown.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -46,7 +46,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn app(state: AppState) -> Router {
     use api::{
         api_keys, api_tokens, audit, auth_check, authz, clients, groups, passwords, projects, realm, realms,
-        service_accounts as accounts, signing_keys, users,
+        service_accounts as accounts, signing_keys, users, workloads,
     };
     // Install the recorder before anything counts.
     let _ = metrics::handle();
@@ -67,6 +67,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/api-tokens/{id}", get(api_tokens::get_one).patch(api_tokens::update).delete(api_tokens::delete))
         .route("/api/v1/api-tokens/{id}/unlock", post(api_tokens::unlock))
         .route("/api/v1/api-tokens/{id}/expire", post(api_tokens::expire))
+        .route("/api/v1/workloads", post(workloads::create).get(workloads::list))
+        .route("/api/v1/workloads/{id}", get(workloads::get_one).delete(workloads::end))
         .route("/api/v1/groups", post(groups::create_group).get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group).delete(groups::delete_group))
         .route("/api/v1/groups/{id}/members/{user_id}", put(groups::add_member).delete(groups::remove_member))

@@ -24,6 +24,7 @@ mod realms;
 mod settings;
 mod signing_keys;
 mod users;
+mod workloads;
 
 pub use api_tokens::{ApiTokenPatch, ApiTokenRow, NewApiToken};
 pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
@@ -37,6 +38,7 @@ pub use projects::{CollaboratorRow, NewProject, ProjectQuery, ProjectRow, Projec
 pub use realms::{RealmPatch, RealmRow};
 pub use signing_keys::{NewSigningKey, RevokedTokenRow, SigningKeyRow};
 pub use users::{NewUser, PrincipalRow, UserPatch, UserRow};
+pub use workloads::{NewWorkload, WorkloadRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -82,6 +84,8 @@ impl From<sqlx::Error> for StoreError {
                 "email"
             } else if text.contains("username") {
                 "username"
+            } else if text.contains("run_id") || text.contains("running_run") {
+                "runId"
             } else {
                 "name"
             };

@@ -16,3 +16,4 @@ mod realms;
 mod service_accounts;
 mod tokens;
 mod users;
+mod workloads;

@@ -14,6 +14,7 @@ pub mod realms;
 pub mod service_accounts;
 pub mod signing_keys;
 pub mod users;
+pub mod workloads;
 
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -213,6 +213,19 @@ impl GrantContext<'_> {
         Ok(caller)
     }
 
+    /// A workload's run credential binds the tokens made from it to the workload: their
+    /// `sid` is the workload's id, which ending the workload revokes.
+    async fn workload_session(&self, subject: &Caller) -> Result<Option<String>, OAuthFailure> {
+        if subject.kind != CredentialKind::WorkloadCredential {
+            return Ok(None);
+        }
+        match self.state.store.running_workload_of_credential(subject.credential_id).await {
+            Ok(Some(workload)) => Ok(Some(workload.public_id)),
+            Ok(None) => Err(OAuthFailure::invalid_grant("the workload this credential was issued to has ended")),
+            Err(error) => Err(OAuthFailure::internal(error)),
+        }
+    }
+
     fn requested_audience(&self, form: &TokenRequest) -> Result<Option<String>, OAuthFailure> {
         match form.audience.as_deref().map(str::trim).filter(|audience| !audience.is_empty()) {
             None => Ok(None),
@@ -336,7 +349,7 @@ impl GrantContext<'_> {
             None => (
                 subject.audience.clone().map(|audience| vec![audience]),
                 None,
-                None,
+                self.workload_session(&subject).await?,
                 subject.credential_head.map(hex::encode),
             ),
         };

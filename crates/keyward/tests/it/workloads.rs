@@ -1,0 +1,171 @@
+//! Workloads: run-bound `kwr_` credentials, the access tokens exchanged from them (with
+//! the workload as `sid`), and ending a run.
+
+use crate::harness::{Answer, Backend, Env, Server, Via, create_key, create_user};
+use crate::on_each_store;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+async fn exchange(server: &Server, credential: &str) -> (u16, Value) {
+    let answer = server
+        .http
+        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+        .form(&[("grant_type", EXCHANGE), ("subject_token", credential), ("subject_token_type", ACCESS_TOKEN_TYPE)])
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+fn claims(token: &str) -> Value {
+    let segment = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap()
+}
+
+async fn whoami(server: &Server, credential: &str) -> Answer {
+    server.call("GET", "/v4/users/self", Via::Bearer(credential), None).await
+}
+
+async fn until(server: &Server, credential: &str, status: u16) {
+    let started = Instant::now();
+    while whoami(server, credential).await.status != status {
+        assert!(started.elapsed() < Duration::from_secs(1), "{} did not answer {status} within 1 s", server.url);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A user with the workload-launcher role and an API key; returns the key.
+async fn launcher(server: &Server, admin: &str) -> String {
+    let lena = create_user(server, admin, "lena").await;
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{lena}/roles/workload-launcher"), Via::Bearer(admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    create_key(server, admin, &lena, json!({"name": "launcher"})).await.1
+}
+
+async fn a_run_calls_as_its_user_until_it_ends_on_every_node(backend: Backend) {
+    let env = Env::new(backend);
+    let public = ["--public-url", "http://keyward.test"];
+    let first = env.serve(&public);
+    let admin = first.bootstrap_key();
+    let second = env.serve(&public);
+    let launcher = launcher(&first, &admin).await;
+    let pat = create_user(&first, &admin, "pat").await;
+    let (_, pat_key) = create_key(&first, &admin, &pat, json!({"name": "k"})).await;
+    let project = first.post("/api/v1/projects", &pat_key, json!({"name": "churn"})).await;
+    assert_eq!(project.status, 201, "{}", project.text);
+    let project = project.json()["id"].as_str().unwrap().to_string();
+
+    let created = first
+        .post(
+            "/api/v1/workloads",
+            &launcher,
+            json!({"userId": pat, "kind": "job", "runId": "run-1", "projectId": project}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let workload = created.json();
+    let id = workload["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (workload["status"].as_str(), workload["projectId"].as_str()),
+        (Some("running"), Some(project.as_str()))
+    );
+    let credential = workload["credential"].as_str().unwrap().to_string();
+    assert!(credential.starts_with("kwr_"), "{credential}");
+    assert_eq!(whoami(&first, &credential).await.json()["userName"], "pat");
+
+    // The proxy's exchange: a short-lived access token bound to the run.
+    let (status, body) = exchange(&first, &credential).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&access)["sid"], id.as_str());
+    assert_eq!(claims(&access)["sub"], pat.as_str());
+    until(&second, &access, 200).await;
+    until(&second, &credential, 200).await;
+
+    let listed = first.get("/api/v1/workloads", &launcher).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains(&credential), "lists never show the credential");
+    assert_eq!(listed.json()["items"][0]["runId"], "run-1");
+
+    // Ending the run ends its credential and every token made from it, on every node.
+    let ended =
+        first.call("DELETE", &format!("/api/v1/workloads/{id}"), Via::Header("X-Api-Key", &launcher), None).await;
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    assert_eq!(whoami(&first, &access).await.status, 401);
+    assert_eq!(whoami(&first, &credential).await.status, 401);
+    until(&second, &access, 401).await;
+    until(&second, &credential, 401).await;
+    let (status, body) = exchange(&first, &credential).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    let shown = first.get(&format!("/api/v1/workloads/{id}"), &launcher).await;
+    assert_eq!(shown.json()["status"], "ended", "{}", shown.text);
+    assert_eq!(first.get("/api/v1/workloads", &launcher).await.json()["items"], json!([]));
+    // The run id is free again.
+    let again =
+        first.post("/api/v1/workloads", &launcher, json!({"userId": pat, "kind": "job", "runId": "run-1"})).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+}
+on_each_store!(a_run_calls_as_its_user_until_it_ends_on_every_node);
+
+async fn launchers_register_runs_and_bad_requests_say_what_to_fix(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let launcher = launcher(&server, &admin).await;
+    let pat = create_user(&server, &admin, "pat").await;
+    let (_, pat_key) = create_key(&server, &admin, &pat, json!({"name": "k"})).await;
+
+    let answer = server.post("/api/v1/workloads", &pat_key, json!({"userId": pat, "kind": "job", "runId": "r"})).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(answer.text.contains("workload-launcher"), "{}", answer.text);
+
+    let model =
+        server.post("/api/v1/workloads", &launcher, json!({"userId": pat, "kind": "modelApi", "runId": "m-1"})).await;
+    assert_eq!(model.status, 201, "{}", model.text);
+    assert_eq!(model.json()["credential"], Value::Null);
+    assert!(model.json()["note"].as_str().unwrap().contains("no credential"), "{}", model.text);
+
+    let cases = [
+        (json!({"userId": pat, "kind": "cronjob", "runId": "r"}), 422, "kind"),
+        (json!({"userId": pat, "kind": "job", "runId": ""}), 422, "runId"),
+        (json!({"userId": pat, "kind": "job", "runId": "has space"}), 422, "runId"),
+        (json!({"userId": pat, "kind": "job", "runId": "x".repeat(129)}), 422, "runId"),
+        (json!({"userId": "0123456789abcdef01234567", "kind": "job", "runId": "r"}), 404, ""),
+        (json!({"userId": pat, "kind": "job", "runId": "r", "projectId": "0123456789abcdef01234567"}), 404, ""),
+        (json!({"userId": pat, "kind": "modelApi", "runId": "m-1"}), 409, "runId"),
+        (json!({"userId": pat, "kind": "job", "runId": "r", "extra": 1}), 422, ""),
+    ];
+    for (body, status, field) in cases {
+        let answer = server.post("/api/v1/workloads", &launcher, body.clone()).await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.text);
+        if !field.is_empty() {
+            assert_eq!(answer.json()["field"], field, "{body}: {}", answer.text);
+        }
+    }
+    // A project the user does not collaborate on.
+    let (_, admin_user_key) = {
+        let other = create_user(&server, &admin, "owen").await;
+        create_key(&server, &admin, &other, json!({"name": "k"})).await
+    };
+    let project = server.post("/api/v1/projects", &admin_user_key, json!({"name": "secret"})).await;
+    let project = project.json()["id"].as_str().unwrap().to_string();
+    let answer = server
+        .post("/api/v1/workloads", &launcher, json!({"userId": pat, "kind": "job", "runId": "r", "projectId": project}))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    assert_eq!(answer.json()["field"], "projectId");
+    // Unknown and malformed workload ids are 404.
+    for id in ["0123456789abcdef01234567", "nope"] {
+        let answer = server.call("DELETE", &format!("/api/v1/workloads/{id}"), Via::Bearer(&launcher), None).await;
+        assert_eq!(answer.status, 404, "{}", answer.text);
+    }
+    // Every create and end is audited.
+    let audit = server.get("/api/v1/audit?action=workload.create", &admin).await;
+    assert_eq!(audit.json()["items"].as_array().unwrap().len(), 1, "{}", audit.text);
+}
+on_each_store!(launchers_register_runs_and_bad_requests_say_what_to_fix);
