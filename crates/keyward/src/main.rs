@@ -34,6 +34,39 @@ enum Command {
     /// Manage realms' token-signing keys, on the data dir or database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The workload sidecar: forwards calls to one upstream with a fresh access token,
+    /// exchanged for the run's kwr_ credential; optionally keeps the token in a file.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// keyward's URL (its token endpoint issues the tokens).
+    #[arg(long, env = "KEYWARD_API_HOST")]
+    server: String,
+    /// File holding the run's kwr_ credential; read again at each token exchange.
+    #[arg(long, env = "KEYWARD_CREDENTIAL_FILE")]
+    credential_file: std::path::PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KEYWARD_PROXY_LISTEN", default_value = "127.0.0.1:8899")]
+    listen: String,
+    /// Where calls go, an http:// URL [default: --server].
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Also keep a valid access token in this file (replaced atomically, mode 0600), for
+    /// code that reads a token file. Off by default.
+    #[arg(long, env = "KEYWARD_LEGACY_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// The realm whose token endpoint to use.
+    #[arg(long, default_value = "default")]
+    realm: String,
+    /// Log filter.
+    #[arg(long, env = "KEYWARD_LOG", default_value = "info")]
+    log: String,
+    /// Print the variables a launcher exports for the run's code (KEYWARD_API_PROXY, …)
+    /// and exit.
+    #[arg(long)]
+    print_env: bool,
 }
 
 #[derive(Subcommand)]
@@ -197,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(command) => keys(command).await,
+        Command::Proxy(args) => proxy(args).await,
         Command::Audit(AuditCommand::Verify { store }) => {
             let config = store.load(Overrides::default())?;
             let opened = datadir::open(&config).await?;
@@ -399,6 +433,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// JSON logs on stdout (the ready line is on stdout too; secrets never are).
+async fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let upstream_url = args.upstream.clone().unwrap_or_else(|| args.server.clone());
+    let upstream = proxy::forward::Upstream::parse(&upstream_url).context("--upstream (or --server)")?;
+    proxy::forward::Upstream::parse(&args.server).context("--server")?;
+    if args.print_env {
+        for (name, value) in proxy::environment(&args.listen, &args.server, args.token_file.as_deref()) {
+            println!("{name}={value}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logging(&args.log)?;
+    anyhow::ensure!(
+        args.credential_file.exists(),
+        "the credential file {} does not exist",
+        args.credential_file.display()
+    );
+    let config = proxy::ProxyConfig {
+        listen: args.listen,
+        server: args.server,
+        realm: args.realm,
+        upstream,
+        credential_file: args.credential_file,
+        token_file: args.token_file,
+    };
+    let serving = proxy::run(config, |address| println!("keyward proxy listening on http://{address}"));
+    tokio::select! {
+        result = serving => result.context("keyward proxy")?,
+        () = shutdown_signal()? => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_logging(filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("--log is not a valid filter")?;
     tracing_subscriber::fmt()

@@ -1,1 +1,226 @@
-//! stub
+//! `keyward proxy`, the workload sidecar: code in a run calls platform APIs through it
+//! without holding a long-lived secret. It injects a fresh access token, exchanged for
+//! the run's `kwr_` credential, into every call it forwards to one upstream; optionally
+//! it keeps that token in a file for code that reads one. It never opens the database.
+//!
+//! `forward` is the forwarding engine `keyward serve`'s upstream routes use too.
+
+pub mod forward;
+pub mod token;
+
+use crate::forward::{Body, Forwarder, Upstream, boxed, full};
+use crate::token::{TokenError, TokenSource};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Request bodies up to this size are held, so a call refused with 401 (the token was
+/// revoked or rotated meanwhile) can be sent again with a fresh token. Larger or
+/// unsized bodies stream through and are not retried.
+pub const RETRYABLE_BODY_BYTES: u64 = 64 * 1024;
+
+/// Headers that carry credentials; a caller's are never forwarded.
+pub const CREDENTIAL_HEADERS: [&str; 4] = ["authorization", "x-api-key", "x-domino-api-key", "x-dmm-api-key"];
+
+pub struct ProxyConfig {
+    pub listen: String,
+    /// keyward's base URL, for the token endpoint.
+    pub server: String,
+    pub realm: String,
+    /// Where calls go; keyward itself by default.
+    pub upstream: Upstream,
+    pub credential_file: PathBuf,
+    pub token_file: Option<PathBuf>,
+}
+
+struct Proxy {
+    forwarder: Forwarder,
+    upstream: Upstream,
+    tokens: Arc<TokenSource>,
+}
+
+/// Removes every credential-carrying header a caller sent.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    for name in CREDENTIAL_HEADERS {
+        headers.remove(name);
+    }
+}
+
+fn problem(status: StatusCode, detail: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": format!("urn:keyward:problem:proxy-{}", status.as_u16()),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
+}
+
+/// The request's body, held in memory when it is small enough to send twice.
+enum HeldBody {
+    Held(Bytes),
+    Streaming(Body),
+}
+
+async fn hold_if_small(request_headers: &HeaderMap, body: hyper::body::Incoming) -> Result<HeldBody, Response<Body>> {
+    let length = request_headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let chunked = request_headers.contains_key(header::TRANSFER_ENCODING);
+    match (length, chunked) {
+        (Some(length), false) if length <= RETRYABLE_BODY_BYTES => match body.collect().await {
+            Ok(collected) => Ok(HeldBody::Held(collected.to_bytes())),
+            Err(error) => Err(problem(StatusCode::BAD_REQUEST, &format!("could not read the request body: {error}"))),
+        },
+        (None, false) => Ok(HeldBody::Held(Bytes::new())),
+        _ => Ok(HeldBody::Streaming(boxed(body))),
+    }
+}
+
+impl Proxy {
+    async fn handle(self: Arc<Self>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+        if request.method() == Method::CONNECT {
+            return problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "keyward proxy does not tunnel (CONNECT); it forwards plain requests to its one upstream.",
+            );
+        }
+        if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "keyward proxy forwards only to {}; send the path alone (GET /v4/users/self), not a full URL.",
+                    self.upstream
+                ),
+            );
+        }
+        let (mut parts, body) = request.into_parts();
+        strip_credentials(&mut parts.headers);
+        let held = match hold_if_small(&parts.headers, body).await {
+            Ok(held) => held,
+            Err(response) => return response,
+        };
+        let fresh = match self.tokens.get().await {
+            Ok(fresh) => fresh,
+            Err(error) => return token_problem(&error),
+        };
+        match held {
+            HeldBody::Streaming(body) => self.send(parts, body, &fresh.token).await,
+            HeldBody::Held(bytes) => {
+                let first = self.send(parts.clone(), full(bytes.clone()), &fresh.token).await;
+                if first.status() != StatusCode::UNAUTHORIZED {
+                    return first;
+                }
+                // The token may have been revoked or its key rotated: one fresh try.
+                self.tokens.invalidate(&fresh.token).await;
+                match self.tokens.get().await {
+                    Ok(again) => self.send(parts, full(bytes), &again.token).await,
+                    Err(TokenError::Refused(reason)) => problem(
+                        StatusCode::UNAUTHORIZED,
+                        &format!("The upstream refused the token and the run credential was refused too: {reason}"),
+                    ),
+                    Err(TokenError::Unavailable(_)) => first,
+                }
+            }
+        }
+    }
+
+    async fn send(&self, parts: hyper::http::request::Parts, body: Body, token: &str) -> Response<Body> {
+        let mut extra = HeaderMap::new();
+        match HeaderValue::from_str(&format!("Bearer {token}")) {
+            Ok(value) => extra.insert(header::AUTHORIZATION, value),
+            Err(_) => return problem(StatusCode::BAD_GATEWAY, "the token server returned an unusable token"),
+        };
+        match self.forwarder.forward(&self.upstream, parts, body, &extra).await {
+            Ok(response) => response,
+            Err(error) => problem(
+                StatusCode::BAD_GATEWAY,
+                &format!("keyward proxy could not reach the upstream {}: {error}", self.upstream),
+            ),
+        }
+    }
+}
+
+fn token_problem(error: &TokenError) -> Response<Body> {
+    match error {
+        TokenError::Refused(_) => problem(StatusCode::UNAUTHORIZED, &format!("keyward proxy: {error}")),
+        TokenError::Unavailable(_) => {
+            let mut response = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("keyward proxy: {error}. It retries on the next call."),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+/// The environment a launcher exports for the run's code.
+pub fn environment(listen: &str, server: &str, token_file: Option<&std::path::Path>) -> Vec<(String, String)> {
+    let proxy = format!("http://{listen}");
+    let mut variables = vec![
+        ("KEYWARD_API_PROXY".to_string(), proxy.clone()),
+        ("KEYWARD_API_HOST".to_string(), server.trim_end_matches('/').to_string()),
+        ("DOMINO_API_PROXY".to_string(), proxy),
+        ("DOMINO_API_HOST".to_string(), server.trim_end_matches('/').to_string()),
+    ];
+    if let Some(path) = token_file {
+        variables.push(("KEYWARD_TOKEN_FILE".to_string(), path.display().to_string()));
+        variables.push(("DOMINO_TOKEN_FILE".to_string(), path.display().to_string()));
+    }
+    variables
+}
+
+/// Binds, calls `ready` with the bound address, and serves until the process ends. It
+/// does not contact the server before the first call (or the token file's first write).
+pub async fn run(config: ProxyConfig, ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    let forwarder = Forwarder::new();
+    let tokens = TokenSource::new(forwarder.clone(), &config.server, &config.realm, config.credential_file.clone())
+        .map_err(std::io::Error::other)?;
+    let tokens = Arc::new(tokens);
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    ready(listener.local_addr()?);
+    if let Some(path) = config.token_file.clone() {
+        tokio::spawn(token::keep_token_file(tokens.clone(), path));
+    }
+    let proxy = Arc::new(Proxy { forwarder, upstream: config.upstream, tokens });
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request).await) }
+            });
+            if let Err(error) =
+                http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await
+            {
+                tracing::debug!(%error, "proxy connection ended");
+            }
+        });
+    }
+}
+
+/// Names of the headers stripped from callers, for documentation and the routes.
+pub fn credential_header_names() -> Vec<HeaderName> {
+    CREDENTIAL_HEADERS.iter().map(|name| HeaderName::from_static(name)).collect()
+}

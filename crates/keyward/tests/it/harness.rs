@@ -95,6 +95,10 @@ impl Env {
             "KEYWARD_CONFIG",
             "KEYWARD_PUBLIC_URL",
             "KEYWARD_TRUSTED_PROXIES",
+            "KEYWARD_API_HOST",
+            "KEYWARD_CREDENTIAL_FILE",
+            "KEYWARD_LEGACY_TOKEN_FILE",
+            "KEYWARD_PROXY_LISTEN",
         ] {
             command.env_remove(name);
         }
@@ -111,6 +115,16 @@ impl Env {
         )
     }
 
+    /// Runs a command that takes no store flags; returns (exit ok, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self.command().args(args).output().expect("run keyward");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// Starts `keyward serve` and waits for its ready line.
     pub fn serve(&self, extra: &[&str]) -> Server {
         self.serve_on("127.0.0.1:0", extra)
@@ -118,33 +132,38 @@ impl Env {
 
     /// Starts `keyward serve --listen LISTEN` and waits for its ready line.
     pub fn serve_on(&self, listen: &str, extra: &[&str]) -> Server {
-        let mut child = self
-            .command()
-            .args(["serve", "--listen", listen])
-            .args(self.store_args())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start keyward serve");
+        let mut args: Vec<String> = vec!["serve".into(), "--listen".into(), listen.into()];
+        args.extend(self.store_args());
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        self.start(&args, "keyward listening on ")
+    }
+
+    /// Starts `keyward proxy` with `args` and waits for its ready line.
+    pub fn proxy(&self, args: &[&str]) -> Server {
+        let mut all: Vec<String> = vec!["proxy".into(), "--listen".into(), "127.0.0.1:0".into()];
+        all.extend(args.iter().map(|arg| arg.to_string()));
+        self.start(&all, "keyward proxy listening on ")
+    }
+
+    /// Runs the binary with `args` and waits for the stdout line starting with `ready`,
+    /// whose rest is the URL.
+    fn start(&self, args: &[String], ready: &str) -> Server {
+        let mut child =
+            self.command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start keyward");
         let stdout = Arc::new(Mutex::new(Vec::<String>::new()));
         let stderr = Arc::new(Mutex::new(Vec::<String>::new()));
         collect(child.stdout.take().expect("stdout"), stdout.clone());
         collect(child.stderr.take().expect("stderr"), stderr.clone());
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
-            let ready = stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|line| line.strip_prefix("keyward listening on ").map(str::to_string));
-            if let Some(url) = ready {
+            let found = stdout.lock().unwrap().iter().find_map(|line| line.strip_prefix(ready).map(str::to_string));
+            if let Some(url) = found {
                 break url;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("keyward serve exited with {status}: {:?}", stderr.lock().unwrap());
+                panic!("keyward {args:?} exited with {status}: {:?}", stderr.lock().unwrap());
             }
-            assert!(Instant::now() < deadline, "keyward serve did not become ready: {:?}", stderr.lock().unwrap());
+            assert!(Instant::now() < deadline, "keyward {args:?} did not become ready: {:?}", stderr.lock().unwrap());
             std::thread::sleep(Duration::from_millis(20));
         };
         Server { child, url, stdout, stderr, http: reqwest::Client::new() }

@@ -12,6 +12,7 @@ mod inputs;
 mod ops;
 mod passwords;
 mod projects;
+mod proxy;
 mod realms;
 mod service_accounts;
 mod tokens;

@@ -54,8 +54,8 @@ fn check_audiences(audiences: &[String]) -> ApiResult<()> {
 
 fn check_lifetime(seconds: Option<i64>) -> ApiResult<()> {
     match seconds {
-        Some(seconds) if !(60..=86_400).contains(&seconds) => {
-            Err(ApiError::invalid("accessTokenLifetimeSeconds", "must be between 60 and 86400"))
+        Some(seconds) if !crate::api::realms::LIFETIME_SECS.contains(&seconds) => {
+            Err(ApiError::invalid("accessTokenLifetimeSeconds", "must be between 10 and 86400"))
         }
         _ => Ok(()),
     }

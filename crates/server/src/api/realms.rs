@@ -18,7 +18,7 @@ use proto::{CreateRealm, Page, PageQuery, Realm, UpdateRealm};
 use store::{ChangeEntity, RealmPatch, RealmRow};
 use time::{Duration, OffsetDateTime};
 
-const LIFETIME_SECS: std::ops::RangeInclusive<i64> = 60..=86_400;
+pub const LIFETIME_SECS: std::ops::RangeInclusive<i64> = 10..=86_400;
 
 fn realm_dto(row: RealmRow) -> Realm {
     Realm {
@@ -72,7 +72,7 @@ fn parse_lifetime(seconds: i64) -> ApiResult<Duration> {
     if LIFETIME_SECS.contains(&seconds) {
         Ok(Duration::seconds(seconds))
     } else {
-        Err(ApiError::invalid("accessTokenLifetimeSeconds", "must be between 60 and 86400"))
+        Err(ApiError::invalid("accessTokenLifetimeSeconds", "must be between 10 and 86400"))
     }
 }
 

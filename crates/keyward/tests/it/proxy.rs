@@ -1,0 +1,247 @@
+//! `keyward proxy`: a run's code calls through it and never holds a long-lived secret.
+
+use crate::harness::{Backend, Env, Server, Via, create_key, create_user};
+use crate::on_each_store;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// An upstream that answers every request with what it received: method, path, headers.
+async fn echo_upstream() -> String {
+    use axum::extract::Request;
+    let app = axum::Router::new().fallback(|request: Request| async move {
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), Value::from(value.to_str().unwrap_or("<binary>"))))
+            .collect();
+        let method = request.method().to_string();
+        let path = request.uri().to_string();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+        axum::Json(json!({"method": method, "path": path, "headers": headers, "body": body.len()}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A workload of a new user "pat"; returns (workload id, credential file path, launcher key).
+async fn workload(env: &Env, server: &Server, admin: &str) -> (String, String, String) {
+    let lena = create_user(server, admin, "lena").await;
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{lena}/roles/workload-launcher"), Via::Bearer(admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let (_, launcher) = create_key(server, admin, &lena, json!({"name": "launcher"})).await;
+    let pat = create_user(server, admin, "pat").await;
+    let created =
+        server.post("/api/v1/workloads", &launcher, json!({"userId": pat, "kind": "job", "runId": "r1"})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let path = env.dir.path().join("run-credential");
+    std::fs::write(&path, created.json()["credential"].as_str().unwrap()).unwrap();
+    (created.json()["id"].as_str().unwrap().to_string(), path.display().to_string(), launcher)
+}
+
+/// Sends raw bytes to `url`'s host and returns the status line.
+fn raw_status(url: &str, request: &str) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buffer = [0u8; 512];
+    let read = stream.read(&mut buffer).unwrap();
+    String::from_utf8_lossy(&buffer[..read]).lines().next().unwrap_or_default().to_string()
+}
+
+async fn get(url: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = reqwest::Client::new().get(format!("{url}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn a_run_calls_through_the_proxy_as_its_user_and_never_holds_a_secret(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (workload_id, credential_file, launcher) = workload(&env, &server, &admin).await;
+    let token_file = env.dir.path().join("token");
+    let token_file_text = token_file.display().to_string();
+    let proxy =
+        env.proxy(&["--server", &server.url, "--credential-file", &credential_file, "--token-file", &token_file_text]);
+
+    // To keyward itself (the default upstream): the run's user, whatever the caller sent.
+    let (status, me) = get(&proxy.url, "/v4/users/self", &[]).await;
+    assert_eq!((status, me["userName"].as_str()), (200, Some("pat")), "{me}");
+    let (status, me) = get(&proxy.url, "/v4/users/self", &[("Authorization", &format!("Bearer {admin}"))]).await;
+    assert_eq!((status, me["userName"].as_str()), (200, Some("pat")), "the caller's credential is replaced: {me}");
+
+    // The token file holds a valid token, mode 0600, that works against the server.
+    let started = Instant::now();
+    while !token_file.exists() {
+        assert!(started.elapsed() < Duration::from_secs(5), "no token file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let answer = server.call("GET", "/v4/users/self", Via::Bearer(&token), None).await;
+    assert_eq!(answer.json()["userName"], "pat", "{}", answer.text);
+
+    // Ending the workload makes the next proxied call fail with 401.
+    let ended = server
+        .call("DELETE", &format!("/api/v1/workloads/{workload_id}"), Via::Header("X-Api-Key", &launcher), None)
+        .await;
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    let (status, body) = get(&proxy.url, "/v4/users/self", &[]).await;
+    assert_eq!(status, 401, "{body}");
+}
+on_each_store!(a_run_calls_through_the_proxy_as_its_user_and_never_holds_a_secret);
+
+async fn the_upstream_never_sees_the_callers_credential_and_nothing_else_is_reachable(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (_, credential_file, _) = workload(&env, &server, &admin).await;
+    let upstream = echo_upstream().await;
+    let proxy = env.proxy(&["--server", &server.url, "--credential-file", &credential_file, "--upstream", &upstream]);
+
+    let (status, seen) = get(
+        &proxy.url,
+        "/api/jobs/v1/jobs?state=running",
+        &[("Authorization", "Bearer caller-secret"), ("X-Api-Key", "kwu_caller"), ("X-Domino-Api-Key", "kwu_alias")],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["path"], "/api/jobs/v1/jobs?state=running");
+    let headers = &seen["headers"];
+    let authorization = headers["authorization"].as_str().unwrap();
+    assert!(authorization.starts_with("Bearer eyJ"), "an access token is injected: {headers}");
+    assert!(!seen.to_string().contains("caller-secret") && !seen.to_string().contains("kwu_"), "{seen}");
+    assert_eq!(headers["host"].as_str(), Some(upstream.trim_start_matches("http://")));
+
+    // A body goes through (and a small one is held for a retry).
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/jobs/v1/jobs", proxy.url))
+        .body(vec![b'x'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["body"], 200_000);
+
+    // No tunnels, no other hosts.
+    let connect = raw_status(&proxy.url, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    assert!(connect.contains(" 405 "), "{connect}");
+    let absolute = raw_status(&proxy.url, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert!(absolute.contains(" 400 "), "{absolute}");
+
+    // --print-env, for a launcher to export.
+    let (ok, printed, stderr) = env.run(&[
+        "proxy",
+        "--server",
+        &server.url,
+        "--credential-file",
+        &credential_file,
+        "--token-file",
+        "/run/keyward/token",
+        "--print-env",
+    ]);
+    assert!(ok, "{stderr}");
+    for line in [
+        "KEYWARD_API_PROXY=http://127.0.0.1:8899",
+        "DOMINO_API_PROXY=http://127.0.0.1:8899",
+        "KEYWARD_TOKEN_FILE=/run/keyward/token",
+        "DOMINO_TOKEN_FILE=/run/keyward/token",
+    ] {
+        assert!(printed.lines().any(|printed| printed == line), "{line} missing from {printed}");
+    }
+    assert!(printed.contains(&format!("KEYWARD_API_HOST={}", server.url)), "{printed}");
+}
+on_each_store!(the_upstream_never_sees_the_callers_credential_and_nothing_else_is_reachable);
+
+async fn the_proxy_starts_without_the_server_and_recovers_when_it_returns(backend: Backend) {
+    let env = Env::new(backend);
+    let mut server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (_, credential_file, _) = workload(&env, &server, &admin).await;
+    let listen = server.url.trim_start_matches("http://").to_string();
+    server.terminate();
+
+    // It starts at once, and says clearly that the server is away.
+    let proxy = env.proxy(&["--server", &format!("http://{listen}"), "--credential-file", &credential_file]);
+    let (status, body) = get(&proxy.url, "/v4/users/self", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("keyward proxy"), "{body}");
+
+    // The server comes back on the same address: the proxy recovers by itself.
+    let _server = env.serve_on(&listen, &[]);
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(&proxy.url, "/v4/users/self", &[]).await;
+        if status == 200 {
+            assert_eq!(body["userName"], "pat");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the proxy did not recover: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+on_each_store!(the_proxy_starts_without_the_server_and_recovers_when_it_returns);
+
+/// Tokens of 10 seconds, calls for 20: refreshes happen underneath, no call sees a 401,
+/// and the token file always holds a whole, valid token.
+async fn short_lived_tokens_are_refreshed_without_a_single_401(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let realm = server
+        .call("PATCH", "/api/v1/realms/default", Via::Bearer(&admin), Some(json!({"accessTokenLifetimeSeconds": 10})))
+        .await;
+    assert_eq!(realm.status, 200, "{}", realm.text);
+    let (_, credential_file, _) = workload(&env, &server, &admin).await;
+    let token_file = env.dir.path().join("token");
+    let token_file_text = token_file.display().to_string();
+    let proxy =
+        env.proxy(&["--server", &server.url, "--credential-file", &credential_file, "--token-file", &token_file_text]);
+
+    // A reader looping on the token file in its own thread: every read is a whole JWT.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), token_file.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut tokens = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    assert_eq!(text.split('.').count(), 3, "a partial token file: {text:?}");
+                    assert!(text.starts_with("eyJ") && !text.ends_with('.'), "{text:?}");
+                    tokens.insert(text);
+                    reads += 1;
+                }
+            }
+            (reads, tokens)
+        })
+    };
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let (status, body) = get(&proxy.url, "/v4/users/self", &[]).await;
+        assert_eq!(status, 200, "call {calls} after {:?}: {body}", started.elapsed());
+        calls += 1;
+        if calls % 20 == 0 {
+            let token = std::fs::read_to_string(&token_file).unwrap();
+            let answer = server.call("GET", "/v4/users/self", Via::Bearer(&token), None).await;
+            assert_eq!(answer.status, 200, "the token file's token after {:?}", started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, tokens) = reader.join().unwrap();
+    assert!(reads > 100, "the reader read {reads} times");
+    assert!(tokens.len() >= 2, "the token file was refreshed: {} distinct tokens", tokens.len());
+}
+on_each_store!(short_lived_tokens_are_refreshed_without_a_single_401);

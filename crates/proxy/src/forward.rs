@@ -1,0 +1,189 @@
+//! The forwarding engine: one request to one upstream over pooled keep-alive
+//! connections (hyper), bodies streamed both ways. `keyward proxy` and the upstream
+//! routes of `keyward serve` both forward through it.
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any request or response body.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A body from bytes in memory.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Any body, boxed.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Where requests go: a base URL (`http://host:port/optional/base`).
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    scheme: hyper::http::uri::Scheme,
+    authority: hyper::http::uri::Authority,
+    base_path: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{0:?} is not an http:// URL with a host")]
+    NotHttp(String),
+}
+
+impl Upstream {
+    pub fn parse(url: &str) -> Result<Upstream, UpstreamError> {
+        let uri: Uri = url.parse().map_err(|_| UpstreamError::NotHttp(url.to_string()))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+            return Err(UpstreamError::NotHttp(url.to_string()));
+        };
+        if scheme != hyper::http::uri::Scheme::HTTP {
+            return Err(UpstreamError::NotHttp(url.to_string()));
+        }
+        Ok(Upstream { scheme, authority, base_path: uri.path().trim_end_matches('/').to_string() })
+    }
+
+    /// The upstream URI for a request path (with its query), under the base path.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, hyper::http::Error> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{}", self.base_path, path_and_query))
+            .build()
+    }
+
+    pub fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// A pooled HTTP/1.1 client. Cheap to clone.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, Body>,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Forwarder::new()
+    }
+}
+
+impl Forwarder {
+    pub fn new() -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Forwarder { client }
+    }
+
+    /// Sends `request` (whose URI is already the upstream's) and returns the upstream's
+    /// answer with its body still streaming.
+    pub async fn send(&self, request: Request<Body>) -> Result<Response<hyper::body::Incoming>, BoxError> {
+        Ok(self.client.request(request).await?)
+    }
+
+    /// Forwards a request received from a client to `upstream`: the path and query are
+    /// kept, `Host` becomes the upstream's, hop-by-hop headers are dropped both ways, and
+    /// `extra` headers are set (replacing any the client sent).
+    pub async fn forward(
+        &self,
+        upstream: &Upstream,
+        mut parts: hyper::http::request::Parts,
+        body: Body,
+        extra: &HeaderMap,
+    ) -> Result<Response<Body>, BoxError> {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |value| value.as_str()).to_string();
+        parts.uri = upstream.uri_for(&path_and_query)?;
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.insert(header::HOST, HeaderValue::from_str(upstream.authority())?);
+        for (name, value) in extra {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        parts.version = hyper::Version::HTTP_11;
+        let response = self.send(Request::from_parts(parts, body)).await?;
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(parts, boxed(body)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_are_http_urls_with_an_optional_base_path() {
+        let upstream = Upstream::parse("http://127.0.0.1:9000/jobs/").unwrap();
+        assert_eq!(upstream.uri_for("/v1/run?x=1").unwrap().to_string(), "http://127.0.0.1:9000/jobs/v1/run?x=1");
+        let root = Upstream::parse("http://api.internal").unwrap();
+        assert_eq!(root.uri_for("/a").unwrap().to_string(), "http://api.internal/a");
+        for bad in ["https://api.internal", "api.internal", "/relative", "ftp://x"] {
+            assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::ACCEPT));
+    }
+}
