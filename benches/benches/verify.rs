@@ -81,8 +81,10 @@ impl Fixture {
             realm_id,
             kind: "user".to_string(),
             username: "bench".to_string(),
+            email: "bench@example.com".to_string(),
             enabled: true,
             roles: RoleSet::EMPTY,
+            groups: Vec::new(),
         });
 
         let mut rng = UnwrapErr(OsRng);

@@ -85,8 +85,11 @@ pub struct PrincipalInfo {
     pub realm_id: i64,
     pub kind: String,
     pub username: String,
+    pub email: String,
     pub enabled: bool,
     pub roles: RoleSet,
+    /// Group names, sorted: for the auth check's identity headers.
+    pub groups: Vec<String>,
 }
 
 impl From<PrincipalRow> for PrincipalInfo {
@@ -97,8 +100,10 @@ impl From<PrincipalRow> for PrincipalInfo {
             realm_id: row.realm_id,
             kind: row.kind,
             username: row.username,
+            email: row.email,
             enabled: row.enabled,
             roles: row.roles,
+            groups: row.groups,
         }
     }
 }

@@ -64,8 +64,11 @@ pub struct PrincipalRow {
     pub realm_id: i64,
     pub kind: String,
     pub username: String,
+    pub email: String,
     pub enabled: bool,
     pub roles: RoleSet,
+    /// Names of the groups the principal is a member of, sorted.
+    pub groups: Vec<String>,
 }
 
 const USER_COLUMNS: &str = "id, public_id, realm_id, kind, idp_id, username, email, first_name, last_name, avatar_url, \
@@ -175,17 +178,28 @@ impl Store {
     async fn principals_where(&self, filter: &str, id: Option<i64>) -> StoreResult<Vec<PrincipalRow>> {
         let users_sql = format!(
             "SELECT u.id AS id, u.public_id AS public_id, u.realm_id AS realm_id, u.kind AS kind, \
-             u.username AS username, u.enabled AS enabled FROM users u WHERE {filter}"
+             u.username AS username, u.email AS email, u.enabled AS enabled FROM users u WHERE {filter}"
         );
         let roles_sql = ROLES_SQL.replace("{filter}", filter);
+        let groups_sql = format!(
+            "SELECT m.user_id AS user_id, g.name AS name FROM users u JOIN group_members m ON m.user_id = u.id \
+             JOIN groups g ON g.id = m.group_id WHERE {filter} ORDER BY g.name"
+        );
         let mut users = sqlx::query(&users_sql);
         let mut roles = sqlx::query(&roles_sql);
+        let mut groups = sqlx::query(&groups_sql);
         if let Some(id) = id {
             users = users.bind(id);
             roles = roles.bind(id);
+            groups = groups.bind(id);
         }
         let user_rows = users.fetch_all(&self.pool).await?;
         let role_rows = roles.fetch_all(&self.pool).await?;
+        let group_rows = groups.fetch_all(&self.pool).await?;
+        let mut groups_by_user: HashMap<i64, Vec<String>> = HashMap::new();
+        for row in &group_rows {
+            groups_by_user.entry(row.try_get("user_id")?).or_default().push(row.try_get("name")?);
+        }
         let mut roles_by_user: HashMap<i64, RoleSet> = HashMap::new();
         for row in &role_rows {
             let role: String = row.try_get("role")?;
@@ -203,8 +217,10 @@ impl Store {
                     realm_id: row.try_get("realm_id")?,
                     kind: row.try_get("kind")?,
                     username: row.try_get("username")?,
+                    email: row.try_get("email")?,
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
                     roles: roles_by_user.get(&id).copied().unwrap_or_default(),
+                    groups: groups_by_user.remove(&id).unwrap_or_default(),
                 })
             })
             .collect()

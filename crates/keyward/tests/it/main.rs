@@ -8,6 +8,7 @@ mod admin_keys;
 mod api_keys;
 mod api_tokens;
 mod audit;
+mod auth_check;
 mod inputs;
 mod ops;
 mod passwords;

@@ -7,14 +7,37 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use proto::AuthCheckAnswer;
 
-/// The identity headers an upstream may trust (once the proxy strips them from clients).
-pub const SUBJECT_HEADER: &str = "x-keyward-subject";
+/// The identity headers an upstream may trust (once whatever sits in front of it strips
+/// them from clients: keyward's upstream routes do).
+pub const USER_ID_HEADER: &str = "x-keyward-user-id";
 pub const USERNAME_HEADER: &str = "x-keyward-username";
+pub const EMAIL_HEADER: &str = "x-keyward-email";
+/// Group names, comma-separated.
+pub const GROUPS_HEADER: &str = "x-keyward-groups";
+/// `user`, `service` (a service account) or `admin-key`.
+pub const KIND_HEADER: &str = "x-keyward-kind";
+/// The same user id, under its OIDC name.
+pub const SUBJECT_HEADER: &str = "x-keyward-subject";
 pub const REALM_HEADER: &str = "x-keyward-realm";
-pub const KIND_HEADER: &str = "x-keyward-credential-kind";
+/// How the caller authenticated: `user_api_key`, `access_token`, `api_token`, …
+pub const CREDENTIAL_KIND_HEADER: &str = "x-keyward-credential-kind";
+/// Roles, comma-separated.
 pub const ROLES_HEADER: &str = "x-keyward-roles";
+/// Every identity header, so a forwarder can drop those a client sent.
+pub const IDENTITY_HEADERS: [&str; 9] = [
+    USER_ID_HEADER,
+    USERNAME_HEADER,
+    EMAIL_HEADER,
+    GROUPS_HEADER,
+    KIND_HEADER,
+    SUBJECT_HEADER,
+    REALM_HEADER,
+    CREDENTIAL_KIND_HEADER,
+    ROLES_HEADER,
+];
 
-/// The identity of a caller as headers.
+/// The identity of a caller as headers. A value that cannot be a header value (not
+/// visible ASCII, e.g. an internationalised email address) is left out rather than mangled.
 pub fn identity_headers(caller: &Caller) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
@@ -22,12 +45,19 @@ pub fn identity_headers(caller: &Caller) -> HeaderMap {
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    if let Some(principal) = &caller.principal {
-        put(SUBJECT_HEADER, &principal.public_id);
-        put(USERNAME_HEADER, &principal.username);
+    match &caller.principal {
+        Some(principal) => {
+            put(USER_ID_HEADER, &principal.public_id);
+            put(SUBJECT_HEADER, &principal.public_id);
+            put(USERNAME_HEADER, &principal.username);
+            put(EMAIL_HEADER, &principal.email);
+            put(GROUPS_HEADER, &principal.groups.join(","));
+            put(KIND_HEADER, &principal.kind);
+        }
+        None => put(KIND_HEADER, "admin-key"),
     }
     put(REALM_HEADER, &caller.realm_name);
-    put(KIND_HEADER, caller.kind.as_str());
+    put(CREDENTIAL_KIND_HEADER, caller.kind.as_str());
     let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
     put(ROLES_HEADER, &roles.join(","));
     headers
