@@ -16,6 +16,19 @@ pub struct AliasHeaderConfig {
     pub audience: Option<String>,
 }
 
+/// One `[[routes]]` entry: a path keyward authenticates and forwards to an upstream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// e.g. "/api/jobs": this path and everything under it.
+    pub prefix: String,
+    /// e.g. "http://jobs.internal:8000"; the full request path is appended.
+    pub upstream: String,
+    /// When set, forwarded calls carry an access token of this audience for the caller.
+    #[serde(default)]
+    pub access_token_audience: Option<String>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -33,6 +46,8 @@ pub struct Config {
     /// Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed. Empty: the
     /// socket peer is the client address, whatever the header says.
     pub trusted_proxies: Vec<String>,
+    /// Upstream routes (`[[routes]]`).
+    pub routes: Vec<RouteConfig>,
 }
 
 impl Default for Config {
@@ -51,6 +66,7 @@ impl Default for Config {
             log: "info".to_string(),
             public_url: None,
             trusted_proxies: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -85,6 +101,7 @@ impl Config {
         // Checked here, before anything is created: a start that fails later would have
         // printed (and lost) the bootstrap key.
         config.trusted_proxy_ranges()?;
+        config.upstream_routes()?;
         Ok(config)
     }
 
@@ -113,11 +130,42 @@ impl Config {
             max_index_staleness: Duration::from_secs(10),
             public_url: self.public_url(bound),
             trusted_proxies,
+            routes: self.upstream_routes()?,
         })
     }
 }
 
 impl Config {
+    fn upstream_routes(&self) -> anyhow::Result<Vec<server::gateway::UpstreamRoute>> {
+        let mut routes: Vec<server::gateway::UpstreamRoute> = Vec::new();
+        for route in &self.routes {
+            server::gateway::check_prefix(&route.prefix).map_err(|message| anyhow::anyhow!("routes: {message}"))?;
+            anyhow::ensure!(
+                !routes.iter().any(|other| server::gateway::is_under(&other.prefix, &route.prefix)
+                    || server::gateway::is_under(&route.prefix, &other.prefix)),
+                "routes: {:?} overlaps another route",
+                route.prefix
+            );
+            let upstream = proxy::forward::Upstream::parse(&route.upstream)
+                .map_err(|error| anyhow::anyhow!("routes: {}: {error}", route.prefix))?;
+            if let Some(audience) = &route.access_token_audience {
+                anyhow::ensure!(
+                    !audience.is_empty()
+                        && audience.len() <= 128
+                        && audience.bytes().all(|byte| byte.is_ascii_graphic()),
+                    "routes: {}: access_token_audience must be 1-128 visible ASCII characters",
+                    route.prefix
+                );
+            }
+            routes.push(server::gateway::UpstreamRoute {
+                prefix: route.prefix.clone(),
+                upstream,
+                access_token_audience: route.access_token_audience.clone(),
+            });
+        }
+        Ok(routes)
+    }
+
     fn trusted_proxy_ranges(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
         keyward_core::ipfilter::parse_filter(&self.trusted_proxies)
             .map_err(|error| anyhow::anyhow!("trusted_proxies: {:?} {}", error.entry, error.message))
@@ -163,6 +211,18 @@ pub struct Overrides {
     pub public_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteConfig>>,
+}
+
+/// Parses `--route PREFIX=URL` or `PREFIX=URL,audience=AUD`.
+pub fn parse_route(text: &str) -> Result<RouteConfig, String> {
+    let (prefix, rest) = text.split_once('=').ok_or_else(|| format!("{text:?} is not PREFIX=URL"))?;
+    let (upstream, audience) = match rest.split_once(",audience=") {
+        Some((upstream, audience)) => (upstream, Some(audience.to_string())),
+        None => (rest, None),
+    };
+    Ok(RouteConfig { prefix: prefix.to_string(), upstream: upstream.to_string(), access_token_audience: audience })
 }
 
 /// Parses `--alias-header NAME` or `NAME=AUDIENCE`.
@@ -210,6 +270,27 @@ mod tests {
             jail.create_file("keyward.toml", "trusted_proxies = [\"10.0.0.1/8\"]\n")?;
             let error = Config::load(None, &Overrides::default()).map(|_| ()).unwrap_err().to_string();
             assert!(error.contains("10.0.0.0/8"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn routes_come_from_the_file_or_flags_and_bad_ones_stop_the_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "keyward.toml",
+                "[[routes]]\nprefix = \"/api/jobs\"\nupstream = \"http://127.0.0.1:9000\"\naccess_token_audience = \"jobs\"\n",
+            )?;
+            let config = Config::load(None, &Overrides::default()).map_err(|error| error.to_string())?;
+            assert_eq!(config.routes[0].access_token_audience.as_deref(), Some("jobs"));
+            for bad in ["/api/v1/x=http://a", "/jobs=https://a", "jobs=http://a", "/jobs/=http://a"] {
+                let route = parse_route(bad).map_err(|error| error.to_string())?;
+                let overrides = Overrides { routes: Some(vec![route]), ..Overrides::default() };
+                assert!(Config::load(None, &overrides).is_err(), "{bad}");
+            }
+            let twice = vec![parse_route("/a=http://x")?, parse_route("/a/b=http://y")?];
+            assert!(Config::load(None, &Overrides { routes: Some(twice), ..Overrides::default() }).is_err());
+            assert_eq!(parse_route("/m=http://m:1,audience=models")?.access_token_audience.as_deref(), Some("models"));
             Ok(())
         });
     }

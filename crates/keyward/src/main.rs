@@ -166,6 +166,11 @@ struct ServeArgs {
     /// is the client].
     #[arg(long = "trusted-proxy", env = "KEYWARD_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<String>,
+    /// An upstream route, PREFIX=URL or PREFIX=URL,audience=AUD: requests under PREFIX are
+    /// authenticated and forwarded to URL with identity headers (and, with an audience, an
+    /// access token). Repeat for several; replaces keyward.toml's [[routes]].
+    #[arg(long = "route", value_parser = config::parse_route)]
+    routes: Vec<config::RouteConfig>,
 }
 
 #[derive(Subcommand)]
@@ -387,6 +392,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log: args.log.clone(),
         public_url: args.public_url.clone(),
         trusted_proxies: (!args.trusted_proxies.is_empty()).then(|| args.trusted_proxies.clone()),
+        routes: (!args.routes.is_empty()).then(|| args.routes.clone()),
         ..Overrides::default()
     };
     let config = args.store.load(overrides)?;

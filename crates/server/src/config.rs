@@ -32,6 +32,8 @@ pub struct ServerConfig {
     /// addresses is attributed to the right-most untrusted address in that header.
     /// Empty (the default): the socket peer is the client, whatever the header says.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Upstream routes: paths keyward authenticates and forwards (`crate::gateway`).
+    pub routes: Vec<crate::gateway::UpstreamRoute>,
 }
 
 impl ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             max_index_staleness: Duration::from_secs(10),
             public_url: "http://127.0.0.1:8080".to_string(),
             trusted_proxies: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }

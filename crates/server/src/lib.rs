@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod feed;
+pub mod gateway;
 pub mod index;
 pub mod login;
 pub mod metrics;
@@ -116,7 +117,25 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics_text))
         .merge(oidc::routes())
         .route_layer(middleware::from_fn(metrics::track_latency));
+    let mut routes = routes;
+    for route in &state.config.routes {
+        let route = std::sync::Arc::new(route.clone());
+        let exact = route.clone();
+        routes = routes
+            .route(
+                &route.prefix,
+                axum::routing::any(move |state, request| gateway::forward(state, exact.clone(), request)),
+            )
+            .route(
+                &format!("{}/{{*rest}}", route.prefix),
+                axum::routing::any({
+                    let route = route.clone();
+                    move |state, request| gateway::forward(state, route.clone(), request)
+                }),
+            );
+    }
     let body_limit = state.config.body_limit_bytes;
+    let prefixes: Vec<String> = state.config.routes.iter().map(|route| route.prefix.clone()).collect();
     Router::new()
         .merge(routes)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi::ApiDoc::openapi()))
@@ -124,7 +143,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |request, next| refuse_declared_oversize(body_limit, request, next)))
+        .layer(middleware::from_fn(move |request: axum::extract::Request, next| {
+            // Upstream routes stream bodies of any size to their upstream.
+            let limit = if prefixes.iter().any(|prefix| gateway::is_under(prefix, request.uri().path())) {
+                usize::MAX
+            } else {
+                body_limit
+            };
+            refuse_declared_oversize(limit, request, next)
+        }))
         // Responses may carry secrets: never let a cache keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(

@@ -57,6 +57,10 @@ pub struct Inner {
     pub token_cache: TokenCache,
     /// Registered OAuth clients and claim mappers, per realm.
     pub clients: ClientRegistry,
+    /// The forwarding engine of the upstream routes (the one `keyward proxy` uses).
+    pub forwarder: proxy::forward::Forwarder,
+    /// Access tokens minted for upstream routes, reused until they near expiry.
+    pub route_tokens: crate::gateway::RouteTokens,
     /// Live API token records (enabled switch, generation, IP filter).
     pub api_tokens: crate::api_tokens::ApiTokenTable,
     pub config: ServerConfig,
@@ -110,6 +114,8 @@ impl AppState {
             token_cache: TokenCache::default(),
             clients: ClientRegistry::default(),
             api_tokens: Default::default(),
+            forwarder: proxy::forward::Forwarder::new(),
+            route_tokens: Default::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),

@@ -8,8 +8,16 @@ use std::time::{Duration, Instant};
 
 /// An upstream that answers every request with what it received: method, path, headers.
 async fn echo_upstream() -> String {
+    echo_upstream_counting().await.0
+}
+
+/// The same, with a count of the requests it received.
+async fn echo_upstream_counting() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use axum::extract::Request;
-    let app = axum::Router::new().fallback(|request: Request| async move {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().fallback(move |request: Request| async move {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let headers: serde_json::Map<String, Value> = request
             .headers()
             .iter()
@@ -23,7 +31,7 @@ async fn echo_upstream() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    (url, count)
 }
 
 /// A workload of a new user "pat"; returns (workload id, credential file path, launcher key).
@@ -245,3 +253,64 @@ async fn short_lived_tokens_are_refreshed_without_a_single_401(backend: Backend)
     assert!(tokens.len() >= 2, "the token file was refreshed: {} distinct tokens", tokens.len());
 }
 on_each_store!(short_lived_tokens_are_refreshed_without_a_single_401);
+
+/// Upstream routes of `keyward serve`: authenticated, stripped, identified, forwarded.
+async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
+    let env = Env::new(backend);
+    let (upstream, count) = echo_upstream_counting().await;
+    let jobs = format!("/api/jobs={upstream}");
+    let models = format!("/api/models={upstream},audience=models");
+    let server = env.serve(&["--route", &jobs, "--route", &models, "--route", "/api/down=http://127.0.0.1:9"]);
+    let admin = server.bootstrap_key();
+    let account =
+        server.post("/api/v1/service-accounts", &admin, json!({"username": "etl", "email": "etl@example.com"})).await;
+    let account = account.json()["id"].as_str().unwrap().to_string();
+    let token = server.post(&format!("/api/v1/service-accounts/{account}/tokens"), &admin, json!({"name": "t"})).await;
+    let token = token.json()["secret"].as_str().unwrap().to_string();
+
+    // No credential, or a bad one: 401 from keyward; the upstream never hears of it.
+    for via in [Via::None, Via::Bearer("kws_nope")] {
+        assert_eq!(server.call("GET", "/api/jobs/v1/jobs", via, None).await.status, 401);
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let response = server
+        .http
+        .post(format!("{}/api/jobs/v1/jobs?queue=nightly", server.url))
+        .header("X-Api-Key", &token)
+        .header("X-Keyward-User-Id", "forged")
+        .header("X-Domino-Api-Key", "kwu_other")
+        .body(vec![b'j'; 300_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/api/jobs/v1/jobs?queue=nightly");
+    assert_eq!(seen["body"], 300_000, "bodies over the API's limit stream through");
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-keyward-user-id"], account.as_str(), "set by keyward, not the client: {headers}");
+    assert_eq!(headers["x-keyward-kind"], "service");
+    assert_eq!(headers["x-keyward-username"], "etl");
+    for name in ["x-api-key", "x-domino-api-key", "authorization"] {
+        assert!(headers.get(name).is_none(), "{name} reached the upstream: {headers}");
+    }
+
+    // A route with an audience adds an access token for the caller, verifiable with JWKS.
+    let (status, seen) = get(&server.url, "/api/models/churn/predict", &[("X-Api-Key", &token)]).await;
+    assert_eq!(status, 200, "{seen}");
+    let bearer = seen["headers"]["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_string();
+    let segment = bearer.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap();
+    assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some(account.as_str()), Some("models")));
+
+    // An upstream that is down: 502, said plainly.
+    let answer = server.call("GET", "/api/down/x", Via::Bearer(&token), None).await;
+    assert_eq!(answer.status, 502, "{}", answer.text);
+    // keyward's own routes are unaffected.
+    assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&token), None).await.status, 200);
+}
+on_each_store!(upstream_routes_forward_authenticated_calls_only);

@@ -1,0 +1,231 @@
+//! Upstream routes: `keyward serve` in front of platform services. A request under a
+//! route's prefix is authenticated like any other (every credential kind), loses the
+//! caller's credential and any identity headers the client sent, gains the auth check's
+//! identity headers and, when the route asks for one, a short-lived access token the
+//! upstream can verify with the realm's JWKS; then it is forwarded through the same
+//! engine as `keyward proxy` (`proxy::forward`). Unauthenticated calls never reach the
+//! upstream.
+
+use crate::api::auth_check::{IDENTITY_HEADERS, identity_headers};
+use crate::authn::{AuthFailure, Caller};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use proto::oidc::{AccessTokenClaims, Audience};
+use proxy::forward::Upstream;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One `[[routes]]` entry.
+#[derive(Clone, Debug)]
+pub struct UpstreamRoute {
+    /// `/api/jobs`: the route serves this path and everything under it.
+    pub prefix: String,
+    pub upstream: Upstream,
+    /// When set, each forwarded call carries `Authorization: Bearer` with an access token
+    /// for the caller, of this audience.
+    pub access_token_audience: Option<String>,
+}
+
+/// Paths keyward serves itself; no route may take them.
+const RESERVED_PREFIXES: [&str; 8] =
+    ["/api/v1", "/api/docs", "/api/user", "/auth", "/v4", "/healthz", "/readyz", "/metrics"];
+
+/// Checks a route prefix: absolute, no trailing slash, no `..` or wildcards, and clear of
+/// keyward's own paths.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    let well_formed = prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && prefix.split('/').skip(1).all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
+        });
+    if !well_formed {
+        return Err(format!(
+            "route prefix {prefix:?} must look like /api/jobs: segments of letters, digits and -._~, no trailing slash"
+        ));
+    }
+    let taken = RESERVED_PREFIXES.iter().find(|reserved| {
+        prefix == **reserved
+            || prefix.starts_with(&format!("{reserved}/"))
+            || reserved.starts_with(&format!("{prefix}/"))
+    });
+    match taken {
+        Some(reserved) => Err(format!("route prefix {prefix:?} overlaps keyward's own {reserved}")),
+        None => Ok(()),
+    }
+}
+
+/// Whether `path` is served by a route with `prefix`.
+pub fn is_under(prefix: &str, path: &str) -> bool {
+    path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// (principal id, credential id, audience and the presented access token's jti): whose
+/// token, made from what, for whom. A token made from one access token carries its
+/// `sid` and `cid`, so it is never handed to a caller presenting another.
+type RouteTokenKey = (i64, i64, String);
+/// The token and the unix second after which it is minted again.
+type RouteToken = (Arc<str>, i64);
+
+/// Access tokens minted for routes, reused until 80 % of their lifetime.
+#[derive(Default)]
+pub struct RouteTokens {
+    cached: Mutex<HashMap<RouteTokenKey, RouteToken>>,
+}
+
+const ROUTE_TOKEN_CACHE: usize = 10_000;
+
+fn unauthenticated(failure: AuthFailure) -> Response {
+    match failure {
+        AuthFailure::Refused(_) => ApiError::Unauthenticated,
+        AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs },
+        AuthFailure::Unavailable => ApiError::Unavailable,
+    }
+    .into_response()
+}
+
+/// An access token for the caller's principal and `audience`, minted or reused. It is
+/// bound to the caller's credential (`cid`) or session (`sid`) like an exchanged token,
+/// so it dies with them.
+async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Result<Arc<str>, ApiError> {
+    let principal = caller.principal.as_ref().ok_or_else(|| {
+        ApiError::Forbidden("An admin key is not a user: this route needs a user's credential.".into())
+    })?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let presented = caller.access_token.as_ref().map_or("", |token| token.claims.jti.as_str());
+    let key = (principal.id, caller.credential_id, format!("{audience}|{presented}"));
+    if let Some((token, refresh_at)) =
+        state.route_tokens.cached.lock().ok().and_then(|cached| cached.get(&key).cloned())
+    {
+        if now < refresh_at {
+            return Ok(token);
+        }
+    }
+    let realm = state.realm(caller.realm_id).ok_or(ApiError::NotFound("realm"))?;
+    let lifetime = realm.token_settings.access_token_lifetime.whole_seconds();
+    let mut exp = now + lifetime;
+    if let Some(credential_expiry) = caller.credential_expires_at {
+        exp = exp.min(credential_expiry);
+    }
+    let (sid, cid) = match &caller.access_token {
+        Some(token) => (token.claims.sid.clone(), token.claims.cid.clone()),
+        None => (None, caller.credential_head.map(hex::encode)),
+    };
+    let claims = AccessTokenClaims {
+        iss: crate::oidc::tokens::issuer(state, &realm.name),
+        sub: principal.public_id.clone(),
+        aud: Audience::One(audience.to_string()),
+        exp,
+        iat: now,
+        nbf: Some(now),
+        jti: crate::api::new_public_id().into_string(),
+        client_id: "keyward-gateway".to_string(),
+        azp: "keyward-gateway".to_string(),
+        sid,
+        scope: None,
+        cid,
+        api_token_id: None,
+        api_token_gen: None,
+        name: None,
+        preferred_username: principal.username.clone(),
+        email: Some(principal.email.clone()),
+        groups: principal.groups.clone(),
+        extra: serde_json::Map::new(),
+    };
+    let token: Arc<str> = crate::oidc::tokens::sign_claims(state, &realm, &claims)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?
+        .into();
+    if let Ok(mut cached) = state.route_tokens.cached.lock() {
+        if cached.len() >= ROUTE_TOKEN_CACHE {
+            cached.clear();
+        }
+        cached.insert(key, (token.clone(), now + (exp - now) * 4 / 5));
+    }
+    Ok(token)
+}
+
+/// The credential headers of this server: Authorization, X-Api-Key and the aliases.
+fn credential_headers(state: &AppState) -> Vec<HeaderName> {
+    let mut names = vec![header::AUTHORIZATION, HeaderName::from_static("x-api-key")];
+    names.extend(
+        state.config.alias_headers.iter().filter_map(|alias| HeaderName::from_bytes(alias.name.as_bytes()).ok()),
+    );
+    names
+}
+
+/// Serves a request under `route`.
+pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let client_ip = crate::extract::client_ip(&parts, &state);
+    let caller = match state.authenticate(&parts.headers, client_ip) {
+        Ok(caller) => caller,
+        Err(failure) => return unauthenticated(failure),
+    };
+    for name in credential_headers(&state) {
+        parts.headers.remove(name);
+    }
+    for name in IDENTITY_HEADERS {
+        parts.headers.remove(name);
+    }
+    let mut extra: HeaderMap = identity_headers(&caller);
+    if let Some(audience) = &route.access_token_audience {
+        match route_token(&state, &caller, audience).await {
+            Ok(token) => match HeaderValue::from_str(&format!("Bearer {token}")) {
+                Ok(value) => {
+                    extra.insert(header::AUTHORIZATION, value);
+                }
+                Err(_) => return ApiError::Internal("unusable route token".into()).into_response(),
+            },
+            Err(error) => return error.into_response(),
+        }
+    }
+    let body = proxy::forward::boxed(body);
+    match state.forwarder.forward(&route.upstream, parts, body, &extra).await {
+        Ok(response) => response.map(Body::new),
+        Err(error) => {
+            tracing::warn!(route = %route.prefix, %error, "upstream unreachable");
+            let detail = format!("The upstream of {} did not answer; try again shortly.", route.prefix);
+            let mut response = (StatusCode::BAD_GATEWAY, detail).into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_plain_paths_clear_of_keywards_own() {
+        for good in ["/api/jobs", "/models", "/api/v2", "/a/b-c.d_e~f"] {
+            assert_eq!(check_prefix(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "api/jobs",
+            "/api/jobs/",
+            "/api/../v1",
+            "/api/v1",
+            "/api/v1/users",
+            "/auth",
+            "/api",
+            "/a b",
+            "/a/*",
+        ] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+        assert!(is_under("/api/jobs", "/api/jobs"));
+        assert!(is_under("/api/jobs", "/api/jobs/v1"));
+        assert!(!is_under("/api/jobs", "/api/jobsx"));
+    }
+}
