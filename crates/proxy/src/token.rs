@@ -46,7 +46,11 @@ pub struct TokenSource {
     forwarder: Forwarder,
     token_url: Uri,
     credential_file: PathBuf,
+    /// Held by the one caller that exchanges; others wait for its result.
     cached: Mutex<Option<Cached>>,
+    /// A copy of the current token for the fast path: every call reads it without
+    /// waiting on the exchange lock.
+    current: std::sync::RwLock<Option<Cached>>,
 }
 
 #[derive(Deserialize)]
@@ -80,7 +84,13 @@ impl TokenSource {
             format!("{}/auth/realms/{realm}/protocol/openid-connect/token", server.trim_end_matches('/'))
                 .parse()
                 .map_err(|_| format!("{server:?} is not a URL"))?;
-        Ok(TokenSource { forwarder, token_url, credential_file, cached: Mutex::new(None) })
+        Ok(TokenSource {
+            forwarder,
+            token_url,
+            credential_file,
+            cached: Mutex::new(None),
+            current: std::sync::RwLock::new(None),
+        })
     }
 
     /// The run credential, read from its file on every exchange so a replaced file is
@@ -147,7 +157,28 @@ impl TokenSource {
     /// wait for one exchange at a time. When a refresh fails, a cached token that is
     /// still valid for a few seconds is served meanwhile.
     pub async fn get(&self) -> Result<Fresh, TokenError> {
+        if let Some(fresh) = self.current_if_fresh(Instant::now()) {
+            return Ok(fresh);
+        }
         let mut cached = self.cached.lock().await;
+        let answer = self.refresh(&mut cached).await;
+        self.publish(cached.as_ref());
+        answer
+    }
+
+    fn current_if_fresh(&self, now: Instant) -> Option<Fresh> {
+        let current = self.current.read().ok()?;
+        let current = current.as_ref().filter(|current| now < current.refresh_at)?;
+        Some(Fresh { token: current.token.clone(), refresh_at: current.refresh_at })
+    }
+
+    fn publish(&self, cached: Option<&Cached>) {
+        if let Ok(mut current) = self.current.write() {
+            *current = cached.cloned();
+        }
+    }
+
+    async fn refresh(&self, cached: &mut Option<Cached>) -> Result<Fresh, TokenError> {
         let now = Instant::now();
         if let Some(current) = cached.as_ref().filter(|current| now < current.refresh_at) {
             return Ok(Fresh { token: current.token.clone(), refresh_at: current.refresh_at });
@@ -176,6 +207,7 @@ impl TokenSource {
         let mut cached = self.cached.lock().await;
         if cached.as_ref().is_some_and(|current| &*current.token == token) {
             *cached = None;
+            self.publish(None);
         }
     }
 }

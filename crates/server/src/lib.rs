@@ -121,10 +121,16 @@ pub fn app(state: AppState) -> Router {
     for route in &state.config.routes {
         let route = std::sync::Arc::new(route.clone());
         let exact = route.clone();
+        let slash = route.clone();
         routes = routes
             .route(
                 &route.prefix,
                 axum::routing::any(move |state, request| gateway::forward(state, exact.clone(), request)),
+            )
+            // `{*rest}` matches one character or more; the bare trailing slash is its own route.
+            .route(
+                &format!("{}/", route.prefix),
+                axum::routing::any(move |state, request| gateway::forward(state, slash.clone(), request)),
             )
             .route(
                 &format!("{}/{{*rest}}", route.prefix),

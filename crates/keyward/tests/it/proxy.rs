@@ -307,6 +307,11 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap();
     assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some(account.as_str()), Some("models")));
 
+    // The prefix itself and its bare trailing slash are the route's too.
+    for path in ["/api/jobs", "/api/jobs/"] {
+        let (status, seen) = get(&server.url, path, &[("X-Api-Key", &token)]).await;
+        assert_eq!((status, seen["path"].as_str()), (200, Some(path)), "{seen}");
+    }
     // An upstream that is down: 502, said plainly.
     let answer = server.call("GET", "/api/down/x", Via::Bearer(&token), None).await;
     assert_eq!(answer.status, 502, "{}", answer.text);

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The workload proxy and upstream routes against nginx, in one run, same upstream, same
+# wrk settings: wrk (core LOAD_CPU) → target (core SERVER_CPU) → upstream (also core
+# SERVER_CPU: an nginx answering "ok" from memory). Targets:
+#   direct   wrk → upstream
+#   nginx    wrk → nginx proxy_pass with a static Authorization header (keep-alive upstream)
+#   proxy    wrk → keyward proxy (injects its access token; keep-alive upstream)
+#   route    wrk → keyward serve --route (authenticates an API key, adds identity headers)
+# Prints requests/s, p50 and p99 latency per target (medians of ROUNDS alternating
+# rounds), and the ratios of keyward's proxy and route to nginx.
+#
+#   bash bench/proxy.sh          # DURATION=10 ROUNDS=3 CONNECTIONS=16 by default
+#
+# Installs nginx, wrk, jq, bc from the distribution's packages if missing. Every timed
+# response must be a 200 containing "ok".
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+need_tools
+command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
+machine_note
+build_keyward
+
+UPSTREAM_PORT=${UPSTREAM_PORT:-19001}
+NGINX_PORT=${NGINX_PORT:-19002}
+
+# Starts an nginx with one worker pinned to SERVER_CPU, serving the http{} block in $2,
+# under $TMP/$1. Sets WORKER to the worker's pid.
+start_nginx() {
+    local name=$1 body=$2 dir="$TMP/$1"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+    keepalive_requests 1000000;
+    $body
+}
+CONF
+    taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+    local master=$! tries=0
+    PIDS+=("$master")
+    WORKER=""
+    while [ -z "$WORKER" ]; do
+        sleep 0.1
+        WORKER=$(pgrep -P "$master" | head -n1 || true)
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || die "nginx $name did not start: $(cat "$dir/error.log")"
+    done
+}
+
+start_nginx upstream "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'ok\n'; } }"
+UPSTREAM_PID=$WORKER
+start_nginx proxy "
+    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Authorization \"Bearer static-token\";
+        }
+    }"
+NGINX_PID=$WORKER
+UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT"
+call 200 "$UPSTREAM/" >/dev/null
+call 200 "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+
+# keyward with a route to the same upstream, an hour's tokens, a user with an API key
+# and a running workload whose credential the proxy uses.
+dir="$TMP/keyward"
+mkdir -p "$dir"
+taskset -c "$SERVER_CPU" "$KEYWARD" serve --data-dir "$dir/data" --listen 127.0.0.1:0 \
+    --route "/bench=$UPSTREAM" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+KW_PID=$!
+PIDS+=("$KW_PID")
+wait_for_line "$dir/stdout.log" 'keyward listening on http://'
+KW_URL=$(grep -Eo 'keyward listening on http://[0-9.:]+' "$dir/stdout.log" | head -n1 | sed 's/keyward listening on //')
+wait_for_line "$dir/stderr.log" '^kwa_'
+KW_ADMIN=$(grep -E '^kwa_' "$dir/stderr.log" | head -n1)
+call 200 -X PATCH "$KW_URL/api/v1/realms/default" -H "X-Api-Key: $KW_ADMIN" \
+    -H 'Content-Type: application/json' -d '{"accessTokenLifetimeSeconds":3600}' >/dev/null
+user_id=$(call 201 -X POST "$KW_URL/api/v1/users" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
+    -d '{"username":"ada","email":"ada@example.com"}' | jq -r .id)
+API_KEY=$(call 201 -X POST "$KW_URL/api/v1/users/$user_id/api-keys" -H "X-Api-Key: $KW_ADMIN" \
+    -H 'Content-Type: application/json' -d '{"name":"bench"}' | jq -r .secret)
+call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -r .credential >"$TMP/run-credential"
+
+taskset -c "$SERVER_CPU" "$KEYWARD" proxy --server "$KW_URL" --credential-file "$TMP/run-credential" \
+    --listen 127.0.0.1:0 --upstream "$UPSTREAM" --log warn >"$TMP/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+wait_for_line "$TMP/proxy.log" 'keyward proxy listening on http://'
+PROXY_URL=$(grep -Eo 'keyward proxy listening on http://[0-9.:]+' "$TMP/proxy.log" | sed 's/keyward proxy listening on //')
+call 200 "$PROXY_URL/" >/dev/null
+call 200 -H "X-Api-Key: $API_KEY" "$KW_URL/bench/" >/dev/null
+call 401 "$KW_URL/bench/" >/dev/null
+
+unset WRK_BODY
+export WRK_EXPECT=ok
+measure() { # target seconds → "rps busy p50 p99"
+    local url pid extra=()
+    case $1 in
+        direct) url="$UPSTREAM/"; pid=$UPSTREAM_PID ;;
+        nginx) url="http://127.0.0.1:$NGINX_PORT/"; pid=$NGINX_PID ;;
+        proxy) url="$PROXY_URL/"; pid=$PROXY_PID ;;
+        route) url="$KW_URL/bench/"; pid=$KW_PID; extra=(-H "X-Api-Key: $API_KEY") ;;
+    esac
+    SERVER_PID=$pid
+    local result
+    result=$(run_wrk "$2" "$url" "${extra[@]}")
+    local last
+    last=$(ls -t "$TMP"/wrk.*.txt | head -n1)
+    echo "$result $(latency "$last" 50) $(latency "$last" 99)"
+}
+# Latency percentile $2 from wrk output $1, in microseconds.
+latency() {
+    awk -v p="$2%" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }' "$1"
+}
+
+TARGETS=(direct nginx proxy route)
+log "warm-up: ${WARMUP}s each"
+for target in "${TARGETS[@]}"; do measure "$target" "$WARMUP" >/dev/null; done
+
+declare -A RPS P50 P99
+log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
+for round in $(seq 1 "$ROUNDS"); do
+    for target in "${TARGETS[@]}"; do
+        read -r rps busy p50 p99 <<<"$(measure "$target" "$DURATION")"
+        log "round $round $target: $rps req/s (target process $busy of a core busy), p50 ${p50} us, p99 ${p99} us"
+        RPS[$target]="${RPS[$target]:-} $rps"
+        P50[$target]="${P50[$target]:-} $p50"
+        P99[$target]="${P99[$target]:-} $p99"
+    done
+done
+
+echo
+echo "medians of $ROUNDS rounds, ${DURATION}s each, $CONNECTIONS connections:"
+printf '%-8s %12s %10s %10s\n' target 'req/s' 'p50 us' 'p99 us'
+for target in "${TARGETS[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-8s %12s %10s %10s\n' "$target" "$(median ${RPS[$target]})" "$(median ${P50[$target]})" "$(median ${P99[$target]})"
+done
+# shellcheck disable=SC2086
+{
+    nginx_rps=$(median ${RPS[nginx]}); proxy_rps=$(median ${RPS[proxy]}); route_rps=$(median ${RPS[route]})
+    direct_p50=$(median ${P50[direct]}); nginx_p50=$(median ${P50[nginx]}); proxy_p50=$(median ${P50[proxy]})
+}
+echo
+echo "keyward proxy / nginx throughput: $(ratio "$proxy_rps" "$nginx_rps")   (goal >= 1.0)"
+echo "keyward route / nginx throughput: $(ratio "$route_rps" "$nginx_rps")"
+echo "added p50 latency over direct: nginx $(echo "$nginx_p50 - $direct_p50" | bc) us, keyward proxy $(echo "$proxy_p50 - $direct_p50" | bc) us   (goal: proxy <= nginx)"
