@@ -1,0 +1,173 @@
+# Shared by the bench/ scripts: build and start keyward, set up credentials over its API,
+# run wrk pinned to a core, and check that what was timed were 200s.
+#
+# Source it from a script run with bash; it sets `set -euo pipefail`. Knobs (environment):
+#   DURATION    seconds each wrk measurement lasts            (default 10)
+#   WARMUP      seconds of load before the first measurement  (default 5)
+#   CONNECTIONS wrk connections                               (default 16)
+#   ROUNDS      measurements per target, alternating targets  (default 3)
+#   SERVER_CPU  the core the server under test is pinned to   (default 0)
+#   LOAD_CPU    the core wrk is pinned to                     (default 1)
+#   KEEP        set to 1 to keep the temporary directory
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-5}
+CONNECTIONS=${CONNECTIONS:-16}
+ROUNDS=${ROUNDS:-3}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+KEYWARD="$ROOT/target/release/keyward"
+
+TMP=$(mktemp -d /tmp/keyward-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Installs what the scripts need and is missing (Debian/Ubuntu packages).
+need_tools() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v jq >/dev/null || missing+=(jq)
+    command -v taskset >/dev/null || missing+=(util-linux)
+    command -v bc >/dev/null || missing+=(bc)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get install -y "${missing[@]}" >/dev/null 2>&1 ||
+            { $sudo apt-get update >/dev/null && $sudo apt-get install -y "${missing[@]}" >/dev/null; }
+    fi
+    [ "$(nproc)" -ge 2 ] || die "needs 2 cores: one for the server, one for wrk"
+}
+
+build_keyward() {
+    log "building target/release/keyward"
+    (cd "$ROOT" && cargo build --release -q -p keyward)
+}
+
+# Waits up to $3 seconds for file $1 to contain a line matching regex $2.
+wait_for_line() {
+    local file=$1 pattern=$2 limit=${3:-60} waited=0
+    until grep -Eq "$pattern" "$file" 2>/dev/null; do
+        sleep 0.1
+        waited=$((waited + 1))
+        [ "$waited" -lt $((limit * 10)) ] || die "timed out waiting for /$pattern/ in $file"
+    done
+}
+
+# Starts keyward on a fresh SQLite data dir, pinned to SERVER_CPU. Sets KW_URL, KW_PID
+# and KW_ADMIN (the bootstrap admin key, which keyward prints on stderr once).
+start_keyward() {
+    local dir="$TMP/keyward"
+    mkdir -p "$dir"
+    taskset -c "$SERVER_CPU" "$KEYWARD" serve --data-dir "$dir/data" --listen 127.0.0.1:0 \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    KW_PID=$!
+    PIDS+=("$KW_PID")
+    wait_for_line "$dir/stdout.log" 'keyward listening on http://'
+    KW_URL=$(grep -Eo 'keyward listening on http://[0-9.:]+' "$dir/stdout.log" | head -n1 | sed 's/keyward listening on //')
+    wait_for_line "$dir/stderr.log" '^kwa_'
+    KW_ADMIN=$(grep -E '^kwa_' "$dir/stderr.log" | head -n1)
+    log "keyward $KW_URL (pid $KW_PID, core $SERVER_CPU)"
+}
+
+# curl that fails on any status but the expected one ($1), printing the body.
+call() {
+    local expected=$1
+    shift
+    local out status
+    out=$(curl -sS -w '\n%{http_code}' "$@")
+    status=${out##*$'\n'}
+    out=${out%$'\n'*}
+    if [ "$status" != "$expected" ]; then
+        # The URL only: the other arguments carry credentials.
+        local arg url=""
+        for arg in "$@"; do [[ $arg == http* ]] && url=$arg; done
+        die "expected $expected, got $status from $url: $out"
+    fi
+    printf '%s' "$out"
+}
+
+# A service account and a kws_ token for it, through the API. Sets SA_NAME, SA_TOKEN.
+create_service_account() {
+    SA_NAME=${1:-bench-etl}
+    local account idp
+    account=$(call 200 -X POST "$KW_URL/v4/serviceAccounts" -H "X-Api-Key: $KW_ADMIN" \
+        -H 'Content-Type: application/json' -d "{\"username\":\"$SA_NAME\",\"email\":\"$SA_NAME@example.com\"}")
+    idp=$(jq -r .idpId <<<"$account")
+    SA_TOKEN=$(call 200 -X POST "$KW_URL/v4/serviceAccounts/$idp/tokens" -H "X-Api-Key: $KW_ADMIN" \
+        -H 'Content-Type: application/json' -d '{"name":"bench"}' | jq -r .token)
+    [[ $SA_TOKEN == kws_* ]] || die "no service-account token: $SA_TOKEN"
+}
+
+# Total CPU time (user + system, clock ticks) of process $1 and all its threads.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# Runs wrk against $2 (URL) for $1 seconds, pinned to LOAD_CPU, with bench/check.lua
+# and the extra wrk arguments after the URL (headers), while measuring the CPU time of
+# process $SERVER_PID. WRK_BODY (a form body, makes it a POST) and WRK_EXPECT (text every
+# 200 must contain) pass through to the script. Prints "requests_per_second
+# cpu_busy_fraction" and fails if any response was not a 200 with the expected text, or
+# any socket error occurred.
+run_wrk() {
+    local seconds=$1 url=$2
+    shift 2
+    local args=(-t1 -c "$CONNECTIONS" -d "${seconds}s" --latency -s "$BENCH_DIR/check.lua")
+    local out="$TMP/wrk.$RANDOM.txt" ticks_before ticks_after hz
+    hz=$(getconf CLK_TCK)
+    ticks_before=$(cpu_ticks "$SERVER_PID")
+    taskset -c "$LOAD_CPU" wrk "${args[@]}" "$@" "$url" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+    ticks_after=$(cpu_ticks "$SERVER_PID")
+    cat "$out" >>"$TMP/wrk-all.txt"
+    if grep -q 'Non-2xx or 3xx responses' "$out" || ! grep -Eq '^check: ok=[0-9]+ not_200=0 missing_expected=0$' "$out"; then
+        cat "$out" >&2
+        die "some responses to $url were not the expected 200s: the figure would time refusals"
+    fi
+    if grep -q 'Socket errors' "$out"; then
+        cat "$out" >&2
+        die "socket errors against $url"
+    fi
+    local rps requests
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    requests=$(awk '/requests in/ { print $1 }' "$out")
+    [ -n "$rps" ] && [ "${requests:-0}" -gt 0 ] || { cat "$out" >&2; die "no requests completed"; }
+    local busy
+    busy=$(echo "scale=3; ($ticks_after - $ticks_before) / $hz / $seconds" | bc)
+    echo "$rps $busy"
+}
+
+# The median of the numbers given as arguments.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+ratio() {
+    printf '%.3f' "$(echo "scale=6; $1 / $2" | bc)"
+}
+
+machine_note() {
+    log "machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+    log "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    log "commit: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- crates || echo ' (crates/ modified)')"
+}
