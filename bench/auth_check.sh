@@ -56,29 +56,37 @@ TARGETS=(healthz api_key bearer)
 log "warm-up: ${WARMUP}s each"
 for target in "${TARGETS[@]}"; do measure "$target" "$WARMUP" >/dev/null; done
 
-declare -A RPS
+declare -A RPS CPU
 log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
 for round in $(seq 1 "$ROUNDS"); do
     for target in "${TARGETS[@]}"; do
         result=$(measure "$target" "$DURATION")
         read -r rps busy <<<"$result"
+        per_cpu=$(per_cpu_second "$rps" "$busy")
         RPS[$target]="${RPS[$target]:-} $rps"
-        printf 'round %d  %-8s %10.1f requests/s  (server core busy %5.1f %%)\n' "$round" "$target" "$rps" \
-            "$(echo "$busy * 100" | bc)"
+        CPU[$target]="${CPU[$target]:-} $per_cpu"
+        printf 'round %d  %-8s %9.1f requests/s  server CPU %5.1f %% of a core  %9.1f requests per CPU-second\n' \
+            "$round" "$target" "$rps" "$(echo "$busy * 100" | bc)" "$per_cpu"
     done
 done
 
 # shellcheck disable=SC2086 # the lists are space-separated numbers
 healthz=$(median ${RPS[healthz]})
+# shellcheck disable=SC2086
+healthz_cpu=$(median ${CPU[healthz]})
 echo
-echo "keyward on 1 core, wrk -t1 -c$CONNECTIONS -d${DURATION}s, medians of $ROUNDS (goal: auth/check >= 0.9 x healthz):"
-printf '  %-34s %10.1f requests/s  = 1.000 x healthz\n' "GET /healthz (no-op, baseline)" "$healthz"
-for target in api_key bearer; do
+echo "keyward pinned to 1 core, wrk -t1 -c$CONNECTIONS -d${DURATION}s, medians of $ROUNDS (goal: auth/check >= 0.9 x healthz):"
+printf '  %-36s %11s %8s %15s %8s\n' "" "requests/s" "ratio" "per CPU-second" "ratio"
+for target in healthz api_key bearer; do
     # shellcheck disable=SC2086
     value=$(median ${RPS[$target]})
+    # shellcheck disable=SC2086
+    value_cpu=$(median ${CPU[$target]})
     case $target in
+        healthz) label="GET /healthz (no-op, baseline)" ;;
         api_key) label="GET /api/v1/auth/check, API key" ;;
         bearer) label="GET /api/v1/auth/check, Bearer JWT" ;;
     esac
-    printf '  %-34s %10.1f requests/s  = %s x healthz\n' "$label" "$value" "$(ratio "$value" "$healthz")"
+    printf '  %-36s %11.1f %8s %15.1f %8s\n' "$label" "$value" "$(ratio "$value" "$healthz")" "$value_cpu" \
+        "$(ratio "$value_cpu" "$healthz_cpu")"
 done

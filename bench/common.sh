@@ -162,6 +162,12 @@ median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# Requests per second of server CPU time: $1 requests/s at $2 of a core busy. On a shared
+# machine other work can take part of the server's core; this is what one core gives.
+per_cpu_second() {
+    printf '%.1f' "$(echo "scale=6; $1 / $2" | bc)"
+}
+
 ratio() {
     printf '%.3f' "$(echo "scale=6; $1 / $2" | bc)"
 }

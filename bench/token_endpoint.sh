@@ -58,24 +58,32 @@ log "warm-up: ${WARMUP}s each"
 measure keyward "$WARMUP" >/dev/null
 measure peer "$WARMUP" >/dev/null
 
-declare -a KW_RPS PEER_RPS
+declare -a KW_RPS PEER_RPS KW_CPU PEER_CPU
 log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
 for round in $(seq 1 "$ROUNDS"); do
-    result=$(measure keyward "$DURATION")
-    read -r rps busy <<<"$result"
-    KW_RPS+=("$rps")
-    printf 'round %d  keyward %10.1f tokens/s  (server core busy %5.1f %%)\n' "$round" "$rps" "$(echo "$busy * 100" | bc)"
-    result=$(measure peer "$DURATION")
-    read -r rps busy <<<"$result"
-    PEER_RPS+=("$rps")
-    printf 'round %d  peer    %10.1f tokens/s  (server core busy %5.1f %%)\n' "$round" "$rps" "$(echo "$busy * 100" | bc)"
+    for target in keyward peer; do
+        result=$(measure "$target" "$DURATION")
+        read -r rps busy <<<"$result"
+        per_cpu=$(per_cpu_second "$rps" "$busy")
+        if [ "$target" = keyward ]; then
+            KW_RPS+=("$rps") KW_CPU+=("$per_cpu")
+        else
+            PEER_RPS+=("$rps") PEER_CPU+=("$per_cpu")
+        fi
+        printf 'round %d  %-7s %8.1f tokens/s  server CPU %5.1f %% of a core  %8.1f tokens per CPU-second\n' \
+            "$round" "$target" "$rps" "$(echo "$busy * 100" | bc)" "$per_cpu"
+    done
 done
 
 kw=$(median "${KW_RPS[@]}")
 peer=$(median "${PEER_RPS[@]}")
+kw_cpu=$(median "${KW_CPU[@]}")
+peer_cpu=$(median "${PEER_CPU[@]}")
 echo
-echo "client_credentials, ES256, wrk -t1 -c$CONNECTIONS -d${DURATION}s, server on 1 core, medians of $ROUNDS:"
-printf '  keyward  %10.1f tokens/s/core   (goal >= 2000; %.1f x Keycloak sizing guide %d/s/vCPU)\n' \
-    "$kw" "$(ratio "$kw" "$KEYCLOAK_PER_VCPU")" "$KEYCLOAK_PER_VCPU"
-printf '  peer     %10.1f tokens/s/core   (node-oidc-provider, same run)\n' "$peer"
-printf '  keyward / peer = %s\n' "$(ratio "$kw" "$peer")"
+echo "client_credentials, ES256, wrk -t1 -c$CONNECTIONS -d${DURATION}s, each server pinned to 1 core, medians of $ROUNDS:"
+echo "                 tokens/s   tokens per CPU-second"
+printf '  keyward  %12.1f %16.1f   (goal >= 2000/s/core)\n' "$kw" "$kw_cpu"
+printf '  peer     %12.1f %16.1f   (node-oidc-provider, same run)\n' "$peer" "$peer_cpu"
+printf '  keyward / peer    %s %16s\n' "$(ratio "$kw" "$peer")" "$(ratio "$kw_cpu" "$peer_cpu")"
+printf '  keyward / Keycloak sizing guide (%d/s/vCPU)  %s per core, %s per CPU-second\n' \
+    "$KEYCLOAK_PER_VCPU" "$(ratio "$kw" "$KEYCLOAK_PER_VCPU")" "$(ratio "$kw_cpu" "$KEYCLOAK_PER_VCPU")"
