@@ -275,3 +275,82 @@ pub fn median(values: &[Duration]) -> Duration {
         _ => sorted[middle],
     }
 }
+
+/// What [`paired_ratio`] measured: per-call times and their ratio, pair by pair.
+#[derive(Clone, Debug)]
+pub struct PairedRatio {
+    pub pairs: usize,
+    pub batch: usize,
+    /// The median over pairs of (measured time ÷ baseline time), and its interquartile range.
+    pub median_ratio: f64,
+    pub ratio_p25: f64,
+    pub ratio_p75: f64,
+    /// Median time per call of each side, in nanoseconds.
+    pub baseline_ns: f64,
+    pub measured_ns: f64,
+}
+
+impl PairedRatio {
+    /// One line: the ratio with its spread, and both sides' medians.
+    pub fn describe(&self, measured: &str, baseline: &str) -> String {
+        format!(
+            "{measured} / {baseline}: median {:.3} × (IQR {:.3} – {:.3}; {} pairs of {} calls); per call {} vs {}",
+            self.median_ratio,
+            self.ratio_p25,
+            self.ratio_p75,
+            self.pairs,
+            self.batch,
+            format_nanos(self.measured_ns),
+            format_nanos(self.baseline_ns),
+        )
+    }
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let position = q * (sorted.len() - 1) as f64;
+    let (low, high) = (position.floor() as usize, position.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (position - low as f64)
+}
+
+/// Times `batch` calls of `baseline`, then `batch` calls of `measured` (the other way round
+/// every other pair, so a drift in machine load does not favour either), `pairs` times
+/// after two pairs of warm-up, and returns the median of the per-pair ratios. On a shared,
+/// noisy machine the two halves of a pair run milliseconds apart and see the same load,
+/// so this ratio moves far less than the ratio of two medians taken seconds apart.
+pub fn paired_ratio(batch: usize, pairs: usize, mut baseline: impl FnMut(), mut measured: impl FnMut()) -> PairedRatio {
+    assert!(batch > 0 && pairs > 0);
+    fn time(batch: usize, routine: &mut dyn FnMut()) -> f64 {
+        let started = std::time::Instant::now();
+        for _ in 0..batch {
+            routine();
+        }
+        started.elapsed().as_nanos() as f64 / batch as f64
+    }
+    let (mut ratios, mut baselines, mut measureds) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..pairs + 2 {
+        let (base, meas) = if pair % 2 == 0 {
+            let base = time(batch, &mut baseline);
+            (base, time(batch, &mut measured))
+        } else {
+            let meas = time(batch, &mut measured);
+            (time(batch, &mut baseline), meas)
+        };
+        if pair >= 2 {
+            ratios.push(meas / base);
+            baselines.push(base);
+            measureds.push(meas);
+        }
+    }
+    for values in [&mut ratios, &mut baselines, &mut measureds] {
+        values.sort_by(f64::total_cmp);
+    }
+    PairedRatio {
+        pairs,
+        batch,
+        median_ratio: quantile(&ratios, 0.5),
+        ratio_p25: quantile(&ratios, 0.25),
+        ratio_p75: quantile(&ratios, 0.75),
+        baseline_ns: quantile(&baselines, 0.5),
+        measured_ns: quantile(&measureds, 0.5),
+    }
+}
