@@ -277,13 +277,9 @@ impl AppState {
         if signed.claims.api_token_id.is_some() {
             return self.verify_api_token(&signed, client_ip, now_secs);
         }
-        let accepted = crate::oidc::tokens::verify_access_token(
-            self,
-            presented.text,
-            Some(crate::oidc::tokens::API_AUDIENCE),
-            now_secs,
-        )
-        .map_err(|refused| Refused { refusal: refused.refusal, kind, realm: refused.realm, target: None })?;
+        let accepted =
+            crate::oidc::tokens::accept_access_token(self, signed, Some(crate::oidc::tokens::API_AUDIENCE), now_secs)
+                .map_err(|refused| Refused { refusal: refused.refusal, kind, realm: refused.realm, target: None })?;
         Ok(Caller {
             realm_id: accepted.realm.id,
             realm_name: accepted.realm.name.clone(),

@@ -237,7 +237,17 @@ pub fn verify_access_token(
     audience: Option<&str>,
     now: i64,
 ) -> Result<AcceptedToken, TokenRefusal> {
-    let verified = signed_token(state, token, now)?;
+    accept_access_token(state, signed_token(state, token, now)?, audience, now)
+}
+
+/// The checks of [`verify_access_token`] that can change, on a token whose signature
+/// [`signed_token`] has verified.
+pub fn accept_access_token(
+    state: &AppState,
+    verified: Arc<VerifiedToken>,
+    audience: Option<&str>,
+    now: i64,
+) -> Result<AcceptedToken, TokenRefusal> {
     let realm = state.realm(verified.realm_id).ok_or(AuthRefusal::BadToken)?;
     let refuse = |refusal| TokenRefusal { refusal, realm: Some(realm.name.clone()) };
     let claims = &verified.claims;
