@@ -12,7 +12,7 @@ use crate::forward::{Body, Forwarder, Upstream, boxed, full};
 use crate::token::{TokenError, TokenSource};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -218,9 +218,4 @@ pub async fn run(config: ProxyConfig, ready: impl FnOnce(SocketAddr)) -> std::io
             }
         });
     }
-}
-
-/// Names of the headers stripped from callers, for documentation and the routes.
-pub fn credential_header_names() -> Vec<HeaderName> {
-    CREDENTIAL_HEADERS.iter().map(|name| HeaderName::from_static(name)).collect()
 }

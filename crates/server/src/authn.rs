@@ -108,6 +108,16 @@ fn presented<'a>(state: &'a AppState, headers: &'a HeaderMap) -> Result<Presente
     Err(AuthRefusal::Missing)
 }
 
+/// Removes every header `presented` reads a credential from, so a forwarded request
+/// carries none of the caller's.
+pub fn strip_credential_headers(state: &AppState, headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    headers.remove("x-api-key");
+    for alias in &state.config.alias_headers {
+        headers.remove(alias.name.as_str());
+    }
+}
+
 fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, AuthRefusal> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else { return Ok(None) };

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::oidc::{AccessTokenClaims, Audience};
 use proxy::forward::Upstream;
@@ -152,15 +152,6 @@ async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Resul
     Ok(token)
 }
 
-/// The credential headers of this server: Authorization, X-Api-Key and the aliases.
-fn credential_headers(state: &AppState) -> Vec<HeaderName> {
-    let mut names = vec![header::AUTHORIZATION, HeaderName::from_static("x-api-key")];
-    names.extend(
-        state.config.alias_headers.iter().filter_map(|alias| HeaderName::from_bytes(alias.name.as_bytes()).ok()),
-    );
-    names
-}
-
 /// Serves a request under `route`.
 pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
@@ -169,9 +160,7 @@ pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, r
         Ok(caller) => caller,
         Err(failure) => return unauthenticated(failure),
     };
-    for name in credential_headers(&state) {
-        parts.headers.remove(name);
-    }
+    crate::authn::strip_credential_headers(&state, &mut parts.headers);
     for name in IDENTITY_HEADERS {
         parts.headers.remove(name);
     }
