@@ -138,16 +138,9 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<ApiTokenRow>> {
-        let owner_clause = if owner_id.is_some() { "AND c.owner_id = $4" } else { "" };
-        let sql = format!(
-            "SELECT {COLUMNS} {FROM} AND c.realm_id = $1 AND c.revoked_at IS NULL AND c.id > $2 {owner_clause} \
-             ORDER BY c.id LIMIT $3"
-        );
-        let mut query = sqlx::query(&sql).bind(realm_id).bind(after).bind(limit);
-        if let Some(owner_id) = owner_id {
-            query = query.bind(owner_id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let select = format!("SELECT {COLUMNS} {FROM} AND c.realm_id = $1 AND c.revoked_at IS NULL");
+        let rows =
+            crate::page_rows(&self.pool, &select, "c.id", "c.owner_id", (realm_id, owner_id), after, limit).await?;
         rows.iter().map(row_from).collect()
     }
 }

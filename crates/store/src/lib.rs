@@ -107,6 +107,27 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// One page of rows in id order: `select` is a `SELECT … WHERE …` whose conditions use
+/// `$1` for the realm; the page takes rows with `id_column` above `after`, at most
+/// `limit`, and only `owner_column = owner` when an owner is given.
+pub(crate) async fn page_rows(
+    pool: &AnyPool,
+    select: &str,
+    id_column: &str,
+    owner_column: &str,
+    (realm_id, owner): (i64, Option<i64>),
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<sqlx::any::AnyRow>> {
+    let owner_clause = if owner.is_some() { format!("AND {owner_column} = $4") } else { String::new() };
+    let sql = format!("{select} AND {id_column} > $2 {owner_clause} ORDER BY {id_column} LIMIT $3");
+    let mut query = sqlx::query(&sql).bind(realm_id).bind(after).bind(limit);
+    if let Some(owner) = owner {
+        query = query.bind(owner);
+    }
+    Ok(query.fetch_all(pool).await?)
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`). Does not migrate.
     pub async fn connect(url: &str) -> StoreResult<Store> {

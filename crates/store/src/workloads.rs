@@ -80,16 +80,9 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<WorkloadRow>> {
-        let user_clause = if user_id.is_some() { "AND w.user_id = $4" } else { "" };
-        let sql = format!(
-            "SELECT {COLUMNS} {FROM} WHERE w.realm_id = $1 AND w.ended_at IS NULL AND w.id > $2 {user_clause} \
-             ORDER BY w.id LIMIT $3"
-        );
-        let mut query = sqlx::query(&sql).bind(realm_id).bind(after).bind(limit);
-        if let Some(user_id) = user_id {
-            query = query.bind(user_id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let select = format!("SELECT {COLUMNS} {FROM} WHERE w.realm_id = $1 AND w.ended_at IS NULL");
+        let rows =
+            crate::page_rows(&self.pool, &select, "w.id", "w.user_id", (realm_id, user_id), after, limit).await?;
         rows.iter().map(row_from).collect()
     }
 }

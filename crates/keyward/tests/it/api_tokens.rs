@@ -302,6 +302,13 @@ async fn token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_a
     // An admin's token for the boss is beyond the manager's reach, though visible.
     let (boss_token_id, boss_token) = token_for(&server, &admin, &boss, "boss-script", json!([])).await;
     assert_eq!(server.get(&format!("/api/v1/api-tokens/{boss_token_id}"), &manager_key).await.status, 200);
+    // Listing one user's tokens.
+    let bosses = server.get(&format!("/api/v1/api-tokens?userId={boss}"), &manager_key).await.json();
+    let names: Vec<&str> =
+        bosses["items"].as_array().unwrap().iter().map(|token| token["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["boss-script"], "{bosses}");
+    let pats = server.get(&format!("/api/v1/api-tokens?userId={pat}"), &manager_key).await.json();
+    assert_eq!(pats["items"].as_array().unwrap().len(), 1, "{pats}");
     for (method, path, body) in [
         ("POST", format!("/api/v1/api-tokens/{boss_token_id}/unlock"), Some(json!({}))),
         ("POST", format!("/api/v1/api-tokens/{boss_token_id}/expire"), Some(json!({}))),

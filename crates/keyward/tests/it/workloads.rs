@@ -91,6 +91,9 @@ async fn a_run_calls_as_its_user_until_it_ends_on_every_node(backend: Backend) {
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert!(!listed.text.contains(&credential), "lists never show the credential");
     assert_eq!(listed.json()["items"][0]["runId"], "run-1");
+    let of_pat = first.get(&format!("/api/v1/workloads?userId={pat}"), &launcher).await.json();
+    assert_eq!(of_pat["items"].as_array().unwrap().len(), 1, "{of_pat}");
+    assert_eq!(of_pat["items"][0]["userId"], pat.as_str());
 
     // Ending the run ends its credential and every token made from it, on every node.
     let ended =
