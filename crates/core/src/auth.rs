@@ -51,6 +51,10 @@ pub enum AuthRefusal {
     IpNotAllowed,
     /// An API token replaced by a newer one of the same record (unlock, or a new user).
     Superseded,
+    /// A JWT without a claim the resource requires, or with another value.
+    MissingClaim,
+    /// An outside issuer whose keys could not be fetched, and none are cached.
+    IssuerUnavailable,
 }
 
 impl AuthRefusal {
@@ -71,6 +75,8 @@ impl AuthRefusal {
             AuthRefusal::Disabled => "disabled",
             AuthRefusal::IpNotAllowed => "ip_filter",
             AuthRefusal::Superseded => "superseded",
+            AuthRefusal::MissingClaim => "missing_claim",
+            AuthRefusal::IssuerUnavailable => "issuer_unavailable",
         }
     }
 }

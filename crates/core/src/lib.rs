@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod claims;
+pub mod deployer;
 pub mod ids;
 pub mod ipfilter;
 pub mod jwt;

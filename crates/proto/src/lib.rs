@@ -5,6 +5,7 @@
 //! field. This crate depends only on serde, time and utoipa (for the OpenAPI schema);
 //! it must not depend on any other keyward crate.
 
+pub mod deployer;
 pub mod oidc;
 
 use serde::{Deserialize, Serialize};

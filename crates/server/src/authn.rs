@@ -164,7 +164,41 @@ impl AppState {
             crate::metrics::authentication("unknown", "unavailable");
             return Err(AuthFailure::Unavailable);
         }
-        match self.verify(headers, client_ip, now_secs) {
+        self.conclude(self.verify(headers, client_ip, now_secs, None), client_ip, now)
+    }
+
+    /// Authenticates a call to a gateway deployment protected by API keys: only a `kwd_`
+    /// key bound to `audience` (its service's or its deployment's) is accepted, through
+    /// any credential header. Everything else, keyward's own keys and tokens included,
+    /// is refused as bound to another audience. Throttling, metrics and audit as always.
+    pub fn authenticate_gateway_key(
+        &self,
+        headers: &HeaderMap,
+        client_ip: IpAddr,
+        audience: &str,
+    ) -> Result<Caller, AuthFailure> {
+        let now = OffsetDateTime::now_utc();
+        let now_secs = now.unix_timestamp();
+        if let Some(retry_after_secs) = self.throttle.retry_after(client_ip, now_secs) {
+            crate::metrics::authentication("unknown", "throttled");
+            return Err(AuthFailure::Throttled { retry_after_secs });
+        }
+        if self.feed.is_stale(self.config.max_index_staleness) {
+            crate::metrics::authentication("unknown", "unavailable");
+            return Err(AuthFailure::Unavailable);
+        }
+        self.conclude(self.verify(headers, client_ip, now_secs, Some(audience)), client_ip, now)
+    }
+
+    /// Counts, logs and audits the outcome of a verification.
+    fn conclude(
+        &self,
+        verified: Result<Caller, Refused>,
+        client_ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<Caller, AuthFailure> {
+        let now_secs = now.unix_timestamp();
+        match verified {
             Ok(caller) => {
                 if caller.kind != CredentialKind::AccessToken {
                     self.record_use(caller.credential_id, store::to_ms(now));
@@ -174,31 +208,43 @@ impl AppState {
                 Ok(caller)
             }
             Err(refused) => {
-                let kind = refused.kind.map_or("unknown", CredentialKind::as_str);
-                if refused.refusal == AuthRefusal::Missing {
-                    crate::metrics::authentication(kind, "missing");
-                } else {
-                    // One label for every refusal: the reasons are for the audit log,
-                    // not for anyone who can read /metrics.
-                    crate::metrics::authentication(kind, "refused");
-                    self.throttle.record_failure(client_ip, now_secs);
-                    tracing::info!(reason = refused.refusal.as_str(), client_ip = %client_ip, "authentication refused");
-                    self.queue_audit(NewAuditEvent {
-                        realm: refused.realm.unwrap_or_else(|| self.config.default_realm.clone()),
-                        at: now,
-                        actor: "anonymous".to_string(),
-                        action: "auth.authenticate".to_string(),
-                        target: refused
-                            .target
-                            .unwrap_or_else(|| refused.kind.map_or("credential", CredentialKind::as_str).to_string()),
-                        client_ip: client_ip.to_string(),
-                        result: "denied".to_string(),
-                        detail: refused.refusal.as_str().to_string(),
-                    });
-                }
+                self.note_refusal(refused.refusal, refused.kind, refused.realm, refused.target, client_ip, now);
                 Err(AuthFailure::Refused(refused.refusal))
             }
         }
+    }
+
+    /// Records a refused credential: the metric, the client's failure count, the log
+    /// line and the audit event (the reason goes there, never to the caller).
+    pub fn note_refusal(
+        &self,
+        refusal: AuthRefusal,
+        kind: Option<CredentialKind>,
+        realm: Option<String>,
+        target: Option<String>,
+        client_ip: IpAddr,
+        now: OffsetDateTime,
+    ) {
+        let kind_name = kind.map_or("unknown", CredentialKind::as_str);
+        if refusal == AuthRefusal::Missing {
+            crate::metrics::authentication(kind_name, "missing");
+            return;
+        }
+        // One label for every refusal: the reasons are for the audit log, not for
+        // anyone who can read /metrics.
+        crate::metrics::authentication(kind_name, "refused");
+        self.throttle.record_failure(client_ip, now.unix_timestamp());
+        tracing::info!(reason = refusal.as_str(), client_ip = %client_ip, "authentication refused");
+        self.queue_audit(NewAuditEvent {
+            realm: realm.unwrap_or_else(|| self.config.default_realm.clone()),
+            at: now,
+            actor: "anonymous".to_string(),
+            action: "auth.authenticate".to_string(),
+            target: target.unwrap_or_else(|| kind.map_or("credential", CredentialKind::as_str).to_string()),
+            client_ip: client_ip.to_string(),
+            result: "denied".to_string(),
+            detail: refusal.as_str().to_string(),
+        });
     }
 
     /// Authenticates one presented credential (a client secret, a subject token) exactly
@@ -213,11 +259,25 @@ impl AppState {
     pub fn check_credential(&self, text: &str, client_ip: IpAddr) -> Result<Caller, AuthRefusal> {
         let headers = api_key_headers(text)?;
         let now_secs = OffsetDateTime::now_utc().unix_timestamp();
-        self.verify(&headers, client_ip, now_secs).map_err(|refused| refused.refusal)
+        self.verify(&headers, client_ip, now_secs, None).map_err(|refused| refused.refusal)
     }
 
-    fn verify(&self, headers: &HeaderMap, client_ip: IpAddr, now_secs: i64) -> Result<Caller, Refused> {
-        let presented = presented(self, headers).map_err(Refused::early)?;
+    /// Verifies the presented credential. With `gateway_audience`, the call is to a
+    /// gateway deployment whose keys are bound to it, whatever header carried the key.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        client_ip: IpAddr,
+        now_secs: i64,
+        gateway_audience: Option<&str>,
+    ) -> Result<Caller, Refused> {
+        let mut presented = presented(self, headers).map_err(Refused::early)?;
+        if let Some(audience) = gateway_audience {
+            if crate::oidc::tokens::looks_like_jwt(presented.text) {
+                return Err(Refused::early(AuthRefusal::WrongAudience));
+            }
+            presented.header_audience = Some(audience);
+        }
         if crate::oidc::tokens::looks_like_jwt(presented.text) {
             return self.verify_access_token(&presented, client_ip, now_secs);
         }
@@ -238,10 +298,13 @@ impl AppState {
         if found.kind == CredentialKind::UserApiKey && !realm.user_key_policy.allowed {
             return Err(in_realm(AuthRefusal::OwnerDisabled));
         }
-        // Only admin keys stand without an owner.
+        // Only admin keys and deployment keys stand without an owner; a deployment key is
+        // bound to its gateway audience, so `decide` refuses it everywhere else.
         let owner_state = match (found.kind, found.owner_id) {
-            (CredentialKind::AdminKey, None) => None,
-            (CredentialKind::AdminKey, Some(_)) | (_, None) => return Err(in_realm(AuthRefusal::Unknown)),
+            (CredentialKind::AdminKey | CredentialKind::DeploymentKey, None) => None,
+            (CredentialKind::AdminKey | CredentialKind::DeploymentKey, Some(_)) | (_, None) => {
+                return Err(in_realm(AuthRefusal::Unknown));
+            }
             (_, Some(owner_id)) => Some(self.index.principal(owner_id)),
         };
         let principal_state = owner_state

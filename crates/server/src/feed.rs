@@ -105,10 +105,13 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
                 if is_new {
                     crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?;
                 }
+                // Gateway settings name realms; a realm that appears can make them usable.
+                crate::published::reload(state).await?;
             }
         }
         ChangeEntity::SigningKeys => crate::oidc::keys::reload_realm_keys(state, change.entity_id).await?,
         ChangeEntity::Clients => crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?,
+        ChangeEntity::Gateway => crate::published::reload(state).await?,
         ChangeEntity::RevokedToken => {
             if let Some(revoked) = state.store.revocation_by_id(change.entity_id).await? {
                 state.revocations.add(&revoked);

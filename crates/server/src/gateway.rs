@@ -31,8 +31,8 @@ pub struct UpstreamRoute {
 }
 
 /// Paths keyward serves itself; no route may take them.
-const RESERVED_PREFIXES: [&str; 8] =
-    ["/api/v1", "/api/docs", "/api/user", "/auth", "/v4", "/healthz", "/readyz", "/metrics"];
+const RESERVED_PREFIXES: [&str; 10] =
+    ["/api/v1", "/api/docs", "/api/user", "/auth", "/v4", "/healthz", "/readyz", "/metrics", "/public", "/realms"];
 
 /// Checks a route prefix: absolute, no trailing slash, no `..` or wildcards, and clear of
 /// keyward's own paths.

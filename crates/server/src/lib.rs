@@ -12,6 +12,7 @@ pub mod api_tokens;
 pub mod authn;
 pub mod compat;
 pub mod config;
+pub mod deployer;
 pub mod error;
 pub mod extract;
 pub mod feed;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod published;
 pub mod state;
 pub mod throttle;
 
@@ -46,8 +48,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
     use api::{
-        api_keys, api_tokens, audit, auth_check, authz, clients, groups, passwords, projects, realm, realms,
-        service_accounts as accounts, signing_keys, users, workloads,
+        api_keys, api_services, api_tokens, audit, auth_check, authz, clients, deployment_keys as gateway_keys,
+        deployments, groups, infrastructures, passwords, projects, realm, realms, service_accounts as accounts,
+        signing_keys, users, workloads,
     };
     // Install the recorder before anything counts.
     let _ = metrics::handle();
@@ -70,6 +73,52 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/api-tokens/{id}/expire", post(api_tokens::expire))
         .route("/api/v1/workloads", post(workloads::create).get(workloads::list))
         .route("/api/v1/workloads/{id}", get(workloads::get_one).delete(workloads::end))
+        .route("/api/v1/infrastructures", post(infrastructures::create).get(infrastructures::list))
+        .route(
+            "/api/v1/infrastructures/{id}",
+            get(infrastructures::get_one).patch(infrastructures::update).delete(infrastructures::delete),
+        )
+        .route("/api/v1/infrastructures/{id}/permissions", get(infrastructures::list_permissions))
+        .route(
+            "/api/v1/infrastructures/{id}/permissions/{group_id}",
+            put(infrastructures::set_permission).delete(infrastructures::remove_permission),
+        )
+        .route("/api/v1/api-services", post(api_services::create).get(api_services::list))
+        .route(
+            "/api/v1/api-services/{id}",
+            get(api_services::get_one).patch(api_services::update).delete(api_services::delete),
+        )
+        .route("/api/v1/api-services/{id}/permissions", get(api_services::list_permissions))
+        .route(
+            "/api/v1/api-services/{id}/permissions/{group_id}",
+            put(api_services::set_permission).delete(api_services::remove_permission),
+        )
+        .route(
+            "/api/v1/api-services/{id}/versions",
+            post(api_services::create_version).get(api_services::list_versions),
+        )
+        .route("/api/v1/api-services/{id}/versions/{version_id}", axum::routing::delete(api_services::delete_version))
+        .route(
+            "/api/v1/api-services/{id}/keys",
+            post(gateway_keys::create_service_key).get(gateway_keys::list_service_keys),
+        )
+        .route("/api/v1/api-services/{id}/keys/{key_id}", axum::routing::delete(gateway_keys::delete_service_key))
+        .route("/api/v1/api-services/{id}/keys/{key_id}/reveal", post(gateway_keys::reveal_service_key))
+        .route("/api/v1/deployments", post(deployments::create).get(deployments::list))
+        .route(
+            "/api/v1/deployments/{id}",
+            get(deployments::get_one).patch(deployments::update).delete(deployments::delete),
+        )
+        .route("/api/v1/deployments/{id}/enable", post(deployments::enable))
+        .route("/api/v1/deployments/{id}/disable", post(deployments::disable))
+        .route(
+            "/api/v1/deployments/{id}/keys",
+            post(gateway_keys::create_deployment_key).get(gateway_keys::list_deployment_keys),
+        )
+        .route("/api/v1/deployments/{id}/keys/{key_id}", axum::routing::delete(gateway_keys::delete_deployment_key))
+        .route("/api/v1/deployments/{id}/keys/{key_id}/reveal", post(gateway_keys::reveal_deployment_key))
+        .route("/public/{*path}", axum::routing::any(published::serve))
+        .route("/realms/{realm}/public/{*path}", axum::routing::any(published::serve))
         .route("/api/v1/groups", post(groups::create_group).get(groups::list_groups))
         .route("/api/v1/groups/{id}", get(groups::get_group).delete(groups::delete_group))
         .route("/api/v1/groups/{id}/members/{user_id}", put(groups::add_member).delete(groups::remove_member))
@@ -151,11 +200,9 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |request: axum::extract::Request, next| {
             // Upstream routes stream bodies of any size to their upstream.
-            let limit = if prefixes.iter().any(|prefix| gateway::is_under(prefix, request.uri().path())) {
-                usize::MAX
-            } else {
-                body_limit
-            };
+            let path = request.uri().path();
+            let forwarded = prefixes.iter().any(|prefix| gateway::is_under(prefix, path)) || is_published_path(path);
+            let limit = if forwarded { usize::MAX } else { body_limit };
             refuse_declared_oversize(limit, request, next)
         }))
         // Responses may carry secrets: never let a cache keep them.
@@ -172,6 +219,15 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %path, request_id)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Whether `path` is served by the API gateway (`crate::published`).
+fn is_published_path(path: &str) -> bool {
+    path.starts_with("/public/")
+        || path
+            .strip_prefix("/realms/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, rest)| rest.starts_with("public/"))
 }
 
 /// The request path as logged: a segment that looks like a keyward secret (someone

@@ -61,6 +61,8 @@ pub struct Inner {
     pub forwarder: proxy::forward::Forwarder,
     /// Access tokens minted for upstream routes, reused until they near expiry.
     pub route_tokens: crate::gateway::RouteTokens,
+    /// What the gateway serves: `/public/{infrastructure}/{service}` → deployment.
+    pub published: crate::published::PublishedTable,
     /// Live API token records (enabled switch, generation, IP filter).
     pub api_tokens: crate::api_tokens::ApiTokenTable,
     pub config: ServerConfig,
@@ -116,6 +118,7 @@ impl AppState {
             api_tokens: Default::default(),
             forwarder: proxy::forward::Forwarder::new(),
             route_tokens: Default::default(),
+            published: Default::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),
@@ -136,6 +139,7 @@ impl AppState {
         crate::oidc::keys::load_all_keys(&state).await?;
         crate::oidc::clients::load_all_clients(&state).await?;
         crate::api_tokens::load_all(&state).await?;
+        crate::published::reload(&state).await?;
         for revoked in state.store.active_revocations(time::OffsetDateTime::now_utc()).await? {
             state.revocations.add(&revoked);
         }

@@ -13,6 +13,9 @@ pub enum ChangeEntity {
     RevokedToken,
     /// The OAuth clients and claim mappers of the realm whose id is the entity id.
     Clients,
+    /// What the gateway serves in the realm whose id is the entity id: its deployments,
+    /// their services' settings, versions and infrastructures.
+    Gateway,
 }
 
 impl ChangeEntity {
@@ -24,6 +27,7 @@ impl ChangeEntity {
             ChangeEntity::SigningKeys => "signing_keys",
             ChangeEntity::RevokedToken => "revoked_token",
             ChangeEntity::Clients => "clients",
+            ChangeEntity::Gateway => "gateway",
         }
     }
 
@@ -35,6 +39,7 @@ impl ChangeEntity {
             ChangeEntity::SigningKeys,
             ChangeEntity::RevokedToken,
             ChangeEntity::Clients,
+            ChangeEntity::Gateway,
         ]
         .into_iter()
         .find(|entity| entity.as_str() == text)

@@ -252,6 +252,17 @@ impl Store {
         rows.iter().map(row_from).collect()
     }
 
+    /// Active deployment keys bound to `audience` (a service's or a deployment's), oldest
+    /// first: the first is the one sample code shows.
+    pub async fn gateway_keys(&self, realm_id: i64, audience: &str) -> StoreResult<Vec<CredentialRow>> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM credentials WHERE realm_id = $1 AND kind = 'deployment_key' \
+             AND audience = $2 AND revoked_at IS NULL ORDER BY id"
+        );
+        let rows = sqlx::query(&sql).bind(realm_id).bind(audience).fetch_all(&self.pool).await?;
+        rows.iter().map(row_from).collect()
+    }
+
     /// The active (not revoked) credential of this kind that `owner_id` holds under `name`.
     pub async fn active_credential_named(
         &self,

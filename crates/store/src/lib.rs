@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod clients;
 mod credentials;
+mod deployer;
 mod groups;
 mod mutation;
 mod passwords;
@@ -31,6 +32,10 @@ pub use audit::{AuditEventRow, AuditFilter, NewAuditEvent};
 pub use changes::{Change, ChangeEntity, ChangeListener};
 pub use clients::{ClientRow, ClientSettings};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
+pub use deployer::{
+    ApiServiceRow, DeploymentColumn, DeploymentPatch, DeploymentRow, GrantRow, GrantTarget, GrantedOn,
+    InfrastructureRow, NewApiService, NewDeployment, NewInfrastructure, NewVersion, VersionRow,
+};
 pub use groups::GroupRow;
 pub use mutation::Mutation;
 pub use passwords::PasswordLoginRow;

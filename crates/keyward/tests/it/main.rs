@@ -9,6 +9,7 @@ mod api_keys;
 mod api_tokens;
 mod audit;
 mod auth_check;
+mod deployer;
 mod inputs;
 mod ops;
 mod passwords;

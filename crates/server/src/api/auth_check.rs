@@ -14,7 +14,7 @@ pub const USERNAME_HEADER: &str = "x-keyward-username";
 pub const EMAIL_HEADER: &str = "x-keyward-email";
 /// Group names, comma-separated.
 pub const GROUPS_HEADER: &str = "x-keyward-groups";
-/// `user`, `service` (a service account) or `admin-key`.
+/// `user`, `service` (a service account), `admin-key` or `deployment-key` (at the gateway).
 pub const KIND_HEADER: &str = "x-keyward-kind";
 /// The same user id, under its OIDC name.
 pub const SUBJECT_HEADER: &str = "x-keyward-subject";
@@ -54,6 +54,7 @@ pub fn identity_headers(caller: &Caller) -> HeaderMap {
             put(GROUPS_HEADER, &principal.groups.join(","));
             put(KIND_HEADER, &principal.kind);
         }
+        None if caller.kind == keyward_core::CredentialKind::DeploymentKey => put(KIND_HEADER, "deployment-key"),
         None => put(KIND_HEADER, "admin-key"),
     }
     put(REALM_HEADER, &caller.realm_name);

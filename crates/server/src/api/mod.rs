@@ -1,12 +1,16 @@
 //! The native admin and self-service API under `/api/v1`.
 
 pub mod api_keys;
+pub mod api_services;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth_check;
 pub mod authz;
 pub mod clients;
+pub mod deployment_keys;
+pub mod deployments;
 pub mod groups;
+pub mod infrastructures;
 pub mod passwords;
 pub mod projects;
 pub mod realm;

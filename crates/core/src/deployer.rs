@@ -1,0 +1,274 @@
+//! Who may do what with API services, infrastructures and the deployments that join them
+//! (DESIGN §6).
+//!
+//! Permissions live on two resources only. Groups hold a privilege on a service (Read,
+//! Write, Deploy, Admin; the creator is its Owner) and on an infrastructure (View, Deploy,
+//! Admin). Each privilege includes the ones before it. A deployment has no permissions of
+//! its own: reading one needs Read on its service and View on its infrastructure; every
+//! change needs Deploy on both. Realm administrators hold everything everywhere.
+//!
+//! What the caller may not read does not exist for them: the server answers 404, never
+//! 403, so ids and names reveal nothing. A caller who may read but not act gets 403.
+
+/// A caller's privilege on an API service. The order is the order of power.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServicePrivilege {
+    /// View the service, its versions, its deployments (where the infrastructure is also
+    /// viewable) and its API keys.
+    Read,
+    /// Upload and delete versions.
+    Write,
+    /// Deploy it (with Deploy on the infrastructure) and manage its API keys.
+    Deploy,
+    /// Settings (auth, description), permissions, delete.
+    Admin,
+    /// The creator: everything Admin may do. Not grantable to groups.
+    Owner,
+}
+
+impl ServicePrivilege {
+    /// The privileges a group can be granted (Owner is only ever the creator).
+    pub const GRANTABLE: [ServicePrivilege; 4] =
+        [ServicePrivilege::Read, ServicePrivilege::Write, ServicePrivilege::Deploy, ServicePrivilege::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServicePrivilege::Read => "read",
+            ServicePrivilege::Write => "write",
+            ServicePrivilege::Deploy => "deploy",
+            ServicePrivilege::Admin => "admin",
+            ServicePrivilege::Owner => "owner",
+        }
+    }
+
+    /// Parses a grantable privilege; `owner` is not one.
+    pub fn parse_grantable(name: &str) -> Option<ServicePrivilege> {
+        ServicePrivilege::GRANTABLE.into_iter().find(|privilege| privilege.as_str() == name)
+    }
+}
+
+/// A caller's privilege on an infrastructure. The order is the order of power.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InfraPrivilege {
+    View,
+    Deploy,
+    /// Settings and permissions of the infrastructure, and deleting it.
+    Admin,
+}
+
+impl InfraPrivilege {
+    pub const ALL: [InfraPrivilege; 3] = [InfraPrivilege::View, InfraPrivilege::Deploy, InfraPrivilege::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InfraPrivilege::View => "view",
+            InfraPrivilege::Deploy => "deploy",
+            InfraPrivilege::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<InfraPrivilege> {
+        InfraPrivilege::ALL.into_iter().find(|privilege| privilege.as_str() == name)
+    }
+}
+
+/// The highest of a caller's privileges (own grants through groups, ownership), if any.
+pub fn highest<P: Ord + Copy>(privileges: impl IntoIterator<Item = P>) -> Option<P> {
+    privileges.into_iter().max()
+}
+
+/// A caller's standing on one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceAccess {
+    pub privilege: Option<ServicePrivilege>,
+    pub realm_admin: bool,
+}
+
+impl ServiceAccess {
+    /// The privilege that counts: realm administrators hold Owner's.
+    pub fn effective(self) -> Option<ServicePrivilege> {
+        if self.realm_admin { Some(ServicePrivilege::Owner) } else { self.privilege }
+    }
+
+    /// Whether the service exists as far as the caller is told.
+    pub fn can_see(self) -> bool {
+        self.has(ServicePrivilege::Read)
+    }
+
+    pub fn has(self, needed: ServicePrivilege) -> bool {
+        self.effective().is_some_and(|held| held >= needed)
+    }
+}
+
+/// A caller's standing on one infrastructure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfraAccess {
+    pub privilege: Option<InfraPrivilege>,
+    pub realm_admin: bool,
+}
+
+impl InfraAccess {
+    pub fn effective(self) -> Option<InfraPrivilege> {
+        if self.realm_admin { Some(InfraPrivilege::Admin) } else { self.privilege }
+    }
+
+    pub fn can_see(self) -> bool {
+        self.has(InfraPrivilege::View)
+    }
+
+    pub fn has(self, needed: InfraPrivilege) -> bool {
+        self.effective().is_some_and(|held| held >= needed)
+    }
+}
+
+/// What a caller wants to do with a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeploymentAction {
+    Read,
+    Create,
+    Update,
+    Enable,
+    Disable,
+    Delete,
+}
+
+impl DeploymentAction {
+    pub const ALL: [DeploymentAction; 6] = [
+        DeploymentAction::Read,
+        DeploymentAction::Create,
+        DeploymentAction::Update,
+        DeploymentAction::Enable,
+        DeploymentAction::Disable,
+        DeploymentAction::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentAction::Read => "read",
+            DeploymentAction::Create => "create",
+            DeploymentAction::Update => "update",
+            DeploymentAction::Enable => "enable",
+            DeploymentAction::Disable => "disable",
+            DeploymentAction::Delete => "delete",
+        }
+    }
+}
+
+/// The answer about a deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// The caller may read the deployment but not do this (403).
+    Forbidden,
+    /// The caller may not read the deployment: it does not exist for them (404).
+    Invisible,
+}
+
+/// Decides `action` on a deployment of a service on an infrastructure. Creating one is
+/// decided the same way, on the service and infrastructure it would join.
+pub fn decide_deployment(service: ServiceAccess, infra: InfraAccess, action: DeploymentAction) -> Decision {
+    if !(service.can_see() && infra.can_see()) {
+        return Decision::Invisible;
+    }
+    match action {
+        DeploymentAction::Read => Decision::Allowed,
+        _ if service.has(ServicePrivilege::Deploy) && infra.has(InfraPrivilege::Deploy) => Decision::Allowed,
+        _ => Decision::Forbidden,
+    }
+}
+
+/// An API service or infrastructure name, as it appears in gateway paths
+/// (`/public/{infrastructure}/{service}/…`): 1–63 characters of `a-z 0-9 -`, starting with
+/// a letter or digit and not ending with `-`, like a DNS label.
+pub fn check_gateway_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let well_formed = (1..=63).contains(&bytes.len())
+        && bytes.iter().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+        && bytes.first().is_some_and(|byte| *byte != b'-')
+        && bytes.last().is_some_and(|byte| *byte != b'-');
+    if well_formed {
+        Ok(())
+    } else {
+        Err("must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-' (it is part of the \
+             gateway URL)"
+            .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeploymentAction as A;
+    use InfraPrivilege as I;
+    use ServicePrivilege as S;
+
+    /// The rules as a table over every service privilege (none, Read, Write, Deploy,
+    /// Admin, Owner) and infrastructure privilege (none, View, Deploy, Admin), for every
+    /// action: what the issue states, written out case by case rather than recomputed.
+    #[test]
+    fn deployment_permissions_over_every_combination() {
+        let services = [None, Some(S::Read), Some(S::Write), Some(S::Deploy), Some(S::Admin), Some(S::Owner)];
+        let infras = [None, Some(I::View), Some(I::Deploy), Some(I::Admin)];
+        let mut checked = 0;
+        for service in services {
+            for infra in infras {
+                for action in DeploymentAction::ALL {
+                    let expected = expected(service, infra, action);
+                    let got = decide_deployment(
+                        ServiceAccess { privilege: service, realm_admin: false },
+                        InfraAccess { privilege: infra, realm_admin: false },
+                        action,
+                    );
+                    assert_eq!(got, expected, "service {service:?}, infrastructure {infra:?}, {}", action.as_str());
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 6 * 4 * 6);
+    }
+
+    fn expected(service: Option<S>, infra: Option<I>, action: A) -> Decision {
+        let readable = matches!(service, Some(S::Read | S::Write | S::Deploy | S::Admin | S::Owner))
+            && matches!(infra, Some(I::View | I::Deploy | I::Admin));
+        let deployable =
+            matches!(service, Some(S::Deploy | S::Admin | S::Owner)) && matches!(infra, Some(I::Deploy | I::Admin));
+        match (readable, action, deployable) {
+            (false, _, _) => Decision::Invisible,
+            (true, A::Read, _) => Decision::Allowed,
+            (true, _, true) => Decision::Allowed,
+            (true, _, false) => Decision::Forbidden,
+        }
+    }
+
+    #[test]
+    fn realm_admins_hold_everything_everywhere() {
+        for action in DeploymentAction::ALL {
+            let decision = decide_deployment(
+                ServiceAccess { privilege: None, realm_admin: true },
+                InfraAccess { privilege: None, realm_admin: true },
+                action,
+            );
+            assert_eq!(decision, Decision::Allowed);
+        }
+    }
+
+    #[test]
+    fn owner_is_not_grantable_and_privileges_parse_exactly() {
+        assert_eq!(ServicePrivilege::parse_grantable("owner"), None);
+        assert_eq!(ServicePrivilege::parse_grantable("deploy"), Some(S::Deploy));
+        assert_eq!(ServicePrivilege::parse_grantable("Deploy"), None);
+        assert_eq!(InfraPrivilege::parse("view"), Some(I::View));
+        assert_eq!(InfraPrivilege::parse("read"), None);
+        assert_eq!(highest([S::Read, S::Deploy, S::Write]), Some(S::Deploy));
+    }
+
+    #[test]
+    fn gateway_names_are_url_safe_labels() {
+        for good in ["dev", "prod-eu", "a", "model2", "x-1-y"] {
+            assert_eq!(check_gateway_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "-dev", "dev-", "Dev", "dev_eu", "a/b", "a.b", "..", &"a".repeat(64)] {
+            assert!(check_gateway_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The API deployer and its gateway: infrastructures, services, deployments, group
+//! privileges, per-deployment auth, and `/public/{infrastructure}/{service}/…`.
+
+use crate::harness::{Backend, Env, Server, Via, create_key, create_user};
+use crate::on_each_store;
+use serde_json::{Value, json};
+
+/// An upstream that answers every request with what it received.
+async fn echo_upstream() -> String {
+    use axum::extract::Request;
+    let app = axum::Router::new().fallback(|request: Request| async move {
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), Value::from(value.to_str().unwrap_or("<binary>"))))
+            .collect();
+        let method = request.method().to_string();
+        let path = request.uri().to_string();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+        axum::Json(json!({"method": method, "path": path, "headers": headers, "body": String::from_utf8_lossy(&body)}))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// A group with these members and (optionally) a role; returns its id.
+async fn group(server: &Server, admin: &str, name: &str, members: &[&str], role: Option<&str>) -> String {
+    let created = server.post("/api/v1/groups", admin, json!({"name": name})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    for member in members {
+        let added =
+            server.call("PUT", &format!("/api/v1/groups/{id}/members/{member}"), Via::Bearer(admin), None).await;
+        assert!(added.status < 300, "{}", added.text);
+    }
+    if let Some(role) = role {
+        let granted = server.call("PUT", &format!("/api/v1/groups/{id}/roles/{role}"), Via::Bearer(admin), None).await;
+        assert!(granted.status < 300, "{}", granted.text);
+    }
+    id
+}
+
+async fn put(server: &Server, path: &str, key: &str, body: Value) -> crate::harness::Answer {
+    server.call("PUT", path, Via::Bearer(key), Some(body)).await
+}
+
+/// POSTs `{"key": "value"}` to a gateway URL with `Authorization: Bearer KEY`, as the
+/// seeds' curl does.
+async fn call_gateway(server: &Server, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = server.http.post(format!("{}{path}", server.url)).body(r#"{"key": "value"}"#);
+    if let Some(bearer) = bearer {
+        request = request.header("Authorization", format!("Bearer {bearer}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn id(answer: &crate::harness::Answer) -> String {
+    answer.json()["id"].as_str().unwrap_or_else(|| panic!("no id: {}", answer.text)).to_string()
+}
+
+async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_own_keys(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let upstream = echo_upstream().await;
+
+    // People: a data scientist, a devops engineer, and someone with no privileges.
+    let dana = create_user(&server, &admin, "dana").await;
+    let (_, dana_key) = create_key(&server, &admin, &dana, json!({"name": "laptop"})).await;
+    let omar = create_user(&server, &admin, "omar").await;
+    let (_, omar_key) = create_key(&server, &admin, &omar, json!({"name": "laptop"})).await;
+    let nina = create_user(&server, &admin, "nina").await;
+    let (_, nina_key) = create_key(&server, &admin, &nina, json!({"name": "laptop"})).await;
+    let scientists = group(&server, &admin, "data-scientists", &[&dana], Some("create-api-service")).await;
+    let devops = group(&server, &admin, "devops", &[&omar], None).await;
+
+    // Only admins create infrastructures.
+    let refused = server.post("/api/v1/infrastructures", &dana_key, json!({"name": "dev"})).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let dev =
+        id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "dev", "description": "sandbox"})).await);
+    let prod = id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "prod"})).await);
+    let bad = server.post("/api/v1/infrastructures", &admin, json!({"name": "Prod/EU"})).await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("a-z"), "{}", bad.text);
+    for (infrastructure, group_id, privilege) in
+        [(&dev, &scientists, "deploy"), (&prod, &scientists, "view"), (&prod, &devops, "deploy")]
+    {
+        let path = format!("/api/v1/infrastructures/{infrastructure}/permissions/{group_id}");
+        let granted = put(&server, &path, &admin, json!({"privilege": privilege})).await;
+        assert_eq!(granted.status, 200, "{}", granted.text);
+    }
+
+    // The scientist creates the service (and owns it) and uploads a version.
+    let no_role = server.post("/api/v1/api-services", &nina_key, json!({"name": "churn"})).await;
+    assert_eq!(no_role.status, 403, "{}", no_role.text);
+    let service = server.post("/api/v1/api-services", &dana_key, json!({"name": "churn"})).await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    assert_eq!(service.json()["myPrivilege"], "owner");
+    assert_eq!(service.json()["auth"], json!({"type": "apiKeys"}));
+    let service = id(&service);
+    let version = server
+        .post(
+            &format!("/api/v1/api-services/{service}/versions"),
+            &dana_key,
+            json!({"upstream": format!("{upstream}/model")}),
+        )
+        .await;
+    assert_eq!(version.status, 201, "{}", version.text);
+    assert_eq!(version.json()["number"], 1);
+    let version = id(&version);
+    let not_http = server
+        .post(&format!("/api/v1/api-services/{service}/versions"), &dana_key, json!({"upstream": "file:///etc"}))
+        .await;
+    assert_eq!(not_http.status, 422, "{}", not_http.text);
+    let service_key =
+        server.post(&format!("/api/v1/api-services/{service}/keys"), &dana_key, json!({"name": "dev"})).await;
+    assert_eq!(service_key.status, 201, "{}", service_key.text);
+    let service_key = service_key.json()["secret"].as_str().unwrap().to_string();
+    assert!(service_key.starts_with("kwd_"));
+
+    // Dev: yes. Prod: the scientist may only view it.
+    let body =
+        |infrastructure: &str| json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version});
+    let on_dev = server.post("/api/v1/deployments", &dana_key, body(&dev)).await;
+    assert_eq!(on_dev.status, 201, "{}", on_dev.text);
+    assert!(on_dev.json()["url"].as_str().unwrap().ends_with("/public/dev/churn"), "{}", on_dev.text);
+    let on_dev = id(&on_dev);
+    let on_prod = server.post("/api/v1/deployments", &dana_key, body(&prod)).await;
+    assert_eq!(on_prod.status, 403, "{}", on_prod.text);
+    // Devops cannot see the service until its owner grants them Deploy on it.
+    let unseen = server.post("/api/v1/deployments", &omar_key, body(&prod)).await;
+    assert_eq!(unseen.status, 404, "{}", unseen.text);
+    let path = format!("/api/v1/api-services/{service}/permissions/{devops}");
+    assert_eq!(put(&server, &path, &dana_key, json!({"privilege": "deploy"})).await.status, 200);
+    let owner_is_not_grantable = put(&server, &path, &dana_key, json!({"privilege": "owner"})).await;
+    assert_eq!(owner_is_not_grantable.status, 422, "{}", owner_is_not_grantable.text);
+    let mut prod_body = body(&prod);
+    prod_body["auth"] = json!({"type": "apiKeys"});
+    let on_prod = server.post("/api/v1/deployments", &omar_key, prod_body).await;
+    assert_eq!(on_prod.status, 201, "{}", on_prod.text);
+    let on_prod = id(&on_prod);
+    let twice = server.post("/api/v1/deployments", &omar_key, body(&prod)).await;
+    assert_eq!(twice.status, 409, "{}", twice.text);
+    let prod_key =
+        server.post(&format!("/api/v1/deployments/{on_prod}/keys"), &omar_key, json!({"name": "prod"})).await;
+    assert_eq!(prod_key.status, 201, "{}", prod_key.text);
+    let prod_key = prod_key.json()["secret"].as_str().unwrap().to_string();
+
+    // A client calls both, each with its own key.
+    let (status, echoed) = call_gateway(&server, "/public/dev/churn/predict?x=1", Some(&service_key)).await;
+    assert_eq!(status, 200, "{echoed}");
+    assert_eq!(echoed["path"], "/model/predict?x=1");
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["body"], r#"{"key": "value"}"#);
+    assert!(echoed["headers"].get("authorization").is_none(), "the caller's key reached the upstream: {echoed}");
+    assert_eq!(echoed["headers"]["x-keyward-kind"], "deployment-key");
+    let (status, _) = call_gateway(&server, "/public/prod/churn/predict", Some(&prod_key)).await;
+    assert_eq!(status, 200);
+    let x_api_key = server
+        .http
+        .post(format!("{}/public/prod/churn", server.url))
+        .header("X-Api-Key", &prod_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(x_api_key.status(), 200);
+    // Keys stay on their deployment; nothing else opens it.
+    for (path, key) in [
+        ("/public/prod/churn/predict", service_key.as_str()),
+        ("/public/dev/churn/predict", prod_key.as_str()),
+        ("/public/dev/churn/predict", dana_key.as_str()),
+        ("/public/dev/churn/predict", admin.as_str()),
+    ] {
+        let (status, body) = call_gateway(&server, path, Some(key)).await;
+        assert_eq!(status, 401, "{path} with {}: {body}", &key[..4]);
+    }
+    let (status, _) = call_gateway(&server, "/public/dev/churn/predict", None).await;
+    assert_eq!(status, 401);
+    // A deployment key is not a key to keyward's API.
+    assert_eq!(server.get("/api/v1/users/me", &service_key).await.status, 401);
+    assert_eq!(server.get("/v4/users/self", &prod_key).await.status, 401);
+
+    // Lists show only what the caller may read; other ids are 404.
+    assert_eq!(server.get("/api/v1/deployments", &nina_key).await.json(), json!([]));
+    assert_eq!(server.get("/api/v1/api-services", &nina_key).await.json(), json!([]));
+    assert_eq!(server.get(&format!("/api/v1/deployments/{on_dev}"), &nina_key).await.status, 404);
+    assert_eq!(server.get(&format!("/api/v1/api-services/{service}/keys"), &nina_key).await.status, 404);
+    let dana_sees = server.get("/api/v1/deployments", &dana_key).await.json();
+    assert_eq!(dana_sees.as_array().unwrap().len(), 2, "Read on the service, View on both: {dana_sees}");
+    let keys = server.get(&format!("/api/v1/deployments/{on_prod}/keys"), &dana_key).await;
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    assert!(!keys.text.contains(&prod_key), "lists never carry secrets");
+    let key_id = keys.json()[0]["id"].as_str().unwrap().to_string();
+    let revealed =
+        server.post(&format!("/api/v1/deployments/{on_prod}/keys/{key_id}/reveal"), &dana_key, json!({})).await;
+    assert_eq!(revealed.status, 200, "{}", revealed.text);
+    assert_eq!(revealed.json()["secret"], prod_key.as_str());
+    let forbidden = server
+        .call("DELETE", &format!("/api/v1/deployments/{on_prod}/keys/{key_id}"), Via::Bearer(&dana_key), None)
+        .await;
+    assert_eq!(forbidden.status, 403, "Read may see keys, not remove them: {}", forbidden.text);
+
+    // Disable: 404 at the gateway; enable again: back.
+    let disabled = server.post(&format!("/api/v1/deployments/{on_dev}/disable"), &dana_key, json!({})).await;
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    assert_eq!(disabled.json()["enabled"], false);
+    let (status, body) = call_gateway(&server, "/public/dev/churn/predict", Some(&service_key)).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "urn:keyward:problem:not-found", "{body}");
+    server.post(&format!("/api/v1/deployments/{on_dev}/enable"), &dana_key, json!({})).await;
+    assert_eq!(call_gateway(&server, "/public/dev/churn/predict", Some(&service_key)).await.0, 200);
+    assert_eq!(call_gateway(&server, "/public/staging/churn/predict", Some(&service_key)).await.0, 404);
+
+    // A removed key is refused on the next call.
+    let removed = server
+        .call("DELETE", &format!("/api/v1/deployments/{on_prod}/keys/{key_id}"), Via::Bearer(&omar_key), None)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    assert_eq!(call_gateway(&server, "/public/prod/churn/predict", Some(&prod_key)).await.0, 401);
+
+    // A version in use cannot go; the service cannot go while deployed.
+    let in_use = server
+        .call("DELETE", &format!("/api/v1/api-services/{service}/versions/{version}"), Via::Bearer(&dana_key), None)
+        .await;
+    assert_eq!(in_use.status, 409, "{}", in_use.text);
+    let deployed =
+        server.call("DELETE", &format!("/api/v1/api-services/{service}"), Via::Bearer(&dana_key), None).await;
+    assert_eq!(deployed.status, 409, "{}", deployed.text);
+
+    // An explicitly public service needs nothing; an upstream that is down is a 502.
+    let public =
+        server.post("/api/v1/api-services", &dana_key, json!({"name": "status", "auth": {"type": "none"}})).await;
+    let public = id(&public);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    for (upstream, infrastructure) in [(upstream.clone(), &dev)] {
+        let version = id(&server
+            .post(&format!("/api/v1/api-services/{public}/versions"), &dana_key, json!({"upstream": upstream}))
+            .await);
+        let created = server
+            .post(
+                "/api/v1/deployments",
+                &dana_key,
+                json!({"serviceId": public, "infrastructureId": infrastructure, "versionId": version}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let (status, echoed) = call_gateway(&server, "/public/dev/status/", Some(&dana_key)).await;
+        assert_eq!(status, 200, "{echoed}");
+        assert!(echoed["headers"].get("authorization").is_none(), "stripped even when public: {echoed}");
+        let down = id(&server
+            .post(
+                &format!("/api/v1/api-services/{public}/versions"),
+                &dana_key,
+                json!({"upstream": format!("http://{closed}")}),
+            )
+            .await);
+        let moved = server
+            .call(
+                "PATCH",
+                &format!("/api/v1/deployments/{}", id(&created)),
+                Via::Bearer(&dana_key),
+                Some(json!({"versionId": down})),
+            )
+            .await;
+        assert_eq!(moved.json()["versionNumber"], 2, "{}", moved.text);
+        let (status, body) = call_gateway(&server, "/public/dev/status/", None).await;
+        assert_eq!(status, 502, "{body}");
+    }
+
+    // Every step is audited, reveals included.
+    let audit = server.get("/api/v1/audit?limit=200", &admin).await.text;
+    for action in [
+        "infrastructure.create",
+        "infrastructure.grant",
+        "api_service.create",
+        "api_service.version.create",
+        "api_service.grant",
+        "deployment.create",
+        "deployment_key.create",
+        "deployment_key.reveal",
+        "deployment.disable",
+        "deployment.enable",
+        "deployment_key.delete",
+    ] {
+        assert!(audit.contains(action), "{action} missing from the audit log");
+    }
+    assert!(!audit.contains(&prod_key) && !audit.contains(&service_key), "secrets never reach the audit log");
+}
+on_each_store!(a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_own_keys);
+
+async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let upstream = echo_upstream().await;
+    let infrastructure = id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "prod"})).await);
+    let jwt =
+        json!({"type": "jwt", "realm": "default", "audience": "fraud", "requiredClaims": {"organization": "acme"}});
+    let service = server.post("/api/v1/api-services", &admin, json!({"name": "fraud", "auth": jwt})).await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    let service = id(&service);
+    let version = id(&server
+        .post(&format!("/api/v1/api-services/{service}/versions"), &admin, json!({"upstream": upstream}))
+        .await);
+    let deployment = server
+        .post(
+            "/api/v1/deployments",
+            &admin,
+            json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
+        )
+        .await;
+    assert_eq!(deployment.status, 201, "{}", deployment.text);
+    assert_eq!(deployment.json()["effectiveAuth"]["type"], "jwt");
+
+    // Bad settings are refused with what to fix.
+    for (auth, field) in [
+        (json!({"type": "jwt", "realm": "nowhere", "audience": "x"}), "auth.realm"),
+        (json!({"type": "jwt", "realm": "default", "audience": ""}), "auth.audience"),
+        (json!({"type": "jwt", "realm": "default", "audience": "x", "algorithms": ["HS256"]}), "auth.algorithms"),
+        (json!({"type": "jwt", "issuer": "https://idp", "audience": "x"}), "auth"),
+        (json!({"type": "service"}), "auth.type"),
+    ] {
+        let answer = server.post("/api/v1/api-services", &admin, json!({"name": "other", "auth": auth})).await;
+        assert_eq!(answer.status, 422, "{auth}: {}", answer.text);
+        assert_eq!(answer.json()["field"], field, "{}", answer.text);
+    }
+
+    // Two service accounts: one of acme, one not.
+    let mappers = put(
+        &server,
+        "/api/v1/realms/default/claim-mappers",
+        &admin,
+        json!([{"type": "attribute", "claim": "organization", "attribute": "organization"}]),
+    )
+    .await;
+    assert_eq!(mappers.status, 200, "{}", mappers.text);
+    let token_for = |organization: &'static str, username: &'static str| {
+        let server = &server;
+        let admin = admin.clone();
+        async move {
+            let account = server
+                .post(
+                    "/v4/serviceAccounts",
+                    &admin,
+                    json!({"username": username, "email": format!("{username}@example.com")}),
+                )
+                .await
+                .json();
+            let account_id = account["id"].as_str().unwrap().to_string();
+            let patched = server
+                .call(
+                    "PATCH",
+                    &format!("/api/v1/users/{account_id}"),
+                    Via::Bearer(&admin),
+                    Some(json!({"attributes": {"organization": organization}})),
+                )
+                .await;
+            assert_eq!(patched.status, 200, "{}", patched.text);
+            let idp = account["idpId"].as_str().unwrap();
+            let secret = server
+                .post(&format!("/v4/serviceAccounts/{idp}/tokens"), &admin, json!({"name": "ci"}))
+                .await
+                .json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mint = |audience: &str| {
+                let request = server
+                    .http
+                    .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+                    .basic_auth(username, Some(&secret))
+                    .form(&[("grant_type", "client_credentials"), ("audience", audience)]);
+                async move {
+                    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+                    answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+                }
+            };
+            (mint("fraud").await, mint("keyward").await, secret.clone())
+        }
+    };
+    let (acme_token, acme_api_token, acme_secret) = token_for("acme", "scorer").await;
+    let (other_token, _, _) = token_for("globex", "outsider").await;
+
+    let (status, echoed) = call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await;
+    assert_eq!(status, 200, "{echoed}");
+    assert_eq!(echoed["headers"]["x-keyward-username"], "scorer");
+    assert!(echoed["headers"].get("authorization").is_none(), "{echoed}");
+    // Without the claim, for another audience, or not a JWT at all: refused.
+    for (token, why) in
+        [(&other_token, "another organization"), (&acme_api_token, "another audience"), (&acme_secret, "an opaque key")]
+    {
+        let (status, body) = call_gateway(&server, "/public/prod/fraud/score", Some(token)).await;
+        assert_eq!(status, 401, "{why}: {body}");
+    }
+    // A tampered token (the claim forged in) fails its signature.
+    let mut parts: Vec<String> = other_token.split('.').map(str::to_string).collect();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&engine.decode(&parts[1]).unwrap()).unwrap();
+    claims["organization"] = json!("acme");
+    parts[1] = engine.encode(claims.to_string());
+    let (status, _) = call_gateway(&server, "/public/prod/fraud/score", Some(&parts.join("."))).await;
+    assert_eq!(status, 401);
+
+    // Another realm is another issuer: a deployment that trusts realm globex refuses
+    // the default realm's token, though audience and claim match.
+    let realm = server.post("/api/v1/realms", &admin, json!({"name": "globex"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let globex = json!({"type": "jwt", "realm": "globex", "audience": "fraud"});
+    let patched = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/deployments/{}", deployment.json()["id"].as_str().unwrap()),
+            Via::Bearer(&admin),
+            Some(json!({"auth": globex})),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.json()["auth"]["realm"], "globex");
+    let (status, body) = call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await;
+    assert_eq!(status, 401, "{body}");
+    // Back to the service's settings: the token works again.
+    let reverted = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/deployments/{}", deployment.json()["id"].as_str().unwrap()),
+            Via::Bearer(&admin),
+            Some(json!({"auth": {"type": "service"}})),
+        )
+        .await;
+    assert_eq!(reverted.json()["auth"], json!({"type": "service"}), "{}", reverted.text);
+    assert_eq!(call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await.0, 200);
+}
+on_each_store!(a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim);

@@ -1,0 +1,276 @@
+//! Deployment API keys (`kwd_`): several per API service (used by every deployment that
+//! takes the service's settings) or per deployment (when it has its own), all valid at
+//! once. Each is a credentials row without an owner, bound by its audience to its
+//! service or deployment, so the one `authenticate()` accepts it at that gateway path
+//! only. Read holders may see a key again: the secret is also kept sealed with a key
+//! derived from the master key, and every reveal is audited. Lists never carry secrets.
+
+use crate::api::api_services::{load_service, require_service};
+use crate::api::deployments::load_deployment;
+use crate::api::{audit_event, commit, new_public_id, parse_id, refuse_access_token_minting};
+use crate::authn::Caller;
+use crate::deployer::{Standing, deployment_key_audience, service_key_audience};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use keyward_core::deployer::{DeploymentAction, ServicePrivilege};
+use keyward_core::{CredentialKind, Secret, validate};
+use proto::deployer::{CreateDeploymentKey, DeploymentKey, RevealedDeploymentKey};
+use store::{CredentialRow, NewCredential, StoreError};
+use time::OffsetDateTime;
+
+/// Which keys a route manages: a service's or a deployment's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    Service,
+    Deployment,
+}
+
+/// What a caller wants to do with a scope's keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyAction {
+    /// List them, or reveal one: Read on the service (and View on the infrastructure).
+    See,
+    /// Create or delete one: Deploy on the service (and on the infrastructure).
+    Manage,
+}
+
+/// The audience of the keys at `id` in `scope`, and the audit target, once the
+/// caller's right to `action` is established. Anything the caller may not read is 404.
+async fn scope_audience(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope,
+    id: &str,
+    action: KeyAction,
+) -> ApiResult<(String, String)> {
+    let standing = Standing::of(state, caller).await?;
+    match scope {
+        Scope::Service => {
+            let (service, access) = load_service(state, caller, &standing, id).await?;
+            if action == KeyAction::Manage {
+                require_service(access, ServicePrivilege::Deploy)?;
+            }
+            Ok((service_key_audience(&service.public_id), format!("api_service:{}", service.public_id)))
+        }
+        Scope::Deployment => {
+            let needed = match action {
+                KeyAction::See => DeploymentAction::Read,
+                KeyAction::Manage => DeploymentAction::Update,
+            };
+            let deployment = load_deployment(state, caller, &standing, id, needed).await?;
+            Ok((deployment_key_audience(&deployment.public_id), format!("deployment:{}", deployment.public_id)))
+        }
+    }
+}
+
+fn key_dto(row: CredentialRow) -> DeploymentKey {
+    DeploymentKey {
+        id: row.public_id,
+        name: row.name,
+        prefix: row.secret_prefix,
+        created_at: row.created_at,
+        created_by: row.created_by,
+        last_used_at: row.last_used_at,
+    }
+}
+
+/// What a sealed key is bound to: its own row. A sealed secret copied to another row
+/// does not open.
+fn sealing_context(public_id: &str) -> String {
+    format!("keyward deployment key|{public_id}")
+}
+
+/// An active key at `audience`; every other id answers 404.
+async fn load_key(state: &AppState, caller: &Caller, audience: &str, key_id: &str) -> ApiResult<CredentialRow> {
+    let key_id = parse_id(key_id, "key")?;
+    match state.store.credential_by_public_id(caller.realm_id, key_id.as_str()).await {
+        Ok(row)
+            if row.kind == CredentialKind::DeploymentKey
+                && row.audience.as_deref() == Some(audience)
+                && row.revoked_at.is_none() =>
+        {
+            Ok(row)
+        }
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound("key")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope,
+    id: &str,
+    body: CreateDeploymentKey,
+) -> ApiResult<(StatusCode, Json<RevealedDeploymentKey>)> {
+    refuse_access_token_minting(caller)?;
+    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    validate::object_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
+    let secret = Secret::generate(CredentialKind::DeploymentKey, &mut rand_core::UnwrapErr(rand_core::OsRng));
+    let public_id = new_public_id();
+    let sealed = state
+        .sealer
+        .seal(
+            &mut rand_core::UnwrapErr(rand_core::OsRng),
+            sealing_context(public_id.as_str()).as_bytes(),
+            secret.expose().as_bytes(),
+        )
+        .map_err(|error| ApiError::Internal(format!("sealing a deployment key: {error}")))?;
+    let mut mutation = state.store.begin().await?;
+    let credential_id = mutation
+        .insert_credential(&NewCredential {
+            public_id: public_id.as_str(),
+            realm_id: caller.realm_id,
+            kind: CredentialKind::DeploymentKey,
+            owner_id: None,
+            name: &body.name,
+            description: "",
+            audience: Some(&audience),
+            secret_prefix: &secret.display_prefix(),
+            digest: state.pepper.digest(secret.expose()),
+            created_at: OffsetDateTime::now_utc(),
+            created_by: &caller.actor(),
+            expires_at: None,
+        })
+        .await?;
+    mutation.set_sealed_secret(credential_id, &sealed).await?;
+    let detail = format!("key:{public_id} {}", body.name);
+    commit(state, mutation, audit_event(caller, "deployment_key.create", target, detail)).await?;
+    let row = state.store.credential_by_id(credential_id).await?;
+    let revealed = RevealedDeploymentKey { key: key_dto(row), secret: secret.expose().to_string() };
+    Ok((StatusCode::CREATED, Json(revealed)))
+}
+
+async fn list(state: &AppState, caller: &Caller, scope: Scope, id: &str) -> ApiResult<Json<Vec<DeploymentKey>>> {
+    let (audience, _) = scope_audience(state, caller, scope, id, KeyAction::See).await?;
+    let rows = state.store.gateway_keys(caller.realm_id, &audience).await?;
+    Ok(Json(rows.into_iter().map(key_dto).collect()))
+}
+
+async fn reveal(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope,
+    id: &str,
+    key_id: &str,
+) -> ApiResult<Json<RevealedDeploymentKey>> {
+    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::See).await?;
+    let row = load_key(state, caller, &audience, key_id).await?;
+    let sealed = state
+        .store
+        .sealed_secret(row.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("deployment key {} has no sealed secret", row.public_id)))?;
+    let secret = state
+        .sealer
+        .open(sealing_context(&row.public_id).as_bytes(), &sealed)
+        .map_err(|_| ApiError::Internal(format!("deployment key {} does not open", row.public_id)))?;
+    let secret = String::from_utf8(secret.to_vec())
+        .map_err(|_| ApiError::Internal(format!("deployment key {} is not text", row.public_id)))?;
+    // The reveal is on record before the secret leaves.
+    let mutation = state.store.begin().await?;
+    let detail = format!("key:{} {}", row.public_id, row.name);
+    commit(state, mutation, audit_event(caller, "deployment_key.reveal", target, detail)).await?;
+    Ok(Json(RevealedDeploymentKey { key: key_dto(row), secret }))
+}
+
+async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_id: &str) -> ApiResult<StatusCode> {
+    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    let row = load_key(state, caller, &audience, key_id).await?;
+    let mut mutation = state.store.begin().await?;
+    mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await.map_err(|error| match error {
+        StoreError::NotFound => ApiError::NotFound("key"),
+        other => other.into(),
+    })?;
+    let detail = format!("key:{} {}", row.public_id, row.name);
+    commit(state, mutation, audit_event(caller, "deployment_key.delete", target, detail)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/api-services/{id}/keys", tag = "deployer", request_body = CreateDeploymentKey,
+    responses((status = 201, body = RevealedDeploymentKey), (status = 403, body = proto::Problem),
+        (status = 404, body = proto::Problem), (status = 409, body = proto::Problem)))]
+pub async fn create_service_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateDeploymentKey>,
+) -> ApiResult<(StatusCode, Json<RevealedDeploymentKey>)> {
+    create(&state, &caller, Scope::Service, &id, body).await
+}
+
+#[utoipa::path(get, path = "/api/v1/api-services/{id}/keys", tag = "deployer",
+    responses((status = 200, body = Vec<DeploymentKey>), (status = 404, body = proto::Problem)))]
+pub async fn list_service_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<DeploymentKey>>> {
+    list(&state, &caller, Scope::Service, &id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/api-services/{id}/keys/{key_id}/reveal", tag = "deployer",
+    responses((status = 200, body = RevealedDeploymentKey), (status = 404, body = proto::Problem)))]
+pub async fn reveal_service_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<RevealedDeploymentKey>> {
+    reveal(&state, &caller, Scope::Service, &id, &key_id).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/api-services/{id}/keys/{key_id}", tag = "deployer",
+    responses((status = 204), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
+pub async fn delete_service_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    delete(&state, &caller, Scope::Service, &id, &key_id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/keys", tag = "deployer", request_body = CreateDeploymentKey,
+    responses((status = 201, body = RevealedDeploymentKey), (status = 403, body = proto::Problem),
+        (status = 404, body = proto::Problem), (status = 409, body = proto::Problem)))]
+pub async fn create_deployment_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateDeploymentKey>,
+) -> ApiResult<(StatusCode, Json<RevealedDeploymentKey>)> {
+    create(&state, &caller, Scope::Deployment, &id, body).await
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/keys", tag = "deployer",
+    responses((status = 200, body = Vec<DeploymentKey>), (status = 404, body = proto::Problem)))]
+pub async fn list_deployment_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<DeploymentKey>>> {
+    list(&state, &caller, Scope::Deployment, &id).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deployments/{id}/keys/{key_id}/reveal", tag = "deployer",
+    responses((status = 200, body = RevealedDeploymentKey), (status = 404, body = proto::Problem)))]
+pub async fn reveal_deployment_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<RevealedDeploymentKey>> {
+    reveal(&state, &caller, Scope::Deployment, &id, &key_id).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/deployments/{id}/keys/{key_id}", tag = "deployer",
+    responses((status = 204), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
+pub async fn delete_deployment_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, key_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    delete(&state, &caller, Scope::Deployment, &id, &key_id).await
+}

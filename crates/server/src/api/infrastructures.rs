@@ -1,0 +1,232 @@
+//! Infrastructures: where API services are deployed (`dev`, `prod`, …). Only
+//! administrators create them; groups hold View, Deploy or Admin on each, and
+//! Infrastructure Admins manage its settings and permissions. An infrastructure the
+//! caller cannot view answers 404, exactly as an unknown id does.
+
+use crate::api::groups::load_group;
+use crate::api::{audit_event, commit, new_public_id, parse_id, require_admin};
+use crate::authn::Caller;
+use crate::deployer::Standing;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use keyward_core::deployer::{InfraAccess, InfraPrivilege, check_gateway_name};
+use keyward_core::validate;
+use proto::deployer::{CreateInfrastructure, Grant, Infrastructure, SetGrant, UpdateInfrastructure};
+use store::{DeploymentColumn, GrantRow, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
+use time::OffsetDateTime;
+
+fn infrastructure_dto(row: InfrastructureRow, access: InfraAccess) -> Infrastructure {
+    Infrastructure {
+        id: row.public_id,
+        name: row.name,
+        description: row.description,
+        my_privilege: access.effective().map(|privilege| privilege.as_str().to_string()),
+        created_at: row.created_at,
+        created_by: row.created_by,
+    }
+}
+
+pub fn grant_dto(row: GrantRow) -> Grant {
+    Grant { group_id: row.group_public_id, group_name: row.group_name, privilege: row.privilege }
+}
+
+/// An infrastructure of the caller's realm that the caller may view, with their standing.
+pub async fn load_infrastructure(
+    state: &AppState,
+    caller: &Caller,
+    standing: &Standing,
+    id: &str,
+) -> ApiResult<(InfrastructureRow, InfraAccess)> {
+    let id = parse_id(id, "infrastructure")?;
+    let row =
+        state.store.infrastructure_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
+            StoreError::NotFound => ApiError::NotFound("infrastructure"),
+            other => other.into(),
+        })?;
+    let access = standing.infrastructure(row.id);
+    if !access.can_see() {
+        return Err(ApiError::NotFound("infrastructure"));
+    }
+    Ok((row, access))
+}
+
+fn require_infra_admin(access: InfraAccess) -> ApiResult<()> {
+    if access.has(InfraPrivilege::Admin) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "This needs the admin privilege on the infrastructure (or the admin role); ask one of its admins.".to_string(),
+    ))
+}
+
+fn check_description(description: &str) -> ApiResult<()> {
+    validate::free_text(description, validate::MAX_DESCRIPTION_CHARS)
+        .map_err(|detail| ApiError::invalid("description", detail))
+}
+
+#[utoipa::path(post, path = "/api/v1/infrastructures", tag = "deployer", request_body = CreateInfrastructure,
+    responses((status = 201, body = Infrastructure), (status = 403, body = proto::Problem),
+        (status = 409, body = proto::Problem), (status = 422, body = proto::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateInfrastructure>,
+) -> ApiResult<(StatusCode, Json<Infrastructure>)> {
+    require_admin(&caller)?;
+    check_gateway_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
+    check_description(&body.description)?;
+    let public_id = new_public_id();
+    let mut mutation = state.store.begin().await?;
+    mutation
+        .insert_infrastructure(&NewInfrastructure {
+            public_id: public_id.as_str(),
+            realm_id: caller.realm_id,
+            name: &body.name,
+            description: &body.description,
+            created_by: &caller.actor(),
+            now: OffsetDateTime::now_utc(),
+        })
+        .await?;
+    let event = audit_event(&caller, "infrastructure.create", format!("infrastructure:{public_id}"), body.name);
+    commit(&state, mutation, event).await?;
+    let row = state.store.infrastructure_by_public_id(caller.realm_id, public_id.as_str()).await?;
+    let access = InfraAccess { privilege: None, realm_admin: true };
+    Ok((StatusCode::CREATED, Json(infrastructure_dto(row, access))))
+}
+
+#[utoipa::path(get, path = "/api/v1/infrastructures", tag = "deployer",
+    responses((status = 200, body = Vec<Infrastructure>)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Infrastructure>>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let rows = state.store.list_infrastructures(caller.realm_id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .filter_map(|row| {
+                let access = standing.infrastructure(row.id);
+                access.can_see().then(|| infrastructure_dto(row, access))
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/infrastructures/{id}", tag = "deployer",
+    responses((status = 200, body = Infrastructure), (status = 404, body = proto::Problem)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Infrastructure>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    Ok(Json(infrastructure_dto(row, access)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/infrastructures/{id}", tag = "deployer", request_body = UpdateInfrastructure,
+    responses((status = 200, body = Infrastructure), (status = 403, body = proto::Problem),
+        (status = 404, body = proto::Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateInfrastructure>,
+) -> ApiResult<Json<Infrastructure>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    require_infra_admin(access)?;
+    if let Some(description) = &body.description {
+        check_description(description)?;
+        let mut mutation = state.store.begin().await?;
+        mutation.update_infrastructure(row.id, description).await?;
+        let target = format!("infrastructure:{}", row.public_id);
+        commit(&state, mutation, audit_event(&caller, "infrastructure.update", target, row.name.clone())).await?;
+    }
+    let row = state.store.infrastructure_by_public_id(caller.realm_id, &row.public_id).await?;
+    Ok(Json(infrastructure_dto(row, access)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/infrastructures/{id}", tag = "deployer",
+    responses((status = 204), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem),
+        (status = 409, body = proto::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    require_infra_admin(access)?;
+    let mut mutation = state.store.begin().await?;
+    if mutation.deployments_using(DeploymentColumn::Infrastructure, row.id).await? > 0 {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: "Deployments still run on this infrastructure; delete them first.".to_string(),
+        });
+    }
+    mutation.delete_infrastructure(row.id).await?;
+    let target = format!("infrastructure:{}", row.public_id);
+    commit(&state, mutation, audit_event(&caller, "infrastructure.delete", target, row.name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/infrastructures/{id}/permissions", tag = "deployer",
+    responses((status = 200, body = Vec<Grant>), (status = 404, body = proto::Problem)))]
+pub async fn list_permissions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<Grant>>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, _) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    let grants = state.store.grants_on(GrantTarget::Infrastructure(row.id)).await?;
+    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+}
+
+#[utoipa::path(put, path = "/api/v1/infrastructures/{id}/permissions/{group_id}", tag = "deployer",
+    request_body = SetGrant,
+    responses((status = 200, body = Vec<Grant>), (status = 403, body = proto::Problem),
+        (status = 404, body = proto::Problem), (status = 422, body = proto::Problem)))]
+pub async fn set_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, group_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetGrant>,
+) -> ApiResult<Json<Vec<Grant>>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    require_infra_admin(access)?;
+    let privilege = InfraPrivilege::parse(&body.privilege)
+        .ok_or_else(|| ApiError::invalid("privilege", "must be one of view, deploy, admin"))?;
+    let group = load_group(&state, &caller, &group_id).await?;
+    let mut mutation = state.store.begin().await?;
+    mutation.set_grant(GrantTarget::Infrastructure(row.id), group.id, privilege.as_str()).await?;
+    let detail = format!("group:{} {}", group.public_id, privilege.as_str());
+    let target = format!("infrastructure:{}", row.public_id);
+    commit(&state, mutation, audit_event(&caller, "infrastructure.grant", target, detail)).await?;
+    let grants = state.store.grants_on(GrantTarget::Infrastructure(row.id)).await?;
+    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/infrastructures/{id}/permissions/{group_id}", tag = "deployer",
+    responses((status = 204), (status = 403, body = proto::Problem), (status = 404, body = proto::Problem)))]
+pub async fn remove_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, group_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let standing = Standing::of(&state, &caller).await?;
+    let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
+    require_infra_admin(access)?;
+    let group = load_group(&state, &caller, &group_id).await?;
+    let mut mutation = state.store.begin().await?;
+    if !mutation.remove_grant(GrantTarget::Infrastructure(row.id), group.id).await? {
+        return Err(ApiError::NotFound("permission"));
+    }
+    let target = format!("infrastructure:{}", row.public_id);
+    let detail = format!("group:{}", group.public_id);
+    commit(&state, mutation, audit_event(&caller, "infrastructure.revoke", target, detail)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,264 @@
+//! The API deployer's rules as the server applies them: what a caller's standing is on
+//! services and infrastructures (from their groups' grants, ownership and the admin
+//! role), and the gateway auth settings, checked when written and resolved into what
+//! the gateway applies to each call.
+
+use crate::authn::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use keyward_core::Role;
+use keyward_core::deployer::{InfraAccess, InfraPrivilege, ServiceAccess, ServicePrivilege};
+use keyward_core::jwt::SigningAlg;
+use proto::deployer::{GatewayAuth, JwtAuth};
+use std::collections::HashMap;
+use std::sync::Arc;
+use store::{ApiServiceRow, GrantedOn};
+
+/// A caller's privileges on every service and infrastructure of the realm, read once
+/// per request.
+pub struct Standing {
+    realm_admin: bool,
+    user_id: Option<i64>,
+    services: HashMap<i64, ServicePrivilege>,
+    infrastructures: HashMap<i64, InfraPrivilege>,
+}
+
+impl Standing {
+    pub async fn of(state: &AppState, caller: &Caller) -> ApiResult<Standing> {
+        let realm_admin = caller.has_role(Role::Admin);
+        let user_id = caller.principal.as_ref().map(|principal| principal.id);
+        let mut standing = Standing { realm_admin, user_id, services: HashMap::new(), infrastructures: HashMap::new() };
+        let Some(user_id) = user_id else { return Ok(standing) };
+        for (service_id, name) in state.store.grants_of_user(user_id, GrantedOn::ApiServices).await? {
+            if let Some(privilege) = ServicePrivilege::parse_grantable(&name) {
+                let held = standing.services.entry(service_id).or_insert(privilege);
+                *held = (*held).max(privilege);
+            }
+        }
+        for (infrastructure_id, name) in state.store.grants_of_user(user_id, GrantedOn::Infrastructures).await? {
+            if let Some(privilege) = InfraPrivilege::parse(&name) {
+                let held = standing.infrastructures.entry(infrastructure_id).or_insert(privilege);
+                *held = (*held).max(privilege);
+            }
+        }
+        Ok(standing)
+    }
+
+    pub fn service(&self, service: &ApiServiceRow) -> ServiceAccess {
+        let owner = self.user_id.is_some() && service.owner_id == self.user_id;
+        let granted = self.services.get(&service.id).copied();
+        let privilege = if owner { Some(ServicePrivilege::Owner) } else { granted };
+        ServiceAccess { privilege, realm_admin: self.realm_admin }
+    }
+
+    /// The standing on a service known only by id (a deployment's): ownership needs
+    /// the owner's id.
+    pub fn service_by_id(&self, service_id: i64, owner_id: Option<i64>) -> ServiceAccess {
+        let owner = self.user_id.is_some() && owner_id == self.user_id;
+        let granted = self.services.get(&service_id).copied();
+        let privilege = if owner { Some(ServicePrivilege::Owner) } else { granted };
+        ServiceAccess { privilege, realm_admin: self.realm_admin }
+    }
+
+    pub fn infrastructure(&self, infrastructure_id: i64) -> InfraAccess {
+        InfraAccess { privilege: self.infrastructures.get(&infrastructure_id).copied(), realm_admin: self.realm_admin }
+    }
+}
+
+/// The algorithms a JWT setting accepts when it names none.
+const DEFAULT_ALGORITHMS: [&str; 3] = ["ES256", "RS256", "EdDSA"];
+/// Algorithms an outside issuer may use. Never `none`, never HMAC: a resource server
+/// holds no shared secret, and an HMAC "verified" with a public key is a forgery.
+const REMOTE_ALGORITHMS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+const MAX_REQUIRED_CLAIMS: usize = 20;
+/// Outside issuers' JWKS are not fetched yet (`published::verify_remote_jwt`): until
+/// they are, such settings are refused when written rather than failing every call.
+const REMOTE_ISSUERS_SUPPORTED: bool = false;
+
+/// Where a service's or deployment's settings are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettingsOwner {
+    Service,
+    Deployment,
+}
+
+/// Checks auth settings before they are stored; `field` names them in errors.
+pub fn check_auth(state: &AppState, auth: &GatewayAuth, owner: SettingsOwner) -> ApiResult<()> {
+    match auth {
+        GatewayAuth::ApiKeys | GatewayAuth::None => Ok(()),
+        GatewayAuth::Service if owner == SettingsOwner::Deployment => Ok(()),
+        GatewayAuth::Service => Err(ApiError::invalid(
+            "auth.type",
+            "\"service\" (use the service's settings) is for deployments; a service takes apiKeys, jwt or none",
+        )),
+        GatewayAuth::Jwt(jwt) => check_jwt(state, jwt),
+    }
+}
+
+fn check_jwt(state: &AppState, jwt: &JwtAuth) -> ApiResult<()> {
+    let allowed: &[&str] = match (&jwt.realm, &jwt.issuer, &jwt.jwks_url) {
+        (Some(realm), None, None) => {
+            if state.realm_by_name(realm).is_none() {
+                return Err(ApiError::invalid("auth.realm", format!("names no realm; {realm:?} does not exist")));
+            }
+            &DEFAULT_ALGORITHMS
+        }
+        (None, Some(_), Some(_)) if !REMOTE_ISSUERS_SUPPORTED => {
+            return Err(ApiError::invalid(
+                "auth",
+                "outside issuers (issuer and jwksUrl) are not supported by this build yet; name a keyward realm",
+            ));
+        }
+        (None, Some(issuer), Some(url)) => {
+            if issuer.trim().is_empty() || issuer.len() > 500 {
+                return Err(ApiError::invalid("auth.issuer", "must be the issuer's `iss`, 1 to 500 characters"));
+            }
+            check_jwks_url(url)?;
+            &REMOTE_ALGORITHMS
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "auth",
+                "a jwt setting names either a keyward realm (`realm`) or an outside issuer (`issuer` and \
+                 `jwksUrl`), not both and not neither",
+            ));
+        }
+    };
+    if jwt.audience.trim().is_empty() || jwt.audience.len() > 200 {
+        return Err(ApiError::invalid("auth.audience", "must be the `aud` tokens carry, 1 to 200 characters"));
+    }
+    if jwt.required_claims.len() > MAX_REQUIRED_CLAIMS {
+        return Err(ApiError::invalid("auth.requiredClaims", format!("at most {MAX_REQUIRED_CLAIMS} claims")));
+    }
+    for (name, value) in &jwt.required_claims {
+        if name.is_empty() || name.len() > 100 {
+            return Err(ApiError::invalid("auth.requiredClaims", "claim names are 1 to 100 characters"));
+        }
+        if !(value.is_string() || value.is_number() || value.is_boolean()) {
+            return Err(ApiError::invalid(
+                "auth.requiredClaims",
+                format!("the value for {name:?} must be a string, number or boolean"),
+            ));
+        }
+    }
+    for algorithm in &jwt.algorithms {
+        if !allowed.contains(&algorithm.as_str()) {
+            return Err(ApiError::invalid(
+                "auth.algorithms",
+                format!("{algorithm:?} is not accepted here; choose from {}", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_jwks_url(url: &str) -> ApiResult<()> {
+    let well_formed = url.len() <= 2000
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && url.parse::<axum::http::Uri>().is_ok_and(|uri| uri.host().is_some_and(|host| !host.is_empty()));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("auth.jwksUrl", "must be an http:// or https:// URL with a host"))
+    }
+}
+
+/// Settings as stored; unreadable ones (never written by this server) count as API keys
+/// only, so a damaged row fails closed.
+pub fn stored_auth(text: &str) -> GatewayAuth {
+    serde_json::from_str(text).unwrap_or(GatewayAuth::ApiKeys)
+}
+
+pub fn store_auth(auth: &GatewayAuth) -> ApiResult<String> {
+    serde_json::to_string(auth).map_err(|error| ApiError::Internal(error.to_string()))
+}
+
+/// The audience a service's own keys are bound to.
+pub fn service_key_audience(service_public_id: &str) -> String {
+    format!("api-service:{service_public_id}")
+}
+
+/// The audience a deployment's own keys are bound to.
+pub fn deployment_key_audience(deployment_public_id: &str) -> String {
+    format!("deployment:{deployment_public_id}")
+}
+
+/// What the gateway checks on each call to a deployment.
+#[derive(Debug)]
+pub enum GatewayCheck {
+    Public,
+    /// A `kwd_` key bound to this audience (the service's or the deployment's).
+    ApiKeys {
+        audience: String,
+    },
+    Jwt(Arc<JwtCheck>),
+}
+
+#[derive(Debug)]
+pub struct JwtCheck {
+    pub source: JwtSource,
+    pub audience: String,
+    pub required_claims: Vec<(String, serde_json::Value)>,
+    pub algorithms: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum JwtSource {
+    /// A keyward realm's own access tokens.
+    Realm { realm_id: i64 },
+    /// An outside issuer and its JWKS URL.
+    Remote { issuer: String, jwks_url: String },
+}
+
+/// Resolves a deployment's settings (its own, or its service's) into the check the
+/// gateway runs. `None` when the settings name a realm that no longer exists: the
+/// gateway then refuses every call rather than fall open.
+pub fn resolve(
+    state: &AppState,
+    deployment_auth: Option<&str>,
+    service_auth: &str,
+    service_public_id: &str,
+    deployment_public_id: &str,
+) -> Option<GatewayCheck> {
+    let own = deployment_auth.map(stored_auth).filter(|auth| *auth != GatewayAuth::Service);
+    let (auth, key_audience) = match own {
+        Some(auth) => (auth, deployment_key_audience(deployment_public_id)),
+        None => (stored_auth(service_auth), service_key_audience(service_public_id)),
+    };
+    match auth {
+        GatewayAuth::None => Some(GatewayCheck::Public),
+        GatewayAuth::ApiKeys => Some(GatewayCheck::ApiKeys { audience: key_audience }),
+        GatewayAuth::Service => None,
+        GatewayAuth::Jwt(jwt) => {
+            let source = match (jwt.realm, jwt.issuer, jwt.jwks_url) {
+                (Some(realm), _, _) => JwtSource::Realm { realm_id: state.realm_by_name(&realm)?.id },
+                (None, Some(issuer), Some(jwks_url)) => JwtSource::Remote { issuer, jwks_url },
+                _ => return None,
+            };
+            let algorithms = if jwt.algorithms.is_empty() {
+                DEFAULT_ALGORITHMS.iter().map(|name| name.to_string()).collect()
+            } else {
+                jwt.algorithms
+            };
+            Some(GatewayCheck::Jwt(Arc::new(JwtCheck {
+                source,
+                audience: jwt.audience,
+                required_claims: jwt.required_claims.into_iter().collect(),
+                algorithms,
+            })))
+        }
+    }
+}
+
+/// The settings a deployment applies: its own, or its service's.
+pub fn effective_auth(deployment_auth: Option<&str>, service_auth: &str) -> GatewayAuth {
+    match deployment_auth.map(stored_auth) {
+        Some(GatewayAuth::Service) | None => stored_auth(service_auth),
+        Some(own) => own,
+    }
+}
+
+/// Whether `algorithm` (a keyward key's) is among those a setting accepts.
+pub fn accepts(check: &JwtCheck, algorithm: SigningAlg) -> bool {
+    check.algorithms.iter().any(|name| name == algorithm.as_str())
+}

@@ -1,0 +1,368 @@
+//! The gateway for published API services: `/public/{infrastructure}/{service}/{path…}`
+//! (default realm) and `/realms/{realm}/public/{infrastructure}/{service}/{path…}` forward
+//! to the enabled deployment's upstream through the same engine as the upstream routes
+//! (`proxy::forward`), after the deployment's auth: one of its `kwd_` keys, a JWT as a
+//! resource server checks it, or nothing when it is explicitly public.
+//!
+//! Every process keeps the routing table in memory, rebuilt when the change feed names
+//! the gateway, so a call never waits on the database. The caller's credential headers
+//! and any identity headers they sent are stripped; keyward's identity headers are added.
+
+use crate::api::auth_check::{
+    CREDENTIAL_KIND_HEADER, EMAIL_HEADER, IDENTITY_HEADERS, KIND_HEADER, REALM_HEADER, SUBJECT_HEADER, USERNAME_HEADER,
+    identity_headers,
+};
+use crate::authn::{AuthFailure, Caller};
+use crate::deployer::{GatewayCheck, JwtCheck, JwtSource};
+use crate::error::{ApiError, problem_response};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::CredentialKind;
+use keyward_core::auth::AuthRefusal;
+use proxy::forward::Upstream;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use store::StoreResult;
+use time::OffsetDateTime;
+
+/// One deployment as the gateway serves it.
+#[derive(Debug)]
+pub struct PublishedRoute {
+    pub deployment_public_id: String,
+    pub enabled: bool,
+    pub upstream: Upstream,
+    /// `None`: the settings name something that no longer exists (a deleted realm); every
+    /// call is refused rather than let through.
+    pub check: Option<GatewayCheck>,
+}
+
+/// Routes by realm, infrastructure name and service name.
+#[derive(Default)]
+pub struct PublishedTable {
+    routes: RwLock<HashMap<(i64, String, String), Arc<PublishedRoute>>>,
+}
+
+impl PublishedTable {
+    fn find(&self, realm_id: i64, infrastructure: &str, service: &str) -> Option<Arc<PublishedRoute>> {
+        let routes = self.routes.read().ok()?;
+        routes.get(&(realm_id, infrastructure.to_string(), service.to_string())).cloned()
+    }
+}
+
+/// Rebuilds the whole table from the store. Deployments are few (hundreds at most), so
+/// one read of all of them is simpler and safer than patching entries.
+pub async fn reload(state: &AppState) -> StoreResult<()> {
+    let mut routes = HashMap::new();
+    for row in state.store.list_deployments(None).await? {
+        let upstream = match Upstream::parse(&row.upstream) {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                tracing::warn!(deployment = %row.public_id, %error, "deployment has an unusable upstream; not served");
+                continue;
+            }
+        };
+        let check = crate::deployer::resolve(
+            state,
+            row.auth.as_deref(),
+            &row.service_auth,
+            &row.service_public_id,
+            &row.public_id,
+        );
+        let route = PublishedRoute { deployment_public_id: row.public_id, enabled: row.enabled, upstream, check };
+        routes.insert((row.realm_id, row.infrastructure_name, row.service_name), Arc::new(route));
+    }
+    if let Ok(mut table) = state.published.routes.write() {
+        *table = routes;
+    }
+    Ok(())
+}
+
+/// The parts of a gateway path: realm (None: the default), infrastructure, service and
+/// the rest of the path (with its leading slash, or empty).
+fn split_path(path: &str) -> Option<(Option<&str>, &str, &str, &str)> {
+    let (realm, rest) = match path.strip_prefix("/realms/") {
+        Some(rest) => {
+            let (realm, rest) = rest.split_once('/')?;
+            (Some(realm), rest.strip_prefix("public/")?)
+        }
+        None => (None, path.strip_prefix("/public/")?),
+    };
+    let (infrastructure, rest) = rest.split_once('/')?;
+    let (service, tail) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    if infrastructure.is_empty() || service.is_empty() {
+        return None;
+    }
+    Some((realm, infrastructure, service, tail))
+}
+
+fn not_deployed() -> Response {
+    problem_response(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "No enabled deployment of that API service on that infrastructure.".to_string(),
+        None,
+    )
+}
+
+fn unauthenticated(failure: AuthFailure) -> Response {
+    match failure {
+        AuthFailure::Refused(AuthRefusal::IssuerUnavailable) => issuer_unavailable(),
+        AuthFailure::Refused(_) => ApiError::Unauthenticated.into_response(),
+        AuthFailure::Throttled { retry_after_secs } => ApiError::Throttled { retry_after_secs }.into_response(),
+        AuthFailure::Unavailable => ApiError::Unavailable.into_response(),
+    }
+}
+
+fn issuer_unavailable() -> Response {
+    let mut response = problem_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "issuer-unavailable",
+        "Issuer unavailable",
+        "The token issuer's keys could not be fetched; try again shortly.".to_string(),
+        None,
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// Serves a gateway path.
+pub async fn serve(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let Some((realm_name, infrastructure, service, tail)) = split_path(&path) else {
+        return not_deployed();
+    };
+    let realm = match realm_name {
+        Some(name) => state.realm_by_name(name),
+        None => state.realm_by_name(&state.config.default_realm),
+    };
+    let Some(realm) = realm.filter(|realm| realm.enabled) else { return not_deployed() };
+    let Some(route) = state.published.find(realm.id, infrastructure, service).filter(|route| route.enabled) else {
+        return not_deployed();
+    };
+    let client_ip = crate::extract::client_ip(&parts, &state);
+    let identity = match &route.check {
+        Some(GatewayCheck::Public) => Ok(HeaderMap::new()),
+        Some(GatewayCheck::ApiKeys { audience }) => {
+            state.authenticate_gateway_key(&parts.headers, client_ip, audience).map(|caller| identity_headers(&caller))
+        }
+        Some(GatewayCheck::Jwt(check)) => authenticate_jwt(&state, check, &parts.headers, client_ip, &realm.name).await,
+        None => Err(AuthFailure::Refused(AuthRefusal::BadToken)),
+    };
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(failure) => return unauthenticated(failure),
+    };
+    let mut forwarded = tail.to_string();
+    if forwarded.is_empty() {
+        forwarded.push('/');
+    }
+    if let Some(query) = parts.uri.query() {
+        forwarded.push('?');
+        forwarded.push_str(query);
+    }
+    parts.uri = match forwarded.parse::<Uri>() {
+        Ok(uri) => uri,
+        Err(_) => return ApiError::BadRequest("The request path is not a valid URI.".to_string()).into_response(),
+    };
+    crate::authn::strip_credential_headers(&state, &mut parts.headers);
+    for name in IDENTITY_HEADERS {
+        parts.headers.remove(name);
+    }
+    match state.forwarder.forward(&route.upstream, parts, proxy::forward::boxed(body), &identity).await {
+        Ok(response) => response.map(Body::new),
+        Err(error) => {
+            tracing::warn!(deployment = %route.deployment_public_id, %error, "deployment upstream unreachable");
+            let mut response = problem_response(
+                StatusCode::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad gateway",
+                format!("The upstream of {service} on {infrastructure} did not answer; try again shortly."),
+                None,
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+/// The bearer token of a request, if it carries exactly one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|token| !token.is_empty())
+}
+
+/// Checks a JWT against a deployment's settings and answers the identity headers to
+/// forward. Refusals are throttled and audited like every other.
+async fn authenticate_jwt(
+    state: &AppState,
+    check: &JwtCheck,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    realm_name: &str,
+) -> Result<HeaderMap, AuthFailure> {
+    let now = OffsetDateTime::now_utc();
+    let now_secs = now.unix_timestamp();
+    if let Some(retry_after_secs) = state.throttle.retry_after(client_ip, now_secs) {
+        crate::metrics::authentication("unknown", "throttled");
+        return Err(AuthFailure::Throttled { retry_after_secs });
+    }
+    let Some(token) = bearer(headers) else {
+        state.note_refusal(AuthRefusal::Missing, None, None, None, client_ip, now);
+        return Err(AuthFailure::Refused(AuthRefusal::Missing));
+    };
+    let verified = match &check.source {
+        JwtSource::Realm { realm_id } => {
+            if state.feed.is_stale(state.config.max_index_staleness) {
+                return Err(AuthFailure::Unavailable);
+            }
+            verify_realm_jwt(state, check, *realm_id, token, client_ip, now_secs)
+        }
+        JwtSource::Remote { issuer, jwks_url } => {
+            verify_remote_jwt(state, check, issuer, jwks_url, token, now_secs).await
+        }
+    };
+    match verified {
+        Ok(identity) => {
+            crate::metrics::authentication(CredentialKind::AccessToken.as_str(), "ok");
+            Ok(identity)
+        }
+        Err(refusal) => {
+            let kind = Some(CredentialKind::AccessToken);
+            state.note_refusal(refusal, kind, Some(realm_name.to_string()), None, client_ip, now);
+            Err(AuthFailure::Refused(refusal))
+        }
+    }
+}
+
+/// Whether `claims` carry `name` with `expected` (an array claim: containing it).
+fn has_claim(claims: &serde_json::Map<String, serde_json::Value>, name: &str, expected: &serde_json::Value) -> bool {
+    match claims.get(name) {
+        Some(serde_json::Value::Array(values)) => values.contains(expected),
+        Some(value) => value == expected,
+        None => false,
+    }
+}
+
+/// A keyward realm's access token: the one verifier (signature, kid, times, revocation,
+/// subject enabled), then this deployment's audience, algorithms and required claims.
+fn verify_realm_jwt(
+    state: &AppState,
+    check: &JwtCheck,
+    realm_id: i64,
+    token: &str,
+    client_ip: IpAddr,
+    now: i64,
+) -> Result<HeaderMap, AuthRefusal> {
+    if !crate::oidc::tokens::looks_like_jwt(token) {
+        return Err(AuthRefusal::Malformed);
+    }
+    let signed = crate::oidc::tokens::signed_token(state, token, now).map_err(|refused| refused.refusal)?;
+    // Another realm's token is another issuer's.
+    if signed.realm_id != realm_id {
+        return Err(AuthRefusal::BadToken);
+    }
+    let key = state.keys.find(realm_id, &signed.kid, now).ok_or(AuthRefusal::UnknownKey)?;
+    if !crate::deployer::accepts(check, key.alg) {
+        return Err(AuthRefusal::BadToken);
+    }
+    let accepted = crate::oidc::tokens::accept_access_token(state, signed, Some(&check.audience), now)
+        .map_err(|refused| refused.refusal)?;
+    if !check.required_claims.is_empty() {
+        let claims = match serde_json::to_value(&accepted.token.claims) {
+            Ok(serde_json::Value::Object(claims)) => claims,
+            _ => return Err(AuthRefusal::BadToken),
+        };
+        if !check.required_claims.iter().all(|(name, expected)| has_claim(&claims, name, expected)) {
+            return Err(AuthRefusal::MissingClaim);
+        }
+    }
+    let caller = Caller {
+        realm_id: accepted.realm.id,
+        realm_name: accepted.realm.name.clone(),
+        credential_id: 0,
+        kind: CredentialKind::AccessToken,
+        credential_expires_at: Some(accepted.token.claims.exp),
+        audience: None,
+        principal: Some(accepted.principal),
+        client_ip,
+        access_token: Some(accepted.token),
+        credential_head: None,
+        api_token: None,
+    };
+    Ok(identity_headers(&caller))
+}
+
+/// An outside issuer's token, verified with its JWKS (fetched, cached, refreshed).
+async fn verify_remote_jwt(
+    _state: &AppState,
+    _check: &JwtCheck,
+    _issuer: &str,
+    _jwks_url: &str,
+    _token: &str,
+    _now: i64,
+) -> Result<HeaderMap, AuthRefusal> {
+    Err(AuthRefusal::IssuerUnavailable)
+}
+
+/// Identity headers for an outside issuer's token: its subject and, when present and
+/// usable as header values, its username and email.
+#[allow(dead_code)]
+fn remote_identity(claims: &serde_json::Map<String, serde_json::Value>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: Option<&str>| {
+        if let Some(value) = value.and_then(|value| HeaderValue::from_str(value).ok()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+    put(SUBJECT_HEADER, text("sub"));
+    put(USERNAME_HEADER, text("preferred_username"));
+    put(EMAIL_HEADER, text("email"));
+    put(KIND_HEADER, Some("external"));
+    put(REALM_HEADER, text("iss"));
+    put(CREDENTIAL_KIND_HEADER, Some(CredentialKind::AccessToken.as_str()));
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_paths_name_realm_infrastructure_service_and_the_rest() {
+        assert_eq!(split_path("/public/dev/orders"), Some((None, "dev", "orders", "")));
+        assert_eq!(split_path("/public/dev/orders/"), Some((None, "dev", "orders", "/")));
+        assert_eq!(split_path("/public/dev/orders/v1/predict"), Some((None, "dev", "orders", "/v1/predict")));
+        assert_eq!(split_path("/realms/acme/public/prod/orders/x"), Some((Some("acme"), "prod", "orders", "/x")));
+        for bad in ["/public/dev", "/public/dev/", "/public//orders", "/realms/acme/dev/orders", "/publicx/a/b"] {
+            assert_eq!(split_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn required_claims_match_values_or_array_members() {
+        let claims = serde_json::json!({"organization": "acme", "groups": ["ds", "ops"], "level": 3});
+        let claims = claims.as_object().unwrap();
+        assert!(has_claim(claims, "organization", &serde_json::json!("acme")));
+        assert!(!has_claim(claims, "organization", &serde_json::json!("other")));
+        assert!(has_claim(claims, "groups", &serde_json::json!("ops")));
+        assert!(!has_claim(claims, "groups", &serde_json::json!("admin")));
+        assert!(has_claim(claims, "level", &serde_json::json!(3)));
+        assert!(!has_claim(claims, "level", &serde_json::json!("3")));
+        assert!(!has_claim(claims, "missing", &serde_json::json!("acme")));
+    }
+}
