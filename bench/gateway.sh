@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The API gateway's cost of authentication, in one run on one keyward: wrk (core
+# LOAD_CPU) → keyward serve (core SERVER_CPU) → upstream (also core SERVER_CPU: an nginx
+# answering "ok" from memory). Three deployments of the same upstream:
+#   public   auth {"type":"none"}: the gateway's forwarding alone (the baseline)
+#   apikey   auth {"type":"apiKeys"}: a kwd_ key in Authorization: Bearer
+#   jwt      auth {"type":"jwt","realm":"default",…} with a required claim: an access token
+# Prints requests/s, p50 and p99 per target (medians of ROUNDS alternating rounds) and the
+# ratios of apikey and jwt to public (goal >= 0.9 each).
+#
+#   bash bench/gateway.sh          # DURATION=10 ROUNDS=3 CONNECTIONS=16 by default
+#
+# Installs nginx, wrk, jq, bc from the distribution's packages if missing. Every timed
+# response must be a 200 containing "ok".
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+need_tools
+command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
+machine_note
+build_keyward
+
+UPSTREAM_PORT=${UPSTREAM_PORT:-19011}
+dir="$TMP/upstream"
+mkdir -p "$dir"
+cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'ok\n'; } }
+}
+CONF
+taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+PIDS+=("$!")
+UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT"
+for _ in $(seq 1 50); do curl -s -o /dev/null "$UPSTREAM/" && break; sleep 0.1; done
+call 200 "$UPSTREAM/" >/dev/null
+
+start_keyward
+SERVER_PID=$KW_PID
+api() { # expected-status method path body
+    call "$1" -X "$2" "$KW_URL$3" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' -d "$4"
+}
+# An hour's access tokens, and tokens that carry the organization attribute.
+api 200 PATCH /api/v1/realms/default '{"accessTokenLifetimeSeconds":3600}' >/dev/null
+api 200 PUT /api/v1/realms/default/claim-mappers \
+    '[{"type":"attribute","claim":"organization","attribute":"organization"}]' >/dev/null
+infrastructure=$(api 201 POST /api/v1/infrastructures '{"name":"bench"}' | jq -r .id)
+deploy() { # name auth-json → deployment of the upstream under /public/bench/NAME
+    local service version
+    service=$(api 201 POST /api/v1/api-services "{\"name\":\"$1\",\"auth\":$2}" | jq -r .id)
+    version=$(api 201 POST "/api/v1/api-services/$service/versions" "{\"upstream\":\"$UPSTREAM\"}" | jq -r .id)
+    api 201 POST /api/v1/deployments \
+        "{\"serviceId\":\"$service\",\"infrastructureId\":\"$infrastructure\",\"versionId\":\"$version\"}" >/dev/null
+    echo "$service"
+}
+deploy public '{"type":"none"}' >/dev/null
+keyed=$(deploy apikey '{"type":"apiKeys"}')
+deploy jwt '{"type":"jwt","realm":"default","audience":"bench","requiredClaims":{"organization":"acme"}}' >/dev/null
+GATEWAY_KEY=$(api 201 POST "/api/v1/api-services/$keyed/keys" '{"name":"bench"}' | jq -r .secret)
+create_service_account bench-client
+account=$(call 200 "$KW_URL/api/v1/service-accounts" -H "X-Api-Key: $KW_ADMIN" | jq -r '.items[] | select(.username == "bench-client") | .id')
+api 200 PATCH "/api/v1/users/$account" '{"attributes":{"organization":"acme"}}' >/dev/null
+ACCESS_TOKEN=$(call 200 -u "bench-client:$SA_TOKEN" "$KW_URL/auth/realms/default/protocol/openid-connect/token" \
+    -d grant_type=client_credentials -d audience=bench | jq -r .access_token)
+call 200 "$KW_URL/public/bench/public/" >/dev/null
+call 200 -H "Authorization: Bearer $GATEWAY_KEY" "$KW_URL/public/bench/apikey/" >/dev/null
+call 401 "$KW_URL/public/bench/apikey/" >/dev/null
+call 200 -H "Authorization: Bearer $ACCESS_TOKEN" "$KW_URL/public/bench/jwt/" >/dev/null
+call 401 -H "Authorization: Bearer $GATEWAY_KEY" "$KW_URL/public/bench/jwt/" >/dev/null
+
+unset WRK_BODY
+export WRK_EXPECT=ok
+# Latency percentile $2 from wrk output $1, in microseconds.
+latency() {
+    awk -v p="$2%" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }' "$1"
+}
+measure() { # target seconds → "rps busy p50 p99"
+    local extra=()
+    case $1 in
+        public) ;;
+        apikey) extra=(-H "Authorization: Bearer $GATEWAY_KEY") ;;
+        jwt) extra=(-H "Authorization: Bearer $ACCESS_TOKEN") ;;
+    esac
+    local result last
+    result=$(run_wrk "$2" "$KW_URL/public/bench/$1/" "${extra[@]}")
+    last=$(ls -t "$TMP"/wrk.*.txt | head -n1)
+    echo "$result $(latency "$last" 50) $(latency "$last" 99)"
+}
+
+TARGETS=(public apikey jwt)
+log "warm-up: ${WARMUP}s each"
+for target in "${TARGETS[@]}"; do measure "$target" "$WARMUP" >/dev/null; done
+
+declare -A RPS P50 P99
+log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
+for round in $(seq 1 "$ROUNDS"); do
+    for target in "${TARGETS[@]}"; do
+        read -r rps busy p50 p99 <<<"$(measure "$target" "$DURATION")"
+        log "round $round $target: $rps req/s (keyward $busy of a core busy), p50 ${p50} us, p99 ${p99} us"
+        RPS[$target]="${RPS[$target]:-} $rps"
+        P50[$target]="${P50[$target]:-} $p50"
+        P99[$target]="${P99[$target]:-} $p99"
+    done
+done
+
+echo
+echo "medians of $ROUNDS rounds, ${DURATION}s each, $CONNECTIONS connections:"
+printf '%-8s %12s %10s %10s\n' target 'req/s' 'p50 us' 'p99 us'
+for target in "${TARGETS[@]}"; do
+    # shellcheck disable=SC2086
+    printf '%-8s %12s %10s %10s\n' "$target" "$(median ${RPS[$target]})" "$(median ${P50[$target]})" "$(median ${P99[$target]})"
+done
+# shellcheck disable=SC2086
+{
+    public_rps=$(median ${RPS[public]}); apikey_rps=$(median ${RPS[apikey]}); jwt_rps=$(median ${RPS[jwt]})
+}
+echo
+echo "API-key auth / no auth throughput: $(ratio "$apikey_rps" "$public_rps")   (goal >= 0.9)"
+echo "JWT auth / no auth throughput:     $(ratio "$jwt_rps" "$public_rps")   (goal >= 0.9)"
