@@ -51,6 +51,11 @@ pub enum AuthRefusal {
     IpNotAllowed,
     /// An API token replaced by a newer one of the same record (unlock, or a new user).
     Superseded,
+    /// A foreign issuer's token without a claim the resource requires, or with another value.
+    MissingClaim,
+    /// A foreign issuer's keys could not be fetched and none were ever cached: the
+    /// token cannot be judged, so the caller answers 503 rather than 401.
+    IssuerUnavailable,
 }
 
 impl AuthRefusal {
@@ -71,6 +76,8 @@ impl AuthRefusal {
             AuthRefusal::Disabled => "disabled",
             AuthRefusal::IpNotAllowed => "ip_filter",
             AuthRefusal::Superseded => "superseded",
+            AuthRefusal::MissingClaim => "missing_claim",
+            AuthRefusal::IssuerUnavailable => "issuer_unavailable",
         }
     }
 }
