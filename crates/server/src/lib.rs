@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod remote_jwks;
 pub mod state;
 pub mod throttle;
 
