@@ -607,3 +607,16 @@ fn the_cache_can_live_in_shared_state() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<RemoteJwks>();
 }
+
+#[tokio::test]
+async fn https_urls_go_through_rustls() {
+    // A plain-HTTP server behind an https URL: the client must get as far as a TLS
+    // handshake (the aws-lc-rs provider is passed in, not looked up process-wide) and fail.
+    let issuer = TestIssuer::start(&[]).await;
+    let fetcher = Fetcher { config: config(), client: OnceLock::new() };
+    let https = issuer.url.replacen("http://", "https://", 1);
+    let fetched = fetcher.fetch(&https).await;
+    assert!(matches!(fetched, Err(FetchError::Request(_))), "{fetched:?}");
+    assert_eq!(issuer.hits(), 0);
+    assert!(fetcher.fetch(&issuer.url).await.is_ok(), "the same server over http answers");
+}
