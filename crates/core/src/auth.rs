@@ -53,7 +53,8 @@ pub enum AuthRefusal {
     Superseded,
     /// A JWT without a claim the resource requires, or with another value.
     MissingClaim,
-    /// An outside issuer whose keys could not be fetched, and none are cached.
+    /// A foreign issuer's keys could not be fetched and none were ever cached: the
+    /// token cannot be judged, so the caller answers 503 rather than 401.
     IssuerUnavailable,
 }
 

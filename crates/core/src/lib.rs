@@ -18,6 +18,7 @@ pub mod jwt;
 pub mod password;
 pub mod policy;
 pub mod projects;
+pub mod resource_server;
 pub mod roles;
 pub mod secret;
 pub mod validate;

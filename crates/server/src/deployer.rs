@@ -5,6 +5,7 @@
 
 use crate::authn::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::remote_jwks::JwsAlgorithm;
 use crate::state::AppState;
 use keyward_core::Role;
 use keyward_core::deployer::{InfraAccess, InfraPrivilege, ServiceAccess, ServicePrivilege};
@@ -67,13 +68,7 @@ impl Standing {
 
 /// The algorithms a JWT setting accepts when it names none.
 const DEFAULT_ALGORITHMS: [&str; 3] = ["ES256", "RS256", "EdDSA"];
-/// Algorithms an outside issuer may use. Never `none`, never HMAC: a resource server
-/// holds no shared secret, and an HMAC "verified" with a public key is a forgery.
-const REMOTE_ALGORITHMS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 const MAX_REQUIRED_CLAIMS: usize = 20;
-/// Outside issuers' JWKS are not fetched yet (`published::verify_remote_jwt`): until
-/// they are, such settings are refused when written rather than failing every call.
-const REMOTE_ISSUERS_SUPPORTED: bool = false;
 
 /// Where a service's or deployment's settings are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,25 +91,22 @@ pub fn check_auth(state: &AppState, auth: &GatewayAuth, owner: SettingsOwner) ->
 }
 
 fn check_jwt(state: &AppState, jwt: &JwtAuth) -> ApiResult<()> {
-    let allowed: &[&str] = match (&jwt.realm, &jwt.issuer, &jwt.jwks_url) {
+    // An outside issuer may use any of `JwsAlgorithm`'s; never `none`, never HMAC: a
+    // resource server holds no shared secret, and an HMAC "verified" with a public key
+    // is a forgery.
+    let allowed: Vec<&str> = match (&jwt.realm, &jwt.issuer, &jwt.jwks_url) {
         (Some(realm), None, None) => {
             if state.realm_by_name(realm).is_none() {
                 return Err(ApiError::invalid("auth.realm", format!("names no realm; {realm:?} does not exist")));
             }
-            &DEFAULT_ALGORITHMS
-        }
-        (None, Some(_), Some(_)) if !REMOTE_ISSUERS_SUPPORTED => {
-            return Err(ApiError::invalid(
-                "auth",
-                "outside issuers (issuer and jwksUrl) are not supported by this build yet; name a keyward realm",
-            ));
+            DEFAULT_ALGORITHMS.to_vec()
         }
         (None, Some(issuer), Some(url)) => {
             if issuer.trim().is_empty() || issuer.len() > 500 {
                 return Err(ApiError::invalid("auth.issuer", "must be the issuer's `iss`, 1 to 500 characters"));
             }
             check_jwks_url(url)?;
-            &REMOTE_ALGORITHMS
+            JwsAlgorithm::ALL.iter().map(|algorithm| algorithm.as_str()).collect()
         }
         _ => {
             return Err(ApiError::invalid(
@@ -199,7 +191,10 @@ pub struct JwtCheck {
     pub source: JwtSource,
     pub audience: String,
     pub required_claims: Vec<(String, serde_json::Value)>,
+    /// The accepted algorithms by name (a keyward realm's keys are checked against these).
     pub algorithms: Vec<String>,
+    /// The same, parsed, for an outside issuer's tokens.
+    pub remote_algorithms: Vec<JwsAlgorithm>,
 }
 
 #[derive(Debug)]
@@ -240,11 +235,13 @@ pub fn resolve(
             } else {
                 jwt.algorithms
             };
+            let remote_algorithms = algorithms.iter().filter_map(|name| JwsAlgorithm::parse(name)).collect();
             Some(GatewayCheck::Jwt(Arc::new(JwtCheck {
                 source,
                 audience: jwt.audience,
                 required_claims: jwt.required_claims.into_iter().collect(),
                 algorithms,
+                remote_algorithms,
             })))
         }
     }

@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod published;
+pub mod remote_jwks;
 pub mod state;
 pub mod throttle;
 

@@ -61,6 +61,8 @@ pub struct Inner {
     pub forwarder: proxy::forward::Forwarder,
     /// Access tokens minted for upstream routes, reused until they near expiry.
     pub route_tokens: crate::gateway::RouteTokens,
+    /// Outside issuers' key sets, for gateway deployments that accept their JWTs.
+    pub remote_jwks: crate::remote_jwks::RemoteJwks,
     /// What the gateway serves: `/public/{infrastructure}/{service}` → deployment.
     pub published: crate::published::PublishedTable,
     /// Live API token records (enabled switch, generation, IP filter).
@@ -119,6 +121,7 @@ impl AppState {
             forwarder: proxy::forward::Forwarder::new(),
             route_tokens: Default::default(),
             published: Default::default(),
+            remote_jwks: Default::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
             realms: RwLock::new(HashMap::new()),

@@ -327,6 +327,12 @@ async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(back
         (json!({"type": "jwt", "realm": "default", "audience": ""}), "auth.audience"),
         (json!({"type": "jwt", "realm": "default", "audience": "x", "algorithms": ["HS256"]}), "auth.algorithms"),
         (json!({"type": "jwt", "issuer": "https://idp", "audience": "x"}), "auth"),
+        (json!({"type": "jwt", "issuer": "https://idp", "jwksUrl": "ftp://idp/jwks", "audience": "x"}), "auth.jwksUrl"),
+        (
+            json!({"type": "jwt", "issuer": "https://idp", "jwksUrl": "https://idp/jwks", "audience": "x",
+            "algorithms": ["none"]}),
+            "auth.algorithms",
+        ),
         (json!({"type": "service"}), "auth.type"),
     ] {
         let answer = server.post("/api/v1/api-services", &admin, json!({"name": "other", "auth": auth})).await;
@@ -441,3 +447,137 @@ async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(back
     assert_eq!(call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await.0, 200);
 }
 on_each_store!(a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim);
+
+/// A JWKS endpoint for an "outside" issuer: it serves `keys` until told to hang, and then
+/// accepts connections and never answers.
+async fn jwks_server(keys: Value) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hanging = hang.clone();
+    let app = axum::Router::new().fallback(move || {
+        let keys = keys.clone();
+        let hanging = hanging.clone();
+        async move {
+            if hanging.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            axum::Json(keys)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hang)
+}
+
+/// An outside OIDC issuer (here another keyward's realm, reached only through its JWKS
+/// URL): tokens verify with the fetched keys; issuer, audience and claim are checked; a
+/// hanging JWKS endpoint neither hangs the gateway nor breaks keys already cached.
+async fn a_deployment_trusts_an_outside_issuer_through_its_jwks_url(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let upstream = echo_upstream().await;
+    let certs = server.call("GET", "/auth/realms/default/protocol/openid-connect/certs", Via::None, None).await.json();
+    let (jwks_url, hang) = jwks_server(certs).await;
+
+    // The outside issuer's token: keyward's, for audience "partner-api".
+    let account =
+        server.post("/v4/serviceAccounts", &admin, json!({"username": "partner", "email": "p@example.com"})).await;
+    let idp = account.json()["idpId"].as_str().unwrap().to_string();
+    let secret = server.post(&format!("/v4/serviceAccounts/{idp}/tokens"), &admin, json!({"name": "ci"})).await.json()
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mint = |audience: &'static str| {
+        let request = server
+            .http
+            .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+            .basic_auth("partner", Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("audience", audience)]);
+        async move {
+            request.send().await.unwrap().json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let token = mint("partner-api").await;
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let issuer = claims["iss"].as_str().unwrap().to_string();
+
+    let infrastructure = id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "edge"})).await);
+    let deploy = |name: &'static str, auth: Value| {
+        let server = &server;
+        let admin = admin.clone();
+        let upstream = upstream.clone();
+        let infrastructure = infrastructure.clone();
+        async move {
+            let service = server.post("/api/v1/api-services", &admin, json!({"name": name, "auth": auth})).await;
+            assert_eq!(service.status, 201, "{}", service.text);
+            let service = id(&service);
+            let version = id(&server
+                .post(&format!("/api/v1/api-services/{service}/versions"), &admin, json!({"upstream": upstream}))
+                .await);
+            let created = server
+                .post(
+                    "/api/v1/deployments",
+                    &admin,
+                    json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{}", created.text);
+        }
+    };
+    deploy(
+        "partners",
+        json!({"type": "jwt", "issuer": issuer, "jwksUrl": jwks_url, "audience": "partner-api",
+        "requiredClaims": {"preferred_username": "partner"}}),
+    )
+    .await;
+    deploy(
+        "strict",
+        json!({"type": "jwt", "issuer": issuer, "jwksUrl": jwks_url, "audience": "partner-api",
+        "requiredClaims": {"organization": "acme"}}),
+    )
+    .await;
+    deploy(
+        "elsewhere",
+        json!({"type": "jwt", "issuer": "https://login.example.com/", "jwksUrl": jwks_url,
+        "audience": "partner-api"}),
+    )
+    .await;
+
+    let (status, echoed) = call_gateway(&server, "/public/edge/partners/quote", Some(&token)).await;
+    assert_eq!(status, 200, "{echoed}");
+    assert_eq!(echoed["headers"]["x-keyward-kind"], "external");
+    assert_eq!(echoed["headers"]["x-keyward-username"], "partner");
+    assert!(echoed["headers"].get("authorization").is_none(), "{echoed}");
+    for (path, token, why) in [
+        ("/public/edge/strict/quote", token.clone(), "a required claim it lacks"),
+        ("/public/edge/elsewhere/quote", token.clone(), "another issuer"),
+        ("/public/edge/partners/quote", mint("other-api").await, "another audience"),
+        ("/public/edge/partners/quote", secret.clone(), "not a JWT"),
+    ] {
+        let (status, body) = call_gateway(&server, path, Some(&token)).await;
+        assert_eq!(status, 401, "{why}: {body}");
+    }
+
+    // The issuer hangs: cached keys keep working, at once.
+    hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let (status, _) = call_gateway(&server, "/public/edge/partners/quote", Some(&mint("partner-api").await)).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    // A deployment whose issuer hangs before any key was fetched answers 503 within the
+    // fetch timeout (3 s) rather than hanging the caller.
+    let (silent_url, silent) = jwks_server(json!({"keys": []})).await;
+    silent.store(true, std::sync::atomic::Ordering::SeqCst);
+    deploy("silent", json!({"type": "jwt", "issuer": issuer, "jwksUrl": silent_url, "audience": "partner-api"})).await;
+    let started = std::time::Instant::now();
+    let (status, body) = call_gateway(&server, "/public/edge/silent/quote", Some(&token)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
+on_each_store!(a_deployment_trusts_an_outside_issuer_through_its_jwks_url);
