@@ -189,7 +189,7 @@ fn bench_verify(criterion: &mut Criterion, fixture: &Fixture) {
         bencher.iter(|| {
             let step = cursor.next() + (previous_id as usize & black_box(0));
             let found = index.find(&fixture.digests[step]);
-            previous_id = found.map_or(0, |found| found.id);
+            previous_id = found.as_ref().map_or(0, |found| found.id);
             found
         })
     });

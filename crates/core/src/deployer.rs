@@ -195,6 +195,47 @@ pub fn check_gateway_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Checks the part of a request path a gateway forwards below an upstream's base path.
+/// A segment that is `.` or `..` once percent-decoded, or that decodes to a slash,
+/// backslash or NUL, is refused: an upstream (or a proxy in front of it) that normalises
+/// paths would otherwise let `/public/dev/orders/../billing` reach another service
+/// without its credentials, or any path outside the base.
+pub fn check_forwarded_path(path: &str) -> Result<(), String> {
+    for segment in path.split('/') {
+        let decoded = percent_decode(segment.as_bytes());
+        let escapes = decoded == b"." || decoded == b".." || decoded.iter().any(|byte| b"/\\\0".contains(byte));
+        if escapes {
+            return Err(
+                "the path may not contain '.' or '..' segments or encoded slashes, backslashes or NULs".to_string()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes once; anything else (including a bad escape) is kept as is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut position = 0;
+    while position < bytes.len() {
+        let escaped = (bytes[position] == b'%')
+            .then(|| Some((hex(*bytes.get(position + 1)?)?, hex(*bytes.get(position + 2)?)?)))
+            .flatten();
+        match escaped {
+            Some((high, low)) => {
+                decoded.push(high << 4 | low);
+                position += 3;
+            }
+            None => {
+                decoded.push(bytes[position]);
+                position += 1;
+            }
+        }
+    }
+    decoded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +301,29 @@ mod tests {
         assert_eq!(InfraPrivilege::parse("view"), Some(I::View));
         assert_eq!(InfraPrivilege::parse("read"), None);
         assert_eq!(highest([S::Read, S::Deploy, S::Write]), Some(S::Deploy));
+    }
+
+    #[test]
+    fn forwarded_paths_cannot_climb_out_or_smuggle_separators() {
+        for good in ["", "/", "/predict", "/v1/models/a.b/x", "/a/...", "/%41bc", "/a%20b", "/.well-known/x", "/%"] {
+            assert_eq!(check_forwarded_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "/..",
+            "/../billing",
+            "/a/./b",
+            "/%2e%2e/billing",
+            "/%2E%2e",
+            "/.%2e/x",
+            "/%2e",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00b",
+        ] {
+            assert!(check_forwarded_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

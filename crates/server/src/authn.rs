@@ -292,6 +292,11 @@ impl AppState {
         if found.kind != checked.kind {
             return Err(in_realm(AuthRefusal::Unknown));
         }
+        // A gateway deployment takes its deployment keys and nothing else, whatever
+        // audience another kind of credential might carry.
+        if gateway_audience.is_some() && found.kind != CredentialKind::DeploymentKey {
+            return Err(in_realm(AuthRefusal::WrongAudience));
+        }
         if !realm.enabled {
             return Err(in_realm(AuthRefusal::OwnerDisabled));
         }
@@ -310,7 +315,7 @@ impl AppState {
         let principal_state = owner_state
             .as_ref()
             .map(|principal| principal.as_ref().map(|principal| PrincipalState { enabled: principal.enabled }));
-        let audience = self.index.audience_name(found.audience);
+        let audience = found.audience.as_deref().map(str::to_string);
         decide(
             CredentialState { kind: found.kind, expires_at: found.expires_at },
             principal_state,

@@ -66,6 +66,60 @@ impl Standing {
     }
 }
 
+/// The infrastructures of the deployments that use a service's own settings (and so
+/// accept its keys).
+async fn infrastructures_under_service_settings(
+    state: &AppState,
+    caller: &Caller,
+    service_id: i64,
+) -> ApiResult<Vec<i64>> {
+    let deployments = state.store.list_deployments(Some(caller.realm_id)).await?;
+    Ok(deployments
+        .into_iter()
+        .filter(|deployment| deployment.service_id == service_id && deployment.auth.is_none())
+        .map(|deployment| deployment.infrastructure_id)
+        .collect())
+}
+
+/// A service's settings and keys apply to every deployment that uses them. Changing them
+/// changes who may call those deployments, so it needs Deploy on each of their
+/// infrastructures, as changing the deployments themselves would.
+pub async fn require_deploy_wherever_service_settings_apply(
+    state: &AppState,
+    caller: &Caller,
+    standing: &Standing,
+    service_id: i64,
+) -> ApiResult<()> {
+    let infrastructures = infrastructures_under_service_settings(state, caller, service_id).await?;
+    if infrastructures.iter().all(|infrastructure| standing.infrastructure(*infrastructure).has(InfraPrivilege::Deploy))
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "The service's auth settings and keys apply to its deployments that use them, and one of those is on an \
+         infrastructure where you cannot deploy; ask someone with the deploy privilege there, or give that \
+         deployment its own settings."
+            .to_string(),
+    ))
+}
+
+/// Revealing a service key shows a key that opens every deployment using the service's
+/// settings: the caller must be able to see each of them (View on its infrastructure).
+pub async fn require_view_wherever_service_settings_apply(
+    state: &AppState,
+    caller: &Caller,
+    standing: &Standing,
+    service_id: i64,
+) -> ApiResult<()> {
+    let infrastructures = infrastructures_under_service_settings(state, caller, service_id).await?;
+    if infrastructures.iter().all(|infrastructure| standing.infrastructure(*infrastructure).can_see()) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "This key opens a deployment on an infrastructure you cannot view, so it is not shown to you.".to_string(),
+    ))
+}
+
 /// The algorithms a JWT setting accepts when it names none.
 const DEFAULT_ALGORITHMS: [&str; 3] = ["ES256", "RS256", "EdDSA"];
 const MAX_REQUIRED_CLAIMS: usize = 20;
@@ -77,8 +131,9 @@ pub enum SettingsOwner {
     Deployment,
 }
 
-/// Checks auth settings before they are stored; `field` names them in errors.
-pub fn check_auth(state: &AppState, auth: &GatewayAuth, owner: SettingsOwner) -> ApiResult<()> {
+/// Checks auth settings before they are stored, for a service or deployment of the
+/// caller's realm.
+pub fn check_auth(state: &AppState, caller: &Caller, auth: &GatewayAuth, owner: SettingsOwner) -> ApiResult<()> {
     match auth {
         GatewayAuth::ApiKeys | GatewayAuth::None => Ok(()),
         GatewayAuth::Service if owner == SettingsOwner::Deployment => Ok(()),
@@ -86,18 +141,23 @@ pub fn check_auth(state: &AppState, auth: &GatewayAuth, owner: SettingsOwner) ->
             "auth.type",
             "\"service\" (use the service's settings) is for deployments; a service takes apiKeys, jwt or none",
         )),
-        GatewayAuth::Jwt(jwt) => check_jwt(state, jwt),
+        GatewayAuth::Jwt(jwt) => check_jwt(state, caller, jwt),
     }
 }
 
-fn check_jwt(state: &AppState, jwt: &JwtAuth) -> ApiResult<()> {
+fn check_jwt(state: &AppState, caller: &Caller, jwt: &JwtAuth) -> ApiResult<()> {
     // An outside issuer may use any of `JwsAlgorithm`'s; never `none`, never HMAC: a
     // resource server holds no shared secret, and an HMAC "verified" with a public key
     // is a forgery.
     let allowed: Vec<&str> = match (&jwt.realm, &jwt.issuer, &jwt.jwks_url) {
+        // A realm is a tenant: a deployment trusts its own realm's users, never another's,
+        // and the answer for every other name is the same (it does not tell which exist).
         (Some(realm), None, None) => {
-            if state.realm_by_name(realm).is_none() {
-                return Err(ApiError::invalid("auth.realm", format!("names no realm; {realm:?} does not exist")));
+            if *realm != caller.realm_name || state.realm_by_name(realm).is_none() {
+                return Err(ApiError::invalid(
+                    "auth.realm",
+                    format!("must be this realm, {:?}: a deployment takes its own realm's tokens", caller.realm_name),
+                ));
             }
             DEFAULT_ALGORITHMS.to_vec()
         }

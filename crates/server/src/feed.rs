@@ -18,6 +18,10 @@ const MAX_TRACKED_GAPS: usize = 1000;
 struct Cursor {
     last_seq: i64,
     gaps: BTreeMap<i64, Instant>,
+    /// A change named the gateway (or a realm its settings may name) and the gateway's
+    /// table has not been rebuilt since. It is rebuilt once per batch, not per change,
+    /// and a failed rebuild is tried again at the next poll.
+    gateway_stale: bool,
 }
 
 pub struct ChangeFeed {
@@ -30,7 +34,7 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     pub fn starting_at(seq: i64) -> ChangeFeed {
         ChangeFeed {
-            cursor: Mutex::new(Cursor { last_seq: seq, gaps: BTreeMap::new() }),
+            cursor: Mutex::new(Cursor { last_seq: seq, gaps: BTreeMap::new(), gateway_stale: false }),
             started: Instant::now(),
             last_success_ms: AtomicU64::new(0),
         }
@@ -63,6 +67,9 @@ pub async fn catch_up(state: &AppState) -> StoreResult<usize> {
     let gap_seqs: Vec<i64> = cursor.gaps.keys().copied().collect();
     let changes = state.store.changes_after(cursor.last_seq, &gap_seqs).await?;
     for change in &changes {
+        if matches!(change.entity, ChangeEntity::Gateway | ChangeEntity::Realm) {
+            cursor.gateway_stale = true;
+        }
         apply(state, change).await?;
         if change.seq > cursor.last_seq {
             let mut missing = cursor.last_seq + 1;
@@ -74,6 +81,10 @@ pub async fn catch_up(state: &AppState) -> StoreResult<usize> {
         } else {
             cursor.gaps.remove(&change.seq);
         }
+    }
+    if cursor.gateway_stale {
+        crate::published::reload(state).await?;
+        cursor.gateway_stale = false;
     }
     state.feed.mark_success();
     Ok(changes.len())
@@ -105,13 +116,12 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
                 if is_new {
                     crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?;
                 }
-                // Gateway settings name realms; a realm that appears can make them usable.
-                crate::published::reload(state).await?;
             }
         }
         ChangeEntity::SigningKeys => crate::oidc::keys::reload_realm_keys(state, change.entity_id).await?,
         ChangeEntity::Clients => crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?,
-        ChangeEntity::Gateway => crate::published::reload(state).await?,
+        // Rebuilt once per batch by `catch_up`: gateway settings name realms too.
+        ChangeEntity::Gateway => {}
         ChangeEntity::RevokedToken => {
             if let Some(revoked) = state.store.revocation_by_id(change.entity_id).await? {
                 state.revocations.add(&revoked);

@@ -91,6 +91,24 @@ fn unauthenticated(failure: AuthFailure) -> Response {
     .into_response()
 }
 
+/// Headers a client may send that an upstream would take for keyward's word: forwarding
+/// headers are rewritten from the address keyward determined.
+const CLIENT_FORWARDING_HEADERS: [&str; 5] =
+    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
+
+/// Makes a request's headers fit to forward: no credential of the caller's, no identity
+/// or forwarding header the client made up, and `X-Forwarded-For` naming the client
+/// address keyward determined (the socket peer, or the trusted proxies' client).
+pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client_ip: std::net::IpAddr) {
+    crate::authn::strip_credential_headers(state, headers);
+    for name in IDENTITY_HEADERS.iter().chain(CLIENT_FORWARDING_HEADERS.iter()) {
+        headers.remove(*name);
+    }
+    if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
 /// An access token for the caller's principal and `audience`, minted or reused. It is
 /// bound to the caller's credential (`cid`) or session (`sid`) like an exchanged token,
 /// so it dies with them.
@@ -155,15 +173,15 @@ async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Resul
 /// Serves a request under `route`.
 pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
+    if let Err(detail) = keyward_core::deployer::check_forwarded_path(parts.uri.path()) {
+        return ApiError::BadRequest(format!("Not forwarded: {detail}.")).into_response();
+    }
     let client_ip = crate::extract::client_ip(&parts, &state);
     let caller = match state.authenticate(&parts.headers, client_ip) {
         Ok(caller) => caller,
         Err(failure) => return unauthenticated(failure),
     };
-    crate::authn::strip_credential_headers(&state, &mut parts.headers);
-    for name in IDENTITY_HEADERS {
-        parts.headers.remove(name);
-    }
+    clean_forwarded_headers(&state, &mut parts.headers, client_ip);
     let mut extra: HeaderMap = identity_headers(&caller);
     if let Some(audience) = &route.access_token_audience {
         match route_token(&state, &caller, audience).await {

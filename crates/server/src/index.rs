@@ -58,14 +58,16 @@ struct Slot {
 }
 
 /// A credential as the index knows it, copied out of the lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundCredential {
     pub id: i64,
     pub owner_id: Option<i64>,
     pub expires_at: Option<i64>,
     pub realm_id: i64,
     pub kind: CredentialKind,
-    pub audience: u16,
+    /// The audience the credential is bound to, read under the same lock as the rest:
+    /// audience numbers are reused once no credential holds them.
+    pub audience: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -73,8 +75,75 @@ struct Credentials {
     by_head: HashMap<DigestHead, u32, BuildHasherDefault<PassThroughHasher>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Interned audiences; index 0 is "no audience".
-    audiences: Vec<String>,
+    audiences: Audiences,
+}
+
+/// The audiences credentials are bound to, numbered so a slot holds two bytes. There is
+/// one per alias-header audience and one per API service or deployment with keys, so
+/// numbers are counted and reused once no credential holds them.
+#[derive(Default)]
+struct Audiences {
+    /// Label by number; number 0 is "no audience" and is never counted.
+    labels: Vec<Option<Arc<str>>>,
+    numbers: HashMap<Arc<str>, u16>,
+    /// How many slots hold each number.
+    holders: Vec<u32>,
+    free: Vec<u16>,
+}
+
+/// The number given when every other is taken: it has no label, so such a key matches
+/// no header audience and is refused (fails closed).
+const AUDIENCE_OVERFLOW: u16 = u16::MAX;
+
+impl Audiences {
+    fn acquire(&mut self, audience: Option<&str>) -> u16 {
+        let Some(audience) = audience else { return 0 };
+        if self.labels.is_empty() {
+            self.labels.push(None);
+            self.holders.push(0);
+        }
+        let number = match self.numbers.get(audience) {
+            Some(number) => *number,
+            None => {
+                let label: Arc<str> = Arc::from(audience);
+                let number = match self.free.pop() {
+                    Some(number) => {
+                        self.labels[usize::from(number)] = Some(label.clone());
+                        number
+                    }
+                    None if self.labels.len() < usize::from(AUDIENCE_OVERFLOW) => {
+                        self.labels.push(Some(label.clone()));
+                        self.holders.push(0);
+                        (self.labels.len() - 1) as u16
+                    }
+                    None => return AUDIENCE_OVERFLOW,
+                };
+                self.numbers.insert(label, number);
+                number
+            }
+        };
+        self.holders[usize::from(number)] += 1;
+        number
+    }
+
+    fn release(&mut self, number: u16) {
+        if number == 0 || number == AUDIENCE_OVERFLOW {
+            return;
+        }
+        let index = usize::from(number);
+        let Some(holders) = self.holders.get_mut(index) else { return };
+        *holders = holders.saturating_sub(1);
+        if *holders == 0 {
+            if let Some(label) = self.labels[index].take() {
+                self.numbers.remove(&label);
+            }
+            self.free.push(number);
+        }
+    }
+
+    fn label(&self, number: u16) -> Option<Arc<str>> {
+        self.labels.get(usize::from(number)).cloned().flatten()
+    }
 }
 
 /// The principal facts `authenticate()` and authorization need.
@@ -138,23 +207,6 @@ fn constant_time_eq(left: &[u8; 16], right: &[u8; 16]) -> bool {
 }
 
 impl Credentials {
-    fn intern_audience(&mut self, audience: Option<&str>) -> u16 {
-        let Some(audience) = audience else { return 0 };
-        if self.audiences.is_empty() {
-            self.audiences.push(String::new());
-        }
-        if let Some(position) = self.audiences.iter().position(|known| known == audience) {
-            return position as u16;
-        }
-        // Audiences are a handful of labels; past u16 range we stop interning and such
-        // keys can never match a header audience, which fails closed.
-        if self.audiences.len() >= usize::from(u16::MAX) {
-            return u16::MAX;
-        }
-        self.audiences.push(audience.to_string());
-        (self.audiences.len() - 1) as u16
-    }
-
     fn upsert(&mut self, credential: &IndexedCredential) {
         let (head, digest_tail) = split(&credential.digest);
         let slot = Slot {
@@ -164,10 +216,11 @@ impl Credentials {
             expires_at: credential.expires_at.unwrap_or(i64::MAX),
             realm_id: credential.realm_id as u32,
             kind: credential.kind.as_u8(),
-            audience: self.intern_audience(credential.audience.as_deref()),
+            audience: self.audiences.acquire(credential.audience.as_deref()),
         };
         if let Some(position) = self.by_head.get(&head) {
-            self.slots[*position as usize] = slot;
+            let previous = std::mem::replace(&mut self.slots[*position as usize], slot);
+            self.audiences.release(previous.audience);
             return;
         }
         let position = match self.free.pop() {
@@ -186,7 +239,10 @@ impl Credentials {
     fn remove(&mut self, digest: &SecretDigest) {
         let (head, _) = split(digest);
         if let Some(position) = self.by_head.remove(&head) {
-            self.slots[position as usize].id = 0;
+            let slot = &mut self.slots[position as usize];
+            slot.id = 0;
+            let audience = std::mem::take(&mut slot.audience);
+            self.audiences.release(audience);
             self.free.push(position);
         }
     }
@@ -217,7 +273,7 @@ impl Index {
             expires_at: (slot.expires_at != i64::MAX).then_some(slot.expires_at),
             realm_id: i64::from(slot.realm_id),
             kind: CredentialKind::from_u8(slot.kind)?,
-            audience: slot.audience,
+            audience: inner.audiences.label(slot.audience),
         })
     }
 
@@ -230,15 +286,6 @@ impl Index {
             return false;
         };
         slot.owner_id == owner_id && slot.expires_at > now
-    }
-
-    /// The audience label behind an interned number.
-    pub fn audience_name(&self, audience: u16) -> Option<String> {
-        if audience == 0 {
-            return None;
-        }
-        let inner = self.credentials.read().ok()?;
-        Some(inner.audiences.get(usize::from(audience)).cloned().unwrap_or_default())
     }
 
     pub fn upsert_credential(&self, credential: &IndexedCredential) {
@@ -281,11 +328,12 @@ impl Index {
     /// which is fine for an operation this rare.
     pub fn remove_credentials_of(&self, owner_id: i64) {
         if let Ok(mut inner) = self.credentials.write() {
-            let Credentials { by_head, slots, free, .. } = &mut *inner;
+            let Credentials { by_head, slots, free, audiences } = &mut *inner;
             by_head.retain(|_, position| {
                 let slot = &mut slots[*position as usize];
                 if slot.owner_id == owner_id {
                     slot.id = 0;
+                    audiences.release(std::mem::take(&mut slot.audience));
                     free.push(*position);
                     false
                 } else {
@@ -352,12 +400,46 @@ mod tests {
         index.upsert_credential(&second);
         let found = index.find(&first.digest).map(|found| (found.id, found.owner_id, found.expires_at));
         assert_eq!(found, Some((10, Some(5), Some(1_900_000_000))));
-        let audience = index.find(&first.digest).and_then(|found| index.audience_name(found.audience));
+        let audience = index.find(&first.digest).and_then(|found| found.audience);
         assert_eq!(audience.as_deref(), Some("model-monitor"));
         assert_eq!(index.find(&second.digest).map(|found| found.owner_id), Some(None));
         index.remove_credential(&first.digest);
         assert_eq!(index.find(&first.digest), None);
         assert_eq!(index.credential_count(), 1);
+    }
+
+    /// Every API service and deployment with keys has its own audience: numbers must come
+    /// back when the last key bound to one goes, or churn would exhaust them.
+    #[test]
+    fn audience_numbers_are_reused_once_no_credential_holds_them() {
+        let index = Index::default();
+        for round in 0..70_000u32 {
+            let mut key = credential(i64::from(round) + 1, (round % 200) as u8, None, None);
+            key.digest.0[1..5].copy_from_slice(&round.to_le_bytes());
+            key.audience = Some(format!("api-service:{round}"));
+            index.upsert_credential(&key);
+            let found = index.find(&key.digest).and_then(|found| found.audience);
+            assert_eq!(found.as_deref(), Some(format!("api-service:{round}").as_str()), "round {round}");
+            index.remove_credential(&key.digest);
+        }
+        // Two keys share one audience; it stays while either holds it.
+        let mut first = credential(1, 1, None, Some("deployment:a"));
+        let mut second = credential(2, 2, None, Some("deployment:a"));
+        first.digest.0[9] = 1;
+        second.digest.0[9] = 2;
+        index.upsert_credential(&first);
+        index.upsert_credential(&second);
+        index.remove_credential(&first.digest);
+        let kept = index.find(&second.digest).and_then(|found| found.audience);
+        assert_eq!(kept.as_deref(), Some("deployment:a"));
+        // Re-binding a key (an upsert of the same digest) releases its old audience.
+        second.audience = Some("deployment:b".to_string());
+        index.upsert_credential(&second);
+        let moved = index.find(&second.digest).and_then(|found| found.audience);
+        assert_eq!(moved.as_deref(), Some("deployment:b"));
+        let inner = index.credentials.read().unwrap();
+        assert!(!inner.audiences.numbers.contains_key("deployment:a"), "released when its last holder left");
+        assert!(inner.audiences.labels.len() < 10, "numbers were reused: {}", inner.audiences.labels.len());
     }
 
     #[test]

@@ -9,8 +9,7 @@
 //! and any identity headers they sent are stripped; keyward's identity headers are added.
 
 use crate::api::auth_check::{
-    CREDENTIAL_KIND_HEADER, EMAIL_HEADER, IDENTITY_HEADERS, KIND_HEADER, REALM_HEADER, SUBJECT_HEADER, USERNAME_HEADER,
-    identity_headers,
+    CREDENTIAL_KIND_HEADER, EMAIL_HEADER, KIND_HEADER, REALM_HEADER, SUBJECT_HEADER, USERNAME_HEADER, identity_headers,
 };
 use crate::authn::{AuthFailure, Caller};
 use crate::deployer::{GatewayCheck, JwtCheck, JwtSource};
@@ -148,6 +147,9 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
     let Some(route) = state.published.find(realm.id, infrastructure, service).filter(|route| route.enabled) else {
         return not_deployed();
     };
+    if let Err(detail) = keyward_core::deployer::check_forwarded_path(tail) {
+        return ApiError::BadRequest(format!("Not forwarded: {detail}.")).into_response();
+    }
     let client_ip = crate::extract::client_ip(&parts, &state);
     let identity = match &route.check {
         Some(GatewayCheck::Public) => Ok(HeaderMap::new()),
@@ -173,12 +175,17 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
         Ok(uri) => uri,
         Err(_) => return ApiError::BadRequest("The request path is not a valid URI.".to_string()).into_response(),
     };
-    crate::authn::strip_credential_headers(&state, &mut parts.headers);
-    for name in IDENTITY_HEADERS {
-        parts.headers.remove(name);
-    }
+    crate::gateway::clean_forwarded_headers(&state, &mut parts.headers, client_ip);
     match state.forwarder.forward(&route.upstream, parts, proxy::forward::boxed(body), &identity).await {
-        Ok(response) => response.map(Body::new),
+        Ok(response) => {
+            // Published services are answered from keyward's own origin, beside its API
+            // and portal: their content never runs script there nor sets its cookies.
+            let mut response = response.map(Body::new);
+            let headers = response.headers_mut();
+            headers.remove(header::SET_COOKIE);
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+            response
+        }
         Err(error) => {
             tracing::warn!(deployment = %route.deployment_public_id, %error, "deployment upstream unreachable");
             let mut response = problem_response(

@@ -345,7 +345,56 @@ impl Store {
     }
 }
 
+/// What a mutation counts before it adds to it, inside its own transaction.
+#[derive(Clone, Copy, Debug)]
+pub enum Counted<'a> {
+    /// A realm's API services.
+    ApiServices { realm_id: i64 },
+    /// Active deployment keys bound to an audience.
+    GatewayKeys { realm_id: i64, audience: &'a str },
+    /// An API service (by public id) that still exists: 0 or 1.
+    ApiService { public_id: &'a str },
+    /// A deployment (by public id) that still exists: 0 or 1.
+    Deployment { public_id: &'a str },
+}
+
 impl Mutation {
+    /// Counts inside the transaction, so a limit or an existence check cannot race
+    /// another writer (mutations are serialised on the audit head).
+    pub async fn count(&mut self, counted: Counted<'_>) -> StoreResult<i64> {
+        let row = match counted {
+            Counted::ApiServices { realm_id } => {
+                sqlx::query("SELECT COUNT(*) AS n FROM api_services WHERE realm_id = $1")
+                    .bind(realm_id)
+                    .fetch_one(self.connection())
+                    .await?
+            }
+            Counted::GatewayKeys { realm_id, audience } => {
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM credentials WHERE realm_id = $1 AND audience = $2 \
+                     AND kind = 'deployment_key' AND revoked_at IS NULL",
+                )
+                .bind(realm_id)
+                .bind(audience)
+                .fetch_one(self.connection())
+                .await?
+            }
+            Counted::ApiService { public_id } => {
+                sqlx::query("SELECT COUNT(*) AS n FROM api_services WHERE public_id = $1")
+                    .bind(public_id)
+                    .fetch_one(self.connection())
+                    .await?
+            }
+            Counted::Deployment { public_id } => {
+                sqlx::query("SELECT COUNT(*) AS n FROM deployments WHERE public_id = $1")
+                    .bind(public_id)
+                    .fetch_one(self.connection())
+                    .await?
+            }
+        };
+        Ok(row.try_get("n")?)
+    }
+
     async fn gateway_changed(&mut self, realm_id: i64) -> StoreResult<()> {
         self.changed(ChangeEntity::Gateway, realm_id).await
     }

@@ -33,7 +33,7 @@ pub use changes::{Change, ChangeEntity, ChangeListener};
 pub use clients::{ClientRow, ClientSettings};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
 pub use deployer::{
-    ApiServiceRow, DeploymentColumn, DeploymentPatch, DeploymentRow, GrantRow, GrantTarget, GrantedOn,
+    ApiServiceRow, Counted, DeploymentColumn, DeploymentPatch, DeploymentRow, GrantRow, GrantTarget, GrantedOn,
     InfrastructureRow, NewApiService, NewDeployment, NewInfrastructure, NewVersion, VersionRow,
 };
 pub use groups::GroupRow;

@@ -59,6 +59,17 @@ async fn call_gateway(server: &Server, path: &str, bearer: Option<&str>) -> (u16
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// Sends a raw request (the path exactly as written) and returns the status line.
+fn raw_status(url: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buffer = [0u8; 256];
+    let read = stream.read(&mut buffer).unwrap();
+    String::from_utf8_lossy(&buffer[..read]).lines().next().unwrap_or_default().to_string()
+}
+
 fn id(answer: &crate::harness::Answer) -> String {
     answer.json()["id"].as_str().unwrap_or_else(|| panic!("no id: {}", answer.text)).to_string()
 }
@@ -276,6 +287,75 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         assert_eq!(status, 502, "{body}");
     }
 
+    // A service's settings reach every deployment that uses them: once prod does, changing
+    // them (or the service's keys) needs Deploy on prod, and revealing a service key needs
+    // View there.
+    let prod_path = format!("/api/v1/deployments/{on_prod}");
+    let inherit = json!({"auth": {"type": "service"}});
+    let inherit = server.call("PATCH", &prod_path, Via::Bearer(&omar_key), Some(inherit)).await;
+    assert_eq!(inherit.status, 200, "{}", inherit.text);
+    assert_eq!(call_gateway(&server, "/public/prod/churn/predict", Some(&service_key)).await.0, 200);
+    let more_keys =
+        server.post(&format!("/api/v1/api-services/{service}/keys"), &dana_key, json!({"name": "more"})).await;
+    assert_eq!(more_keys.status, 403, "{}", more_keys.text);
+    let public = Some(json!({"auth": {"type": "none"}}));
+    let opened = server.call("PATCH", &format!("/api/v1/api-services/{service}"), Via::Bearer(&dana_key), public).await;
+    assert_eq!(opened.status, 403, "{}", opened.text);
+    assert_eq!(call_gateway(&server, "/public/prod/churn/predict", None).await.0, 401);
+    let service_keys = server.get(&format!("/api/v1/api-services/{service}/keys"), &dana_key).await.json();
+    let service_key_id = service_keys[0]["id"].as_str().unwrap().to_string();
+    let reveal_path = format!("/api/v1/api-services/{service}/keys/{service_key_id}/reveal");
+    assert_eq!(server.post(&reveal_path, &dana_key, json!({})).await.status, 200, "dana may view prod");
+    let readers = group(&server, &admin, "readers", &[&nina], None).await;
+    let path = format!("/api/v1/api-services/{service}/permissions/{readers}");
+    assert_eq!(put(&server, &path, &dana_key, json!({"privilege": "read"})).await.status, 200);
+    assert_eq!(server.get(&format!("/api/v1/api-services/{service}/keys"), &nina_key).await.status, 200);
+    let hidden = server.post(&reveal_path, &nina_key, json!({})).await;
+    assert_eq!(hidden.status, 403, "nina cannot view prod, where the key works: {}", hidden.text);
+    let own = json!({"auth": {"type": "apiKeys"}});
+    let own = server.call("PATCH", &prod_path, Via::Bearer(&omar_key), Some(own)).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    // A five-minute access token never walks away with a permanent key.
+    let exchanged: Value = server
+        .http
+        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", dana_key.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = exchanged["access_token"].as_str().unwrap_or_else(|| panic!("{exchanged}"));
+    let by_token = server.call("POST", &reveal_path, Via::Bearer(access_token), Some(json!({}))).await;
+    assert_eq!(by_token.status, 403, "{}", by_token.text);
+
+    // Nothing climbs out of the upstream's base path; forwarding headers are keyward's.
+    for path in ["/public/dev/churn/../x", "/public/dev/churn/%2e%2e/x", "/public/dev/churn/a%2fb"] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service_key}\r\nConnection: close\r\n\r\n"
+        );
+        let status = raw_status(&server.url, &request);
+        assert!(status.contains(" 400 "), "{path}: {status}");
+    }
+    let spoofed = server
+        .http
+        .post(format!("{}/public/dev/churn/predict", server.url))
+        .header("Authorization", format!("Bearer {service_key}"))
+        .header("X-Forwarded-For", "10.9.9.9")
+        .header("X-Keyward-User-Id", "someone-else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.headers()["content-security-policy"], "sandbox");
+    let echoed: Value = spoofed.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1", "{echoed}");
+    assert!(echoed["headers"].get("x-keyward-user-id").is_none(), "{echoed}");
+
     // Every step is audited, reveals included.
     let audit = server.get("/api/v1/audit?limit=200", &admin).await.text;
     for action in [
@@ -417,33 +497,48 @@ async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(back
     let (status, _) = call_gateway(&server, "/public/prod/fraud/score", Some(&parts.join("."))).await;
     assert_eq!(status, 401);
 
-    // Another realm is another issuer: a deployment that trusts realm globex refuses
-    // the default realm's token, though audience and claim match.
+    // Another realm is another issuer, and another tenant: its tokens are refused, and a
+    // deployment may not name it (the answer is the same as for a realm that does not
+    // exist, so it tells nothing).
     let realm = server.post("/api/v1/realms", &admin, json!({"name": "globex"})).await;
     assert_eq!(realm.status, 201, "{}", realm.text);
-    let globex = json!({"type": "jwt", "realm": "globex", "audience": "fraud"});
-    let patched = server
-        .call(
-            "PATCH",
-            &format!("/api/v1/deployments/{}", deployment.json()["id"].as_str().unwrap()),
-            Via::Bearer(&admin),
-            Some(json!({"auth": globex})),
-        )
+    let deployment_path = format!("/api/v1/deployments/{}", deployment.json()["id"].as_str().unwrap());
+    let mut refusals = Vec::new();
+    for realm in ["globex", "nowhere"] {
+        let auth = json!({"auth": {"type": "jwt", "realm": realm, "audience": "fraud"}});
+        let refused = server.call("PATCH", &deployment_path, Via::Bearer(&admin), Some(auth)).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        refusals.push(refused.json()["detail"].clone());
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    let (ok, globex_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "globex", "--name", "globex-admin"]);
+    assert!(ok, "{stderr}");
+    let globex_admin = globex_admin.trim().to_string();
+    let account = server
+        .post("/v4/serviceAccounts", &globex_admin, json!({"username": "scorer", "email": "scorer@globex.example"}))
         .await;
+    assert_eq!(account.status, 200, "{}", account.text);
+    let account_path = format!("/api/v1/users/{}", account.json()["id"].as_str().unwrap());
+    let attributes = Some(json!({"attributes": {"organization": "acme"}}));
+    let patched = server.call("PATCH", &account_path, Via::Bearer(&globex_admin), attributes).await;
     assert_eq!(patched.status, 200, "{}", patched.text);
-    assert_eq!(patched.json()["auth"]["realm"], "globex");
-    let (status, body) = call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await;
-    assert_eq!(status, 401, "{body}");
-    // Back to the service's settings: the token works again.
-    let reverted = server
-        .call(
-            "PATCH",
-            &format!("/api/v1/deployments/{}", deployment.json()["id"].as_str().unwrap()),
-            Via::Bearer(&admin),
-            Some(json!({"auth": {"type": "service"}})),
-        )
-        .await;
-    assert_eq!(reverted.json()["auth"], json!({"type": "service"}), "{}", reverted.text);
+    let idp = account.json()["idpId"].as_str().unwrap().to_string();
+    let token = server.post(&format!("/v4/serviceAccounts/{idp}/tokens"), &globex_admin, json!({"name": "ci"})).await;
+    let secret = token.json()["token"].as_str().unwrap().to_string();
+    let minted: Value = server
+        .http
+        .post(format!("{}/auth/realms/globex/protocol/openid-connect/token", server.url))
+        .basic_auth("scorer", Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("audience", "fraud")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let globex_token = minted["access_token"].as_str().unwrap_or_else(|| panic!("{minted}"));
+    let (status, body) = call_gateway(&server, "/public/prod/fraud/score", Some(globex_token)).await;
+    assert_eq!(status, 401, "another realm's token, though audience and claim match: {body}");
     assert_eq!(call_gateway(&server, "/public/prod/fraud/score", Some(&acme_token)).await.0, 200);
 }
 on_each_store!(a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim);

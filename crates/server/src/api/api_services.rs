@@ -6,7 +6,9 @@ use crate::api::groups::load_group;
 use crate::api::infrastructures::grant_dto;
 use crate::api::{audit_event, commit, new_public_id, parse_id};
 use crate::authn::Caller;
-use crate::deployer::{SettingsOwner, Standing, check_auth, store_auth, stored_auth};
+use crate::deployer::{
+    SettingsOwner, Standing, check_auth, require_deploy_wherever_service_settings_apply, store_auth, stored_auth,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -18,8 +20,12 @@ use keyward_core::{Role, validate};
 use proto::deployer::{
     ApiService, ApiServiceVersion, CreateApiService, CreateVersion, GatewayAuth, Grant, SetGrant, UpdateApiService,
 };
-use store::{ApiServiceRow, DeploymentColumn, GrantTarget, NewApiService, NewVersion, StoreError, VersionRow};
+use store::{ApiServiceRow, Counted, DeploymentColumn, GrantTarget, NewApiService, NewVersion, StoreError, VersionRow};
 use time::OffsetDateTime;
+
+/// Services are few per realm; the limit keeps the gateway's table (rebuilt whole on
+/// every change) and its bookkeeping small.
+const MAX_SERVICES_PER_REALM: i64 = 1000;
 
 fn service_dto(row: ApiServiceRow, access: ServiceAccess) -> ApiService {
     ApiService {
@@ -101,10 +107,18 @@ pub async fn create(
     check_gateway_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
     check_description(&body.description)?;
     let auth = body.auth.unwrap_or(GatewayAuth::ApiKeys);
-    check_auth(&state, &auth, SettingsOwner::Service)?;
+    check_auth(&state, &caller, &auth, SettingsOwner::Service)?;
     let public_id = new_public_id();
     let owner_id = caller.principal.as_ref().map(|principal| principal.id);
     let mut mutation = state.store.begin().await?;
+    if mutation.count(Counted::ApiServices { realm_id: caller.realm_id }).await? >= MAX_SERVICES_PER_REALM {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: format!(
+                "This realm holds {MAX_SERVICES_PER_REALM} API services, the most it may; delete unused ones first."
+            ),
+        });
+    }
     mutation
         .insert_api_service(&NewApiService {
             public_id: public_id.as_str(),
@@ -166,8 +180,12 @@ pub async fn update(
     check_description(&description)?;
     let auth = match body.auth {
         Some(auth) => {
-            check_auth(&state, &auth, SettingsOwner::Service)?;
-            store_auth(&auth)?
+            check_auth(&state, &caller, &auth, SettingsOwner::Service)?;
+            let auth = store_auth(&auth)?;
+            if auth != row.auth {
+                require_deploy_wherever_service_settings_apply(&state, &caller, &standing, row.id).await?;
+            }
+            auth
         }
         None => row.auth.clone(),
     };

@@ -9,7 +9,10 @@ use crate::api::api_services::{load_service, require_service};
 use crate::api::deployments::load_deployment;
 use crate::api::{audit_event, commit, new_public_id, parse_id, refuse_access_token_minting};
 use crate::authn::Caller;
-use crate::deployer::{Standing, deployment_key_audience, service_key_audience};
+use crate::deployer::{
+    Standing, deployment_key_audience, require_deploy_wherever_service_settings_apply,
+    require_view_wherever_service_settings_apply, service_key_audience,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -19,7 +22,7 @@ use axum::http::StatusCode;
 use keyward_core::deployer::{DeploymentAction, ServicePrivilege};
 use keyward_core::{CredentialKind, Secret, validate};
 use proto::deployer::{CreateDeploymentKey, DeploymentKey, RevealedDeploymentKey};
-use store::{CredentialRow, NewCredential, StoreError};
+use store::{Counted, CredentialRow, NewCredential, StoreError};
 use time::OffsetDateTime;
 
 /// Which keys a route manages: a service's or a deployment's.
@@ -32,37 +35,55 @@ enum Scope {
 /// What a caller wants to do with a scope's keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum KeyAction {
-    /// List them, or reveal one: Read on the service (and View on the infrastructure).
-    See,
-    /// Create or delete one: Deploy on the service (and on the infrastructure).
+    /// List them (never with secrets): Read on the service (and View on the
+    /// deployment's infrastructure).
+    List,
+    /// Reveal one: as List, and a service's key only to those who can view every
+    /// deployment it opens.
+    Reveal,
+    /// Create or delete one: Deploy on the service and on every infrastructure the keys
+    /// open a deployment on.
     Manage,
 }
 
-/// The audience of the keys at `id` in `scope`, and the audit target, once the
-/// caller's right to `action` is established. Anything the caller may not read is 404.
+/// How many keys a service or deployment may hold at once.
+const MAX_KEYS_PER_SCOPE: i64 = 20;
+
+/// The audience of the keys at `id` in `scope`, the audit target and the scope's public
+/// id, once the caller's right to `action` is established. Anything the caller may not
+/// read is 404.
 async fn scope_audience(
     state: &AppState,
     caller: &Caller,
     scope: Scope,
     id: &str,
     action: KeyAction,
-) -> ApiResult<(String, String)> {
+) -> ApiResult<(String, String, String)> {
     let standing = Standing::of(state, caller).await?;
     match scope {
         Scope::Service => {
             let (service, access) = load_service(state, caller, &standing, id).await?;
-            if action == KeyAction::Manage {
-                require_service(access, ServicePrivilege::Deploy)?;
+            match action {
+                KeyAction::List => {}
+                KeyAction::Reveal => {
+                    require_view_wherever_service_settings_apply(state, caller, &standing, service.id).await?;
+                }
+                KeyAction::Manage => {
+                    require_service(access, ServicePrivilege::Deploy)?;
+                    require_deploy_wherever_service_settings_apply(state, caller, &standing, service.id).await?;
+                }
             }
-            Ok((service_key_audience(&service.public_id), format!("api_service:{}", service.public_id)))
+            let target = format!("api_service:{}", service.public_id);
+            Ok((service_key_audience(&service.public_id), target, service.public_id))
         }
         Scope::Deployment => {
             let needed = match action {
-                KeyAction::See => DeploymentAction::Read,
+                KeyAction::List | KeyAction::Reveal => DeploymentAction::Read,
                 KeyAction::Manage => DeploymentAction::Update,
             };
             let deployment = load_deployment(state, caller, &standing, id, needed).await?;
-            Ok((deployment_key_audience(&deployment.public_id), format!("deployment:{}", deployment.public_id)))
+            let target = format!("deployment:{}", deployment.public_id);
+            Ok((deployment_key_audience(&deployment.public_id), target, deployment.public_id))
         }
     }
 }
@@ -108,7 +129,7 @@ async fn create(
     body: CreateDeploymentKey,
 ) -> ApiResult<(StatusCode, Json<RevealedDeploymentKey>)> {
     refuse_access_token_minting(caller)?;
-    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    let (audience, target, scope_id) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
     validate::object_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
     let secret = Secret::generate(CredentialKind::DeploymentKey, &mut rand_core::UnwrapErr(rand_core::OsRng));
     let public_id = new_public_id();
@@ -121,6 +142,23 @@ async fn create(
         )
         .map_err(|error| ApiError::Internal(format!("sealing a deployment key: {error}")))?;
     let mut mutation = state.store.begin().await?;
+    // The service or deployment may have gone since it was read: its deletion revokes
+    // its keys, and a key made after that would be one nobody could list or revoke.
+    let still_there = match scope {
+        Scope::Service => Counted::ApiService { public_id: &scope_id },
+        Scope::Deployment => Counted::Deployment { public_id: &scope_id },
+    };
+    if mutation.count(still_there).await? == 0 {
+        return Err(ApiError::NotFound(if scope == Scope::Service { "API service" } else { "deployment" }));
+    }
+    if mutation.count(Counted::GatewayKeys { realm_id: caller.realm_id, audience: &audience }).await?
+        >= MAX_KEYS_PER_SCOPE
+    {
+        return Err(ApiError::Conflict {
+            field: None,
+            detail: format!("At most {MAX_KEYS_PER_SCOPE} keys may be valid at once here; delete an old one first."),
+        });
+    }
     let credential_id = mutation
         .insert_credential(&NewCredential {
             public_id: public_id.as_str(),
@@ -146,7 +184,7 @@ async fn create(
 }
 
 async fn list(state: &AppState, caller: &Caller, scope: Scope, id: &str) -> ApiResult<Json<Vec<DeploymentKey>>> {
-    let (audience, _) = scope_audience(state, caller, scope, id, KeyAction::See).await?;
+    let (audience, _, _) = scope_audience(state, caller, scope, id, KeyAction::List).await?;
     let rows = state.store.gateway_keys(caller.realm_id, &audience).await?;
     Ok(Json(rows.into_iter().map(key_dto).collect()))
 }
@@ -158,7 +196,10 @@ async fn reveal(
     id: &str,
     key_id: &str,
 ) -> ApiResult<Json<RevealedDeploymentKey>> {
-    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::See).await?;
+    // A token handed out for minutes (or an IP-filtered API token) must not walk away
+    // with a key that outlives it.
+    refuse_access_token_minting(caller)?;
+    let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Reveal).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
     let sealed = state
         .store
@@ -179,7 +220,7 @@ async fn reveal(
 }
 
 async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_id: &str) -> ApiResult<StatusCode> {
-    let (audience, target) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
     let mut mutation = state.store.begin().await?;
     mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await.map_err(|error| match error {

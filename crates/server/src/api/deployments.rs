@@ -87,11 +87,11 @@ pub async fn load_deployment(
     Ok(row)
 }
 
-fn parse_auth(state: &AppState, auth: Option<GatewayAuth>) -> ApiResult<Option<String>> {
+fn parse_auth(state: &AppState, caller: &Caller, auth: Option<GatewayAuth>) -> ApiResult<Option<String>> {
     match auth {
         None | Some(GatewayAuth::Service) => Ok(None),
         Some(auth) => {
-            check_auth(state, &auth, SettingsOwner::Deployment)?;
+            check_auth(state, caller, &auth, SettingsOwner::Deployment)?;
             Ok(Some(store_auth(&auth)?))
         }
     }
@@ -112,7 +112,7 @@ pub async fn create(
         load_infrastructure(&state, &caller, &standing, &body.infrastructure_id).await?;
     apply(decide_deployment(service_access, infra_access, DeploymentAction::Create))?;
     let version = load_version(&state, service.id, &body.version_id).await?;
-    let auth = parse_auth(&state, body.auth)?;
+    let auth = parse_auth(&state, &caller, body.auth)?;
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
     let id = mutation
@@ -245,7 +245,7 @@ pub async fn update(
     let standing = Standing::of(&state, &caller).await?;
     let row = load_deployment(&state, &caller, &standing, &id, DeploymentAction::Update).await?;
     let auth = match body.auth {
-        Some(auth) => Some(parse_auth(&state, Some(auth))?),
+        Some(auth) => Some(parse_auth(&state, &caller, Some(auth))?),
         None => None,
     };
     // Only a version of the deployment's own service will do.
