@@ -240,3 +240,19 @@ impl std::fmt::Debug for RevealedDeploymentKey {
         formatter.debug_struct("RevealedDeploymentKey").field("key", &self.key).field("secret", &"<redacted>").finish()
     }
 }
+
+/// How to call a deployment, as sample code shows it: with the first of its keys (a
+/// reveal, audited), an access-token placeholder for JWT, or nothing when it is public.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSample {
+    pub curl: String,
+    /// The key the sample shows, when it shows one.
+    pub key_id: Option<String>,
+}
+
+impl std::fmt::Debug for DeploymentSample {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("DeploymentSample").field("curl", &"<redacted>").field("key_id", &self.key_id).finish()
+    }
+}

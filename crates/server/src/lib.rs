@@ -111,6 +111,7 @@ pub fn app(state: AppState) -> Router {
             get(deployments::get_one).patch(deployments::update).delete(deployments::delete),
         )
         .route("/api/v1/deployments/{id}/enable", post(deployments::enable))
+        .route("/api/v1/deployments/{id}/sample", get(gateway_keys::deployment_sample))
         .route("/api/v1/deployments/{id}/disable", post(deployments::disable))
         .route(
             "/api/v1/deployments/{id}/keys",

@@ -124,6 +124,7 @@ use utoipa::{Modify, OpenApi};
         crate::api::deployment_keys::list_deployment_keys,
         crate::api::deployment_keys::reveal_deployment_key,
         crate::api::deployment_keys::delete_deployment_key,
+        crate::api::deployment_keys::deployment_sample,
         crate::ops::healthz,
         crate::ops::readyz,
     ),

@@ -255,6 +255,36 @@ async fn authenticate_jwt(
     }
 }
 
+/// The values of the required claims a keyward token carries, as JSON: only those, so a
+/// call does not serialise the whole token. Claim mappers' claims are in `extra`.
+fn required_claim_values(
+    claims: &proto::oidc::AccessTokenClaims,
+    required: &[(String, serde_json::Value)],
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let text = |value: &str| Some(Value::String(value.to_string()));
+    required
+        .iter()
+        .filter_map(|(name, _)| {
+            let value = match name.as_str() {
+                "iss" => text(&claims.iss),
+                "sub" => text(&claims.sub),
+                "azp" => text(&claims.azp),
+                "client_id" => text(&claims.client_id),
+                "preferred_username" => text(&claims.preferred_username),
+                "email" => claims.email.as_deref().and_then(text),
+                "name" => claims.name.as_deref().and_then(text),
+                "scope" => claims.scope.as_deref().and_then(text),
+                "sid" => claims.sid.as_deref().and_then(text),
+                "groups" => Some(Value::from(claims.groups.clone())),
+                "aud" => serde_json::to_value(&claims.aud).ok(),
+                other => claims.extra.get(other).cloned(),
+            }?;
+            Some((name.clone(), value))
+        })
+        .collect()
+}
+
 /// A keyward realm's access token: the one verifier (signature, kid, times, revocation,
 /// subject enabled), then this deployment's audience, algorithms and required claims.
 fn verify_realm_jwt(
@@ -280,10 +310,7 @@ fn verify_realm_jwt(
     let accepted = crate::oidc::tokens::accept_access_token(state, signed, Some(&check.audience), now)
         .map_err(|refused| refused.refusal)?;
     if !check.required_claims.is_empty() {
-        let claims = match serde_json::to_value(&accepted.token.claims) {
-            Ok(serde_json::Value::Object(claims)) => claims,
-            _ => return Err(AuthRefusal::BadToken),
-        };
+        let claims = required_claim_values(&accepted.token.claims, &check.required_claims);
         keyward_core::resource_server::required_claims_hold(&claims, &check.required_claims)?;
     }
     let caller = Caller {
@@ -354,6 +381,38 @@ mod tests {
         assert_eq!(split_path("/realms/acme/public/prod/orders/x"), Some((Some("acme"), "prod", "orders", "/x")));
         for bad in ["/public/dev", "/public/dev/", "/public//orders", "/realms/acme/dev/orders", "/publicx/a/b"] {
             assert_eq!(split_path(bad), None, "{bad}");
+        }
+    }
+
+    /// Required claims are read from the token's fields without serialising it whole; the
+    /// answer must be what the serialised token would say.
+    #[test]
+    fn required_claim_values_match_the_serialised_token() {
+        let claims: proto::oidc::AccessTokenClaims = serde_json::from_value(serde_json::json!({
+            "iss": "https://kw/auth/realms/default", "sub": "u1", "aud": ["fraud", "keyward"], "exp": 2, "iat": 1,
+            "jti": "j", "client_id": "c", "azp": "c", "preferred_username": "scorer", "email": "s@acme.example",
+            "groups": ["ds", "ops"], "organization": "acme", "tier": 3
+        }))
+        .unwrap();
+        let whole = serde_json::to_value(&claims).unwrap();
+        let names = [
+            "iss",
+            "sub",
+            "aud",
+            "azp",
+            "client_id",
+            "preferred_username",
+            "email",
+            "groups",
+            "organization",
+            "tier",
+            "absent",
+        ];
+        let required: Vec<(String, serde_json::Value)> =
+            names.iter().map(|name| (name.to_string(), serde_json::Value::Null)).collect();
+        let picked = required_claim_values(&claims, &required);
+        for name in names {
+            assert_eq!(picked.get(name), whole.get(name), "{name}");
         }
     }
 }

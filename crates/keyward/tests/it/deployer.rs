@@ -212,6 +212,12 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         server.post(&format!("/api/v1/deployments/{on_prod}/keys/{key_id}/reveal"), &dana_key, json!({})).await;
     assert_eq!(revealed.status, 200, "{}", revealed.text);
     assert_eq!(revealed.json()["secret"], prod_key.as_str());
+    // Sample code shows the first key (a reveal, so audited).
+    let sample = server.get(&format!("/api/v1/deployments/{on_prod}/sample"), &dana_key).await;
+    assert_eq!(sample.status, 200, "{}", sample.text);
+    let curl = sample.json()["curl"].as_str().unwrap().to_string();
+    assert!(curl.starts_with(&format!("curl -X POST --header 'Authorization: Bearer {prod_key}' ")), "{curl}");
+    assert!(curl.ends_with(r#"/public/prod/churn --data '{"key": "value"}'"#), "{curl}");
     let forbidden = server
         .call("DELETE", &format!("/api/v1/deployments/{on_prod}/keys/{key_id}"), Via::Bearer(&dana_key), None)
         .await;

@@ -6,9 +6,11 @@
 //! derived from the master key, and every reveal is audited. Lists never carry secrets.
 
 use crate::api::api_services::{load_service, require_service};
+use crate::api::deployments::gateway_url;
 use crate::api::deployments::load_deployment;
 use crate::api::{audit_event, commit, new_public_id, parse_id, refuse_access_token_minting};
 use crate::authn::Caller;
+use crate::deployer::effective_auth;
 use crate::deployer::{
     Standing, deployment_key_audience, require_deploy_wherever_service_settings_apply,
     require_view_wherever_service_settings_apply, service_key_audience,
@@ -21,7 +23,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::deployer::{DeploymentAction, ServicePrivilege};
 use keyward_core::{CredentialKind, Secret, validate};
-use proto::deployer::{CreateDeploymentKey, DeploymentKey, RevealedDeploymentKey};
+use proto::deployer::{CreateDeploymentKey, DeploymentKey, DeploymentSample, GatewayAuth, RevealedDeploymentKey};
 use store::{Counted, CredentialRow, NewCredential, StoreError};
 use time::OffsetDateTime;
 
@@ -201,6 +203,12 @@ async fn reveal(
     refuse_access_token_minting(caller)?;
     let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Reveal).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
+    let secret = open_and_audit(state, caller, &row, target).await?;
+    Ok(Json(RevealedDeploymentKey { key: key_dto(row), secret }))
+}
+
+/// Opens a key's sealed secret, once the reveal is on record.
+async fn open_and_audit(state: &AppState, caller: &Caller, row: &CredentialRow, target: String) -> ApiResult<String> {
     let sealed = state
         .store
         .sealed_secret(row.id)
@@ -216,7 +224,45 @@ async fn reveal(
     let mutation = state.store.begin().await?;
     let detail = format!("key:{} {}", row.public_id, row.name);
     commit(state, mutation, audit_event(caller, "deployment_key.reveal", target, detail)).await?;
-    Ok(Json(RevealedDeploymentKey { key: key_dto(row), secret }))
+    Ok(secret)
+}
+
+#[utoipa::path(get, path = "/api/v1/deployments/{id}/sample", tag = "deployer",
+    responses((status = 200, body = DeploymentSample), (status = 403, body = proto::Problem),
+        (status = 404, body = proto::Problem)))]
+pub async fn deployment_sample(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeploymentSample>> {
+    let standing = Standing::of(&state, &caller).await?;
+    let deployment = load_deployment(&state, &caller, &standing, &id, DeploymentAction::Read).await?;
+    let url = gateway_url(&state, &caller.realm_name, &deployment.infrastructure_name, &deployment.service_name);
+    let (header, key_id) = match effective_auth(deployment.auth.as_deref(), &deployment.service_auth) {
+        GatewayAuth::ApiKeys => {
+            refuse_access_token_minting(&caller)?;
+            let (scope, scope_id) = match deployment.auth {
+                Some(_) => (Scope::Deployment, deployment.public_id.clone()),
+                None => (Scope::Service, deployment.service_public_id.clone()),
+            };
+            let (audience, target, _) = scope_audience(&state, &caller, scope, &scope_id, KeyAction::Reveal).await?;
+            match state.store.gateway_keys(caller.realm_id, &audience).await?.into_iter().next() {
+                Some(first) => {
+                    let secret = open_and_audit(&state, &caller, &first, target).await?;
+                    (Some(format!("Authorization: Bearer {secret}")), Some(first.public_id))
+                }
+                None => (Some("Authorization: Bearer KEY".to_string()), None),
+            }
+        }
+        GatewayAuth::Jwt(_) => (Some("Authorization: Bearer $ACCESS_TOKEN".to_string()), None),
+        GatewayAuth::None | GatewayAuth::Service => (None, None),
+    };
+    let data = r#"--data '{"key": "value"}'"#;
+    let curl = match header {
+        Some(header) => format!("curl -X POST --header '{header}' {url} {data}"),
+        None => format!("curl -X POST {url} {data}"),
+    };
+    Ok(Json(DeploymentSample { curl, key_id }))
 }
 
 async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_id: &str) -> ApiResult<StatusCode> {
