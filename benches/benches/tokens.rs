@@ -266,6 +266,7 @@ impl Fixture {
                 enabled: true,
                 roles: RoleSet::EMPTY,
                 groups: Vec::new(),
+                identity: Default::default(),
             };
             state.index.upsert_principal(principal.clone());
             let digest = SecretDigest([0x40 + index as u8; 32]);

@@ -85,6 +85,7 @@ impl Fixture {
             enabled: true,
             roles: RoleSet::EMPTY,
             groups: Vec::new(),
+            identity: Default::default(),
         });
 
         let mut rng = UnwrapErr(OsRng);

@@ -36,31 +36,56 @@ pub const IDENTITY_HEADERS: [&str; 9] = [
     ROLES_HEADER,
 ];
 
+fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// The headers that depend on the principal alone, made once per principal: everything
+/// a caller with a principal sends but its realm and credential kind. The roles are the
+/// principal's as a caller holds them (`Caller::roles`: a service account never holds
+/// admin).
+fn principal_headers(caller: &Caller, principal: &crate::index::PrincipalInfo) -> HeaderMap {
+    principal
+        .identity
+        .get_or_init(|| {
+            let mut headers = HeaderMap::new();
+            put(&mut headers, USER_ID_HEADER, &principal.public_id);
+            put(&mut headers, SUBJECT_HEADER, &principal.public_id);
+            put(&mut headers, USERNAME_HEADER, &principal.username);
+            put(&mut headers, EMAIL_HEADER, &principal.email);
+            put(&mut headers, GROUPS_HEADER, &principal.groups.join(","));
+            put(&mut headers, KIND_HEADER, &principal.kind);
+            let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
+            put(&mut headers, ROLES_HEADER, &roles.join(","));
+            headers
+        })
+        .clone()
+}
+
 /// The identity of a caller as headers. A value that cannot be a header value (not
 /// visible ASCII, e.g. an internationalised email address) is left out rather than mangled.
 pub fn identity_headers(caller: &Caller) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), value);
+    let mut headers = match &caller.principal {
+        // An admin key's roles do not come from a principal; it has none.
+        Some(principal) if caller.kind != keyward_core::CredentialKind::AdminKey => {
+            principal_headers(caller, principal)
+        }
+        _ => {
+            let mut headers = HeaderMap::new();
+            let kind = match caller.kind {
+                keyward_core::CredentialKind::DeploymentKey => "deployment-key",
+                _ => "admin-key",
+            };
+            headers.insert(HeaderName::from_static(KIND_HEADER), HeaderValue::from_static(kind));
+            let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
+            put(&mut headers, ROLES_HEADER, &roles.join(","));
+            headers
         }
     };
-    match &caller.principal {
-        Some(principal) => {
-            put(USER_ID_HEADER, &principal.public_id);
-            put(SUBJECT_HEADER, &principal.public_id);
-            put(USERNAME_HEADER, &principal.username);
-            put(EMAIL_HEADER, &principal.email);
-            put(GROUPS_HEADER, &principal.groups.join(","));
-            put(KIND_HEADER, &principal.kind);
-        }
-        None if caller.kind == keyward_core::CredentialKind::DeploymentKey => put(KIND_HEADER, "deployment-key"),
-        None => put(KIND_HEADER, "admin-key"),
-    }
-    put(REALM_HEADER, &caller.realm_name);
-    put(CREDENTIAL_KIND_HEADER, caller.kind.as_str());
-    let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
-    put(ROLES_HEADER, &roles.join(","));
+    put(&mut headers, REALM_HEADER, &caller.realm_name);
+    headers.insert(HeaderName::from_static(CREDENTIAL_KIND_HEADER), HeaderValue::from_static(caller.kind.as_str()));
     headers
 }
 

@@ -44,6 +44,8 @@ struct JoseHeader<'a> {
 pub struct VerifiedToken {
     pub realm_id: i64,
     pub kid: String,
+    /// The algorithm of the key that verified it.
+    pub alg: keyward_core::jwt::SigningAlg,
     pub claims: AccessTokenClaims,
 }
 
@@ -196,7 +198,7 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
     if !key.verify(&token.as_bytes()[..signed_len], signature) {
         return Err(refuse(AuthRefusal::BadSignature));
     }
-    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), claims })
+    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), alg, claims })
 }
 
 /// The token's signature, issuer and key, from the cache or verified now. Nothing that
@@ -345,7 +347,7 @@ mod tests {
             groups: Vec::new(),
             extra: serde_json::Map::new(),
         };
-        Arc::new(VerifiedToken { realm_id: 1, kid: "k".to_string(), claims })
+        Arc::new(VerifiedToken { realm_id: 1, kid: "k".to_string(), alg: keyward_core::jwt::SigningAlg::Es256, claims })
     }
 
     #[test]
