@@ -9,7 +9,12 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,6 +76,60 @@ pub struct Upstream {
 pub enum UpstreamError {
     #[error("{0:?} is not an http:// URL with a host")]
     NotHttp(String),
+    #[error("{0:?} is a link-local address, where cloud metadata services live; keyward never forwards there")]
+    LinkLocal(String),
+}
+
+/// Link-local addresses (169.254.0.0/16, fe80::/10, and AWS's fd00:ec2::254): where cloud
+/// instance-metadata services answer with credentials. No upstream is ever one of them.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == AWS_METADATA_V6
+        }
+    }
+}
+
+/// The system resolver, minus link-local answers: a host name that resolves only to such
+/// addresses (`169.254.169.254.nip.io`, a decimal `2852039166`) fails like an unknown
+/// host. Literal addresses never reach a resolver; `Upstream::parse` refuses those.
+#[derive(Clone)]
+pub struct GuardedResolver(GaiResolver);
+
+impl Default for GuardedResolver {
+    fn default() -> Self {
+        GuardedResolver(GaiResolver::new())
+    }
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let mut system = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addresses: Vec<SocketAddr> =
+                system.call(name).await?.filter(|address| !is_link_local(address.ip())).collect();
+            if addresses.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves to no address keyward forwards to (link-local ones are refused)"),
+                ));
+            }
+            Ok(addresses.into_iter())
+        })
+    }
 }
 
 impl Upstream {
@@ -81,6 +140,10 @@ impl Upstream {
         };
         if scheme != hyper::http::uri::Scheme::HTTP {
             return Err(UpstreamError::NotHttp(url.to_string()));
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<IpAddr>().is_ok_and(is_link_local) {
+            return Err(UpstreamError::LinkLocal(url.to_string()));
         }
         Ok(Upstream { scheme, authority, base_path: uri.path().trim_end_matches('/').to_string() })
     }
@@ -108,7 +171,7 @@ impl std::fmt::Display for Upstream {
 /// A pooled HTTP/1.1 client. Cheap to clone.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpConnector<GuardedResolver>, Body>,
 }
 
 impl Default for Forwarder {
@@ -119,7 +182,7 @@ impl Default for Forwarder {
 
 impl Forwarder {
     pub fn new() -> Forwarder {
-        let mut connector = HttpConnector::new();
+        let mut connector = HttpConnector::new_with_resolver(GuardedResolver(GaiResolver::new()));
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
@@ -173,6 +236,26 @@ mod tests {
         for bad in ["https://api.internal", "api.internal", "/relative", "ftp://x"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
+        for metadata in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]:8080",
+            "http://[::ffff:169.254.169.254]",
+            "http://[fd00:ec2::254]",
+        ] {
+            assert!(matches!(Upstream::parse(metadata), Err(UpstreamError::LinkLocal(_))), "{metadata}");
+        }
+    }
+
+    /// A name that resolves to the metadata address fails to connect, rather than reach it.
+    #[tokio::test]
+    async fn names_resolving_to_link_local_addresses_are_not_connected() {
+        use tower_service::Service;
+        let mut resolver = GuardedResolver(GaiResolver::new());
+        // glibc reads a bare decimal as an IPv4 address: 2852039166 is 169.254.169.254.
+        let refused = resolver.call("2852039166".parse().unwrap()).await;
+        assert_eq!(refused.err().map(|error| error.kind()), Some(std::io::ErrorKind::PermissionDenied));
+        let local: Vec<SocketAddr> = resolver.call("localhost".parse().unwrap()).await.unwrap().collect();
+        assert!(!local.is_empty());
     }
 
     #[test]

@@ -205,14 +205,18 @@ fn check_jwt(state: &AppState, caller: &Caller, jwt: &JwtAuth) -> ApiResult<()> 
 }
 
 fn check_jwks_url(url: &str) -> ApiResult<()> {
+    let host = url.parse::<axum::http::Uri>().ok().and_then(|uri| uri.host().map(str::to_string));
     let well_formed = url.len() <= 2000
         && (url.starts_with("https://") || url.starts_with("http://"))
-        && url.parse::<axum::http::Uri>().is_ok_and(|uri| uri.host().is_some_and(|host| !host.is_empty()));
-    if well_formed {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("auth.jwksUrl", "must be an http:// or https:// URL with a host"))
+        && host.as_deref().is_some_and(|host| !host.is_empty());
+    if !well_formed {
+        return Err(ApiError::invalid("auth.jwksUrl", "must be an http:// or https:// URL with a host"));
     }
+    let literal = host.as_deref().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    if literal.parse::<std::net::IpAddr>().is_ok_and(proxy::forward::is_link_local) {
+        return Err(ApiError::invalid("auth.jwksUrl", "may not be a link-local address (where cloud metadata lives)"));
+    }
+    Ok(())
 }
 
 /// Settings as stored; unreadable ones (never written by this server) count as API keys

@@ -68,7 +68,7 @@ impl Default for RemoteJwksConfig {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector<proxy::forward::GuardedResolver>>, Empty<Bytes>>;
 
 /// Foreign issuers' key sets by JWKS URL, and the tokens verified with them. One per
 /// server, in its shared state; URLs come from configuration, never from a token.
@@ -365,6 +365,10 @@ impl Fetcher {
     /// are not followed.
     async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::Url)?;
+        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<std::net::IpAddr>().is_ok_and(proxy::forward::is_link_local) {
+            return Err(FetchError::Url);
+        }
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(FetchError::Url);
         }
@@ -403,7 +407,8 @@ fn build_client() -> Result<HttpClient, String> {
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
+    // Like upstreams, a JWKS URL never reaches a link-local (cloud metadata) address.
+    let mut http = HttpConnector::new_with_resolver(proxy::forward::GuardedResolver::default());
     http.enforce_http(false);
     http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()

@@ -125,6 +125,13 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
     assert_eq!(version.status, 201, "{}", version.text);
     assert_eq!(version.json()["number"], 1);
     let version = id(&version);
+    for metadata in ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/"] {
+        let refused = server
+            .post(&format!("/api/v1/api-services/{service}/versions"), &dana_key, json!({"upstream": metadata}))
+            .await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert!(refused.text.contains("link-local"), "{}", refused.text);
+    }
     let not_http = server
         .post(&format!("/api/v1/api-services/{service}/versions"), &dana_key, json!({"upstream": "file:///etc"}))
         .await;

@@ -297,8 +297,13 @@ pub async fn create_version(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_service(&state, &caller, &standing, &id).await?;
     require_service(access, ServicePrivilege::Write)?;
-    proxy::forward::Upstream::parse(&body.upstream).map_err(|_| {
-        ApiError::invalid("upstream", "must be an http:// URL with a host, e.g. http://10.0.0.5:8000/predict")
+    proxy::forward::Upstream::parse(&body.upstream).map_err(|error| match error {
+        proxy::forward::UpstreamError::LinkLocal(_) => {
+            ApiError::invalid("upstream", "may not be a link-local address (where cloud metadata lives)")
+        }
+        proxy::forward::UpstreamError::NotHttp(_) => {
+            ApiError::invalid("upstream", "must be an http:// URL with a host, e.g. http://10.0.0.5:8000/predict")
+        }
     })?;
     check_description(&body.description)?;
     let public_id = new_public_id();
