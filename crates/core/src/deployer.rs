@@ -200,14 +200,25 @@ pub fn check_gateway_name(name: &str) -> Result<(), String> {
 /// backslash or NUL, is refused: an upstream (or a proxy in front of it) that normalises
 /// paths would otherwise let `/public/dev/orders/../billing` reach another service
 /// without its credentials, or any path outside the base.
+///
+/// Servers differ in how they read a segment, so every reading counts: the part before a
+/// `;` (path parameters, which Java servers drop: `..;`) as well as the whole, an encoded
+/// `%` is refused outright (so nothing decodes twice into a dot), and a segment that does
+/// not decode to UTF-8 (overlong forms such as `%c0%ae`) is refused too.
 pub fn check_forwarded_path(path: &str) -> Result<(), String> {
     for segment in path.split('/') {
         let decoded = percent_decode(segment.as_bytes());
-        let escapes = decoded == b"." || decoded == b".." || decoded.iter().any(|byte| b"/\\\0".contains(byte));
+        let readable = std::str::from_utf8(&decoded).ok();
+        let escapes = segment.to_ascii_lowercase().contains("%25")
+            || readable.is_none_or(|decoded| {
+                let before_parameters = decoded.split(';').next().unwrap_or_default();
+                [decoded, before_parameters].iter().any(|reading| *reading == "." || *reading == "..")
+                    || decoded.chars().any(|character| matches!(character, '/' | '\\' | '\0'))
+            });
         if escapes {
-            return Err(
-                "the path may not contain '.' or '..' segments or encoded slashes, backslashes or NULs".to_string()
-            );
+            return Err("the path may not contain '.' or '..' segments (also before a ';'), an encoded '%', '/', \
+                        '\\' or NUL, or bytes that are not UTF-8"
+                .to_string());
         }
     }
     Ok(())
@@ -305,7 +316,19 @@ mod tests {
 
     #[test]
     fn forwarded_paths_cannot_climb_out_or_smuggle_separators() {
-        for good in ["", "/", "/predict", "/v1/models/a.b/x", "/a/...", "/%41bc", "/a%20b", "/.well-known/x", "/%"] {
+        for good in [
+            "",
+            "/",
+            "/predict",
+            "/v1/models/a.b/x",
+            "/a/...",
+            "/%41bc",
+            "/a%20b",
+            "/.well-known/x",
+            "/%",
+            "/a;b=1",
+            "/%C3%A9",
+        ] {
             assert_eq!(check_forwarded_path(good), Ok(()), "{good}");
         }
         for bad in [
@@ -321,6 +344,13 @@ mod tests {
             "/a%5cb",
             "/a\\b",
             "/a%00b",
+            "/..;/admin",
+            "/%2e%2e;x/admin",
+            "/.;/x",
+            "/%252e%252e/admin",
+            "/%252e%252e%252fadmin",
+            "/%c0%ae%c0%ae/admin",
+            "/a%ffb",
         ] {
             assert!(check_forwarded_path(bad).is_err(), "{bad}");
         }

@@ -123,6 +123,10 @@ pub async fn require_view_wherever_service_settings_apply(
 /// The algorithms a JWT setting accepts when it names none.
 const DEFAULT_ALGORITHMS: [&str; 3] = ["ES256", "RS256", "EdDSA"];
 const MAX_REQUIRED_CLAIMS: usize = 20;
+/// Claims that differ per token or that the verifier checks itself: requiring a fixed
+/// value of one is a mistake (or never matches).
+const UNREQUIRABLE_CLAIMS: [&str; 9] =
+    ["exp", "iat", "nbf", "jti", "iss", "aud", "cid", "api_token_id", "api_token_gen"];
 
 /// Where a service's or deployment's settings are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +189,12 @@ fn check_jwt(state: &AppState, caller: &Caller, jwt: &JwtAuth) -> ApiResult<()> 
     for (name, value) in &jwt.required_claims {
         if name.is_empty() || name.len() > 100 {
             return Err(ApiError::invalid("auth.requiredClaims", "claim names are 1 to 100 characters"));
+        }
+        if UNREQUIRABLE_CLAIMS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                "auth.requiredClaims",
+                format!("{name:?} differs per token or is checked already; require a claim such as organization"),
+            ));
         }
         if !(value.is_string() || value.is_number() || value.is_boolean()) {
             return Err(ApiError::invalid(
@@ -274,6 +284,7 @@ pub enum JwtSource {
 /// gateway then refuses every call rather than fall open.
 pub fn resolve(
     state: &AppState,
+    realm_id: i64,
     deployment_auth: Option<&str>,
     service_auth: &str,
     service_public_id: &str,
@@ -290,7 +301,11 @@ pub fn resolve(
         GatewayAuth::Service => None,
         GatewayAuth::Jwt(jwt) => {
             let source = match (jwt.realm, jwt.issuer, jwt.jwks_url) {
-                (Some(realm), _, _) => JwtSource::Realm { realm_id: state.realm_by_name(&realm)?.id },
+                // Only the deployment's own realm, even for settings stored before that rule.
+                (Some(realm), _, _) => {
+                    let realm = state.realm_by_name(&realm).filter(|realm| realm.id == realm_id)?;
+                    JwtSource::Realm { realm_id: realm.id }
+                }
                 (None, Some(issuer), Some(jwks_url)) => JwtSource::Remote { issuer, jwks_url },
                 _ => return None,
             };

@@ -100,6 +100,9 @@ const CLIENT_FORWARDING_HEADERS: [&str; 5] =
 /// or forwarding header the client made up, and `X-Forwarded-For` naming the client
 /// address keyward determined (the socket peer, or the trusted proxies' client).
 pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client_ip: std::net::IpAddr) {
+    // First, so that a `Connection` header naming X-Forwarded-For cannot drop the one
+    // set below (the forwarder strips what `Connection` names).
+    proxy::forward::strip_hop_by_hop(headers);
     crate::authn::strip_credential_headers(state, headers);
     for name in IDENTITY_HEADERS.iter().chain(CLIENT_FORWARDING_HEADERS.iter()) {
         headers.remove(*name);

@@ -132,7 +132,10 @@ impl Audiences {
         }
         let index = usize::from(number);
         let Some(holders) = self.holders.get_mut(index) else { return };
-        *holders = holders.saturating_sub(1);
+        if *holders == 0 {
+            return;
+        }
+        *holders -= 1;
         if *holders == 0 {
             if let Some(label) = self.labels[index].take() {
                 self.numbers.remove(&label);
@@ -142,6 +145,10 @@ impl Audiences {
     }
 
     fn label(&self, number: u16) -> Option<Arc<str>> {
+        if number == AUDIENCE_OVERFLOW {
+            // Not "no audience": a label no header or gateway path is bound to.
+            return Some(Arc::from("\0audience-overflow"));
+        }
         self.labels.get(usize::from(number)).cloned().flatten()
     }
 }

@@ -66,6 +66,7 @@ pub async fn reload(state: &AppState) -> StoreResult<()> {
         };
         let check = crate::deployer::resolve(
             state,
+            row.realm_id,
             row.auth.as_deref(),
             &row.service_auth,
             &row.service_public_id,
@@ -74,6 +75,17 @@ pub async fn reload(state: &AppState) -> StoreResult<()> {
         let route = PublishedRoute { deployment_public_id: row.public_id, enabled: row.enabled, upstream, check };
         routes.insert((row.realm_id, row.infrastructure_name, row.service_name), Arc::new(route));
     }
+    let in_use: std::collections::HashSet<&str> = routes
+        .values()
+        .filter_map(|route| match &route.check {
+            Some(GatewayCheck::Jwt(jwt)) => match &jwt.source {
+                JwtSource::Remote { jwks_url, .. } => Some(jwks_url.as_str()),
+                JwtSource::Realm { .. } => None,
+            },
+            _ => None,
+        })
+        .collect();
+    state.remote_jwks.retain_urls(&in_use);
     if let Ok(mut table) = state.published.routes.write() {
         *table = routes;
     }
@@ -247,6 +259,12 @@ async fn authenticate_jwt(
             crate::metrics::authentication(CredentialKind::AccessToken.as_str(), "ok");
             Ok(identity)
         }
+        // The issuer being down is not the caller's failure: no throttling, no audit
+        // event per call (each failed fetch is logged).
+        Err(AuthRefusal::IssuerUnavailable) => {
+            crate::metrics::authentication(CredentialKind::AccessToken.as_str(), "unavailable");
+            Err(AuthFailure::Refused(AuthRefusal::IssuerUnavailable))
+        }
         Err(refusal) => {
             let kind = Some(CredentialKind::AccessToken);
             state.note_refusal(refusal, kind, Some(realm_name.to_string()), None, client_ip, now);
@@ -339,13 +357,18 @@ async fn verify_remote_jwt(
     token: &str,
     now: i64,
 ) -> Result<HeaderMap, AuthRefusal> {
-    let claims = state.remote_jwks.verify(jwks_url, &check.remote_algorithms, token, now).await?;
     let rule = keyward_core::resource_server::ClaimRule {
         issuer,
         audience: &check.audience,
         required_claims: &check.required_claims,
     };
-    keyward_core::resource_server::check_claims(&claims, &rule, now)?;
+    let required: Vec<&str> = check.required_claims.iter().map(|(name, _)| name.as_str()).collect();
+    let claims = state
+        .remote_jwks
+        .verify_checked(jwks_url, &check.remote_algorithms, token, now, &required, |claims| {
+            keyward_core::resource_server::check_claims(claims, &rule, now)
+        })
+        .await?;
     Ok(remote_identity(&claims))
 }
 

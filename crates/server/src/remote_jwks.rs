@@ -133,6 +133,23 @@ impl RemoteJwks {
         token: &str,
         now: i64,
     ) -> Result<Arc<Map<String, Value>>, AuthRefusal> {
+        self.verify_checked(url, algorithms, token, now, &[], |_| Ok(())).await
+    }
+
+    /// [`verify`](Self::verify), then `check` on the claims (every time, cached or not).
+    /// Only a token that passes is remembered, and only with the claims that later uses
+    /// read: the standard ones ([`KEPT_CLAIMS`]) and `also_kept` (a deployment's required
+    /// claims), when they are small. A token made to be large, or refused, costs its
+    /// sender a verification each time, not this process memory.
+    pub async fn verify_checked(
+        &self,
+        url: &str,
+        algorithms: &[JwsAlgorithm],
+        token: &str,
+        now: i64,
+        also_kept: &[&str],
+        check: impl Fn(&Map<String, Value>) -> Result<(), AuthRefusal>,
+    ) -> Result<Arc<Map<String, Value>>, AuthRefusal> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthRefusal::Malformed);
         }
@@ -142,6 +159,7 @@ impl RemoteJwks {
                 let keys = self.current_keys(&issuer, url, now).await?;
                 // The issuer may have dropped (or replaced) the key since.
                 if keys.get(&cached.kid).is_some_and(|key| Arc::ptr_eq(key, &cached.key)) {
+                    check(&cached.claims)?;
                     return Ok(cached.claims.clone());
                 }
             }
@@ -165,18 +183,33 @@ impl RemoteJwks {
         // Only now, with the signature good, is the payload worth parsing.
         let payload = URL_SAFE_NO_PAD.decode(parsed.payload).map_err(|_| AuthRefusal::Malformed)?;
         let claims: Map<String, Value> = serde_json::from_slice(&payload).map_err(|_| AuthRefusal::BadToken)?;
-        let claims = Arc::new(claims);
-        self.verified.insert(
-            token,
-            Arc::new(VerifiedRemote {
-                url: url.to_string(),
-                kid: parsed.kid,
-                alg: parsed.alg,
-                key: key.clone(),
-                claims: claims.clone(),
-            }),
-        );
-        Ok(claims)
+        check(&claims)?;
+        let kept: Map<String, Value> = claims
+            .iter()
+            .filter(|(name, _)| KEPT_CLAIMS.contains(&name.as_str()) || also_kept.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let kept = Arc::new(kept);
+        if serde_json::to_vec(&*kept).is_ok_and(|json| json.len() <= MAX_CACHED_CLAIM_BYTES) {
+            self.verified.insert(
+                token,
+                Arc::new(VerifiedRemote {
+                    url: url.to_string(),
+                    kid: parsed.kid,
+                    alg: parsed.alg,
+                    key: key.clone(),
+                    claims: kept.clone(),
+                }),
+            );
+        }
+        Ok(kept)
+    }
+
+    /// Forgets the issuers whose URL no deployment names any more, with their key sets.
+    pub fn retain_urls(&self, in_use: &std::collections::HashSet<&str>) {
+        if let Ok(mut issuers) = self.issuers.write() {
+            issuers.retain(|url, _| in_use.contains(url.as_str()));
+        }
     }
 
     fn issuer(&self, url: &str) -> Arc<Issuer> {
@@ -418,6 +451,12 @@ fn build_client() -> Result<HttpClient, String> {
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector))
 }
+
+/// The claims a cached token keeps: what the claim checks and the identity headers read.
+pub const KEPT_CLAIMS: [&str; 8] = ["iss", "aud", "exp", "nbf", "iat", "sub", "preferred_username", "email"];
+/// A cached token's kept claims may take this much JSON; a bigger one is verified again at
+/// each use rather than held.
+const MAX_CACHED_CLAIM_BYTES: usize = 2048;
 
 /// The only header parameters accepted; any other one refuses the token.
 #[derive(Deserialize)]

@@ -360,6 +360,7 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         .post(format!("{}/public/dev/churn/predict", server.url))
         .header("Authorization", format!("Bearer {service_key}"))
         .header("X-Forwarded-For", "10.9.9.9")
+        .header("Connection", "x-forwarded-for")
         .header("X-Keyward-User-Id", "someone-else")
         .send()
         .await
@@ -687,5 +688,18 @@ async fn a_deployment_trusts_an_outside_issuer_through_its_jwks_url(backend: Bac
     let (status, body) = call_gateway(&server, "/public/edge/silent/quote", Some(&token)).await;
     assert_eq!(status, 503, "{body}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    // An issuer being down is not its callers' failure: they are not throttled for it.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..25 {
+        let request = server
+            .http
+            .post(format!("{}/public/edge/silent/quote", server.url))
+            .header("Authorization", format!("Bearer {token}"));
+        calls.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    while let Some(status) = calls.join_next().await {
+        assert_eq!(status.unwrap(), 503);
+    }
+    assert_eq!(call_gateway(&server, "/public/edge/partners/quote", Some(&token)).await.0, 200);
 }
 on_each_store!(a_deployment_trusts_an_outside_issuer_through_its_jwks_url);

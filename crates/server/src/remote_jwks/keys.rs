@@ -161,6 +161,9 @@ pub(super) enum KeySetError {
     NoUsableKey(usize),
 }
 
+/// How many JWKs of one set are looked at.
+const MAX_KEYS_PER_SET: usize = 32;
+
 /// Parses a JWKS document into the keys keyward can verify with. A JWK it cannot use (an
 /// encryption key, an HMAC secret, an unknown curve, a broken value, no kid, a kid seen
 /// before) is left out; the rest still work. A key unchanged since `previous` is taken
@@ -170,7 +173,9 @@ pub(super) fn parse_key_set(document: &[u8], previous: Option<&KeySet>) -> Resul
     let document: JwksDocument = serde_json::from_slice(document).map_err(KeySetError::NotJwks)?;
     let published = document.keys.len();
     let mut keys = HashMap::new();
-    for value in document.keys {
+    // Issuers publish a handful of keys; past this many, the rest are left out, so a key
+    // set made to be huge costs a bounded amount of parsing and memory.
+    for value in document.keys.into_iter().take(MAX_KEYS_PER_SET) {
         let Ok(members) = serde_json::from_value::<JwkMembers>(value) else { continue };
         let Some(kid) = members.kid.clone() else { continue };
         if keys.contains_key(&kid) {

@@ -620,3 +620,33 @@ async fn https_urls_go_through_rustls() {
     assert_eq!(issuer.hits(), 0);
     assert!(fetcher.fetch(&issuer.url).await.is_ok(), "the same server over http answers");
 }
+
+/// Only tokens that pass the caller's claim checks are remembered, and only with the
+/// claims later uses read: a sender of refused or padded tokens cannot fill memory.
+#[tokio::test]
+async fn only_accepted_tokens_are_cached_and_only_with_the_claims_that_are_read_again() {
+    let key = TestKey::ec("ec", "P-256");
+    let issuer = TestIssuer::start(&[&key]).await;
+    let jwks = RemoteJwks::new(config());
+    let header = json!({ "alg": "ES256", "kid": "ec" });
+    let refuse = |_: &Map<String, Value>| Err(AuthRefusal::WrongAudience);
+    let refused = key.token_with(&header, &json!({ "iss": "https://issuer.example", "sub": "a" }));
+    let answer = jwks.verify_checked(&issuer.url, &[JwsAlgorithm::Es256], &refused, NOW, &[], refuse).await;
+    assert_eq!(answer.map(|_| ()), Err(AuthRefusal::WrongAudience));
+    assert_eq!(jwks.cached_tokens(), 0, "a refused token is not remembered");
+
+    let padded = key.token_with(
+        &header,
+        &json!({ "iss": "https://issuer.example", "sub": "b", "org": "acme", "padding": vec![0; 1500] }),
+    );
+    let accept = |_: &Map<String, Value>| Ok(());
+    let claims =
+        jwks.verify_checked(&issuer.url, &[JwsAlgorithm::Es256], &padded, NOW, &["org"], accept).await.expect("ok");
+    assert_eq!(claims.get("org"), Some(&json!("acme")));
+    assert!(claims.get("padding").is_none(), "claims nobody reads again are not kept");
+    assert_eq!(jwks.cached_tokens(), 1);
+
+    let huge_subject = key.token_with(&header, &json!({ "iss": "https://issuer.example", "sub": "x".repeat(3000) }));
+    jwks.verify_checked(&issuer.url, &[JwsAlgorithm::Es256], &huge_subject, NOW, &[], accept).await.expect("ok");
+    assert_eq!(jwks.cached_tokens(), 1, "kept claims over the size limit are verified again instead of held");
+}
