@@ -46,10 +46,7 @@ impl Standing {
     }
 
     pub fn service(&self, service: &ApiServiceRow) -> ServiceAccess {
-        let owner = self.user_id.is_some() && service.owner_id == self.user_id;
-        let granted = self.services.get(&service.id).copied();
-        let privilege = if owner { Some(ServicePrivilege::Owner) } else { granted };
-        ServiceAccess { privilege, realm_admin: self.realm_admin }
+        self.service_by_id(service.id, service.owner_id)
     }
 
     /// The standing on a service known only by id (a deployment's): ownership needs
