@@ -195,6 +195,69 @@ pub fn check_gateway_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// One entry of an infrastructure's list of allowed upstreams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamRule {
+    /// Exactly this host name (lowercase).
+    Host(String),
+    /// A domain's subdomains, from `*.models.internal`: stored as `.models.internal`.
+    Subdomains(String),
+    /// Literal addresses in this range (`10.0.0.0/8`, `fd00::/8`, or one address).
+    Range(ipnet::IpNet),
+}
+
+/// The most entries an infrastructure's list may have.
+pub const MAX_UPSTREAM_RULES: usize = 50;
+
+/// Parses an allowed-upstream entry: a host name, `*.` and a domain, or an address or
+/// CIDR range.
+pub fn parse_upstream_rule(text: &str) -> Result<UpstreamRule, String> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(UpstreamRule::Range(net.trunc()));
+    }
+    if let Ok(address) = text.parse::<std::net::IpAddr>() {
+        return Ok(UpstreamRule::Range(ipnet::IpNet::from(address)));
+    }
+    let (subdomains, name) = match text.strip_prefix("*.") {
+        Some(domain) => (true, domain),
+        None => (false, text.as_str()),
+    };
+    let is_name = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    match (is_name, subdomains) {
+        (true, true) => Ok(UpstreamRule::Subdomains(format!(".{name}"))),
+        (true, false) => Ok(UpstreamRule::Host(name.to_string())),
+        (false, _) => Err(format!(
+            "{text:?} is not a host name (models.internal), a domain's subdomains (*.models.internal) or an \
+             address range (10.0.0.0/8)"
+        )),
+    }
+}
+
+/// Whether an upstream's host (as in its URL, brackets removed) is allowed. An empty
+/// list allows every host: the infrastructure's admins have not restricted it.
+pub fn upstream_allowed(rules: &[UpstreamRule], host: &str) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let address = host.parse::<std::net::IpAddr>().ok();
+    rules.iter().any(|rule| match (rule, address) {
+        (UpstreamRule::Range(range), Some(address)) => range.contains(&address),
+        (UpstreamRule::Host(name), None) => *name == host,
+        (UpstreamRule::Subdomains(suffix), None) => host.ends_with(suffix.as_str()),
+        _ => false,
+    })
+}
+
 /// Checks the part of a request path a gateway forwards below an upstream's base path.
 /// A segment that is `.` or `..` once percent-decoded, or that decodes to a slash,
 /// backslash or NUL, is refused: an upstream (or a proxy in front of it) that normalises
@@ -354,6 +417,29 @@ mod tests {
         ] {
             assert!(check_forwarded_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn upstreams_are_allowed_by_host_subdomain_or_range() {
+        let rules: Vec<UpstreamRule> = ["models.internal", "*.ml.example.com", "10.0.0.0/8", "fd00::1"]
+            .iter()
+            .map(|text| parse_upstream_rule(text).unwrap())
+            .collect();
+        for allowed in
+            ["models.internal", "MODELS.internal", "a.ml.example.com", "b.c.ml.example.com", "10.1.2.3", "[fd00::1]"]
+        {
+            assert!(upstream_allowed(&rules, allowed), "{allowed}");
+        }
+        for refused in
+            ["ml.example.com", "evilml.example.com", "models.internal.evil", "11.0.0.1", "[fd00::2]", "localhost"]
+        {
+            assert!(!upstream_allowed(&rules, refused), "{refused}");
+        }
+        assert!(upstream_allowed(&[], "anything.example"), "an empty list restricts nothing");
+        for bad in ["", "*.", "http://x", "a..b", "-a.b", "a_b.c", "10.0.0.0/33", "*"] {
+            assert!(parse_upstream_rule(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_upstream_rule("10.1.2.3/8"), Ok(UpstreamRule::Range("10.0.0.0/8".parse().unwrap())));
     }
 
     #[test]

@@ -14,12 +14,18 @@ pub struct CreateInfrastructure {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Where deployments on it may forward: host names (`models.internal`), a domain's
+    /// subdomains (`*.models.internal`) and address ranges (`10.0.0.0/8`). Empty (the
+    /// default): anywhere but link-local addresses.
+    #[serde(default)]
+    pub allowed_upstreams: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateInfrastructure {
     pub description: Option<String>,
+    pub allowed_upstreams: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -28,6 +34,7 @@ pub struct Infrastructure {
     pub id: String,
     pub name: String,
     pub description: String,
+    pub allowed_upstreams: Vec<String>,
     /// The caller's privilege: `view`, `deploy` or `admin`.
     pub my_privilege: Option<String>,
     #[serde(with = "time::serde::rfc3339")]

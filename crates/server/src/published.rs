@@ -57,6 +57,12 @@ impl PublishedTable {
 pub async fn reload(state: &AppState) -> StoreResult<()> {
     let mut routes = HashMap::new();
     for row in state.store.list_deployments(None).await? {
+        // Checked when deployed and when the list changes; checked again here so that no
+        // path around those checks (a race, a row written by hand) gets a call through.
+        if !crate::api::infrastructures::allows_upstream(&row.allowed_upstreams, &row.upstream) {
+            tracing::warn!(deployment = %row.public_id, "upstream outside its infrastructure's allowed list; not served");
+            continue;
+        }
         let upstream = match Upstream::parse(&row.upstream) {
             Ok(upstream) => upstream,
             Err(error) => {

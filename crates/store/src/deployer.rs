@@ -16,6 +16,8 @@ pub struct InfrastructureRow {
     pub realm_id: i64,
     pub name: String,
     pub description: String,
+    /// Entries as written by the infrastructure's admins (`core::deployer::parse_upstream_rule`).
+    pub allowed_upstreams: Vec<String>,
     pub created_at: OffsetDateTime,
     pub created_by: String,
 }
@@ -62,6 +64,8 @@ pub struct DeploymentRow {
     pub infrastructure_id: i64,
     pub infrastructure_public_id: String,
     pub infrastructure_name: String,
+    /// The infrastructure's allowed upstreams.
+    pub allowed_upstreams: Vec<String>,
     pub version_id: i64,
     pub version_public_id: String,
     pub version_number: i64,
@@ -89,6 +93,7 @@ pub struct NewInfrastructure<'a> {
     pub realm_id: i64,
     pub name: &'a str,
     pub description: &'a str,
+    pub allowed_upstreams: &'a [String],
     pub created_by: &'a str,
     pub now: OffsetDateTime,
 }
@@ -135,7 +140,7 @@ pub struct DeploymentPatch<'a> {
     pub now: OffsetDateTime,
 }
 
-const INFRA_COLUMNS: &str = "id, public_id, realm_id, name, description, created_at, created_by";
+const INFRA_COLUMNS: &str = "id, public_id, realm_id, name, description, allowed_upstreams, created_at, created_by";
 const SERVICE_COLUMNS: &str = "s.id AS id, s.public_id AS public_id, s.realm_id AS realm_id, s.name AS name, \
      s.description AS description, s.owner_id AS owner_id, u.public_id AS owner_public_id, s.auth AS auth, \
      s.created_at AS created_at, s.created_by AS created_by";
@@ -145,11 +150,17 @@ const DEPLOYMENT_SELECT: &str = "SELECT d.id AS id, d.public_id AS public_id, d.
      d.service_id AS service_id, s.public_id AS service_public_id, s.name AS service_name, s.owner_id AS service_owner_id, \
      s.auth AS service_auth, \
      d.infrastructure_id AS infrastructure_id, i.public_id AS infrastructure_public_id, \
-     i.name AS infrastructure_name, d.version_id AS version_id, v.public_id AS version_public_id, \
+     i.name AS infrastructure_name, i.allowed_upstreams AS allowed_upstreams, d.version_id AS version_id, v.public_id AS version_public_id, \
      v.number AS version_number, v.upstream AS upstream, d.enabled AS enabled, d.auth AS auth, \
      d.created_at AS created_at, d.created_by AS created_by, d.updated_at AS updated_at, d.updated_by AS updated_by \
      FROM deployments d JOIN api_services s ON s.id = d.service_id \
      JOIN infrastructures i ON i.id = d.infrastructure_id JOIN api_service_versions v ON v.id = d.version_id";
+
+/// A JSON array of strings as stored; anything else is a damaged row.
+fn string_list(row: &AnyRow, column: &str) -> StoreResult<Vec<String>> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|_| crate::StoreError::Database(format!("{column} is not a JSON list")))
+}
 
 fn infrastructure_from_row(row: &AnyRow) -> StoreResult<InfrastructureRow> {
     Ok(InfrastructureRow {
@@ -158,6 +169,7 @@ fn infrastructure_from_row(row: &AnyRow) -> StoreResult<InfrastructureRow> {
         realm_id: row.try_get("realm_id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
+        allowed_upstreams: string_list(row, "allowed_upstreams")?,
         created_at: from_ms(row.try_get("created_at")?),
         created_by: row.try_get("created_by")?,
     })
@@ -204,6 +216,7 @@ fn deployment_from_row(row: &AnyRow) -> StoreResult<DeploymentRow> {
         infrastructure_id: row.try_get("infrastructure_id")?,
         infrastructure_public_id: row.try_get("infrastructure_public_id")?,
         infrastructure_name: row.try_get("infrastructure_name")?,
+        allowed_upstreams: string_list(row, "allowed_upstreams")?,
         version_id: row.try_get("version_id")?,
         version_public_id: row.try_get("version_public_id")?,
         version_number: row.try_get("version_number")?,
@@ -401,13 +414,14 @@ impl Mutation {
 
     pub async fn insert_infrastructure(&mut self, new: &NewInfrastructure<'_>) -> StoreResult<i64> {
         let row = sqlx::query(
-            "INSERT INTO infrastructures (public_id, realm_id, name, description, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO infrastructures (public_id, realm_id, name, description, allowed_upstreams, created_at, \
+             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(new.public_id)
         .bind(new.realm_id)
         .bind(new.name)
         .bind(new.description)
+        .bind(serde_json::Value::from(new.allowed_upstreams.to_vec()).to_string())
         .bind(to_ms(new.now))
         .bind(new.created_by)
         .fetch_one(self.connection())
@@ -415,13 +429,22 @@ impl Mutation {
         Ok(row.try_get("id")?)
     }
 
-    pub async fn update_infrastructure(&mut self, id: i64, description: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE infrastructures SET description = $1 WHERE id = $2")
+    /// Sets an infrastructure's description and allowed upstreams; what the gateway
+    /// forwards to may change with it.
+    pub async fn update_infrastructure(
+        &mut self,
+        realm_id: i64,
+        id: i64,
+        description: &str,
+        allowed_upstreams: &[String],
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE infrastructures SET description = $1, allowed_upstreams = $2 WHERE id = $3")
             .bind(description)
+            .bind(serde_json::Value::from(allowed_upstreams.to_vec()).to_string())
             .bind(id)
             .execute(self.connection())
             .await?;
-        Ok(())
+        self.gateway_changed(realm_id).await
     }
 
     /// How many deployments use an infrastructure, a service or a version, counted
@@ -430,6 +453,18 @@ impl Mutation {
         let sql = format!("SELECT COUNT(*) AS n FROM deployments WHERE {} = $1", column.as_str());
         let row = sqlx::query(&sql).bind(id).fetch_one(self.connection()).await?;
         Ok(row.try_get("n")?)
+    }
+
+    /// The upstream URLs of the versions deployed on an infrastructure.
+    pub async fn upstreams_on_infrastructure(&mut self, infrastructure_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT v.upstream AS upstream FROM deployments d JOIN api_service_versions v ON v.id = d.version_id \
+             WHERE d.infrastructure_id = $1",
+        )
+        .bind(infrastructure_id)
+        .fetch_all(self.connection())
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("upstream")?)).collect()
     }
 
     pub async fn delete_infrastructure(&mut self, id: i64) -> StoreResult<()> {

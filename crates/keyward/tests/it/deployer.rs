@@ -241,6 +241,39 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
     assert_eq!(call_gateway(&server, "/public/dev/churn/predict", Some(&service_key)).await.0, 200);
     assert_eq!(call_gateway(&server, "/public/staging/churn/predict", Some(&service_key)).await.0, 404);
 
+    // Prod's admins restrict where its deployments may forward. A list that would strand
+    // the running deployment is refused; then a version outside the list cannot go there.
+    let prod_infra = format!("/api/v1/infrastructures/{prod}");
+    let narrow = json!({"allowedUpstreams": ["models.internal"]});
+    let stranded = server.call("PATCH", &prod_infra, Via::Bearer(&admin), Some(narrow)).await;
+    assert_eq!(stranded.status, 409, "{}", stranded.text);
+    let bad_entry = json!({"allowedUpstreams": ["http://models.internal/"]});
+    let bad_entry = server.call("PATCH", &prod_infra, Via::Bearer(&admin), Some(bad_entry)).await;
+    assert_eq!(bad_entry.status, 422, "{}", bad_entry.text);
+    let loopback = json!({"allowedUpstreams": ["127.0.0.0/8", "*.models.internal"]});
+    let restricted = server.call("PATCH", &prod_infra, Via::Bearer(&admin), Some(loopback)).await;
+    assert_eq!(restricted.status, 200, "{}", restricted.text);
+    assert_eq!(restricted.json()["allowedUpstreams"], json!(["127.0.0.0/8", "*.models.internal"]));
+    let elsewhere = server
+        .post(
+            &format!("/api/v1/api-services/{service}/versions"),
+            &dana_key,
+            json!({"upstream": "http://localhost:1/x"}),
+        )
+        .await;
+    let elsewhere = id(&elsewhere);
+    let moved = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/deployments/{on_prod}"),
+            Via::Bearer(&omar_key),
+            Some(json!({"versionId": elsewhere})),
+        )
+        .await;
+    assert_eq!(moved.status, 422, "{}", moved.text);
+    assert_eq!(moved.json()["field"], "versionId");
+    assert_eq!(call_gateway(&server, "/public/prod/churn/predict", Some(&prod_key)).await.0, 200);
+
     // A removed key is refused on the next call.
     let removed = server
         .call("DELETE", &format!("/api/v1/deployments/{on_prod}/keys/{key_id}"), Via::Bearer(&omar_key), None)

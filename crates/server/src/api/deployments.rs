@@ -87,6 +87,21 @@ pub async fn load_deployment(
     Ok(row)
 }
 
+/// Refuses a version whose upstream the infrastructure's admins have not allowed.
+fn require_allowed_upstream(allowed_upstreams: &[String], upstream: &str) -> ApiResult<()> {
+    if crate::api::infrastructures::allows_upstream(allowed_upstreams, upstream) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "versionId",
+        format!(
+            "the version's upstream {upstream} is not among the infrastructure's allowed upstreams ({}); ask its \
+             admins, or use a version that forwards to an allowed host",
+            allowed_upstreams.join(", ")
+        ),
+    ))
+}
+
 fn parse_auth(state: &AppState, caller: &Caller, auth: Option<GatewayAuth>) -> ApiResult<Option<String>> {
     match auth {
         None | Some(GatewayAuth::Service) => Ok(None),
@@ -112,6 +127,7 @@ pub async fn create(
         load_infrastructure(&state, &caller, &standing, &body.infrastructure_id).await?;
     apply(decide_deployment(service_access, infra_access, DeploymentAction::Create))?;
     let version = load_version(&state, service.id, &body.version_id).await?;
+    require_allowed_upstream(&infrastructure.allowed_upstreams, &version.upstream)?;
     let auth = parse_auth(&state, &caller, body.auth)?;
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
@@ -252,6 +268,7 @@ pub async fn update(
     let version = match &body.version_id {
         Some(version) => {
             let version = load_version(&state, row.service_id, version).await?;
+            require_allowed_upstream(&row.allowed_upstreams, &version.upstream)?;
             Some((version.id, version.number))
         }
         None => None,

@@ -13,7 +13,9 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::deployer::{InfraAccess, InfraPrivilege, check_gateway_name};
+use keyward_core::deployer::{
+    InfraAccess, InfraPrivilege, MAX_UPSTREAM_RULES, check_gateway_name, parse_upstream_rule, upstream_allowed,
+};
 use keyward_core::validate;
 use proto::deployer::{CreateInfrastructure, Grant, Infrastructure, SetGrant, UpdateInfrastructure};
 use store::{DeploymentColumn, GrantRow, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
@@ -24,10 +26,27 @@ fn infrastructure_dto(row: InfrastructureRow, access: InfraAccess) -> Infrastruc
         id: row.public_id,
         name: row.name,
         description: row.description,
+        allowed_upstreams: row.allowed_upstreams,
         my_privilege: access.effective().map(|privilege| privilege.as_str().to_string()),
         created_at: row.created_at,
         created_by: row.created_by,
     }
+}
+
+/// The host of an upstream URL, lowercase, without brackets.
+pub fn upstream_host(upstream: &str) -> Option<String> {
+    let uri = upstream.parse::<axum::http::Uri>().ok()?;
+    Some(uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+}
+
+/// Whether an infrastructure's list allows `upstream`.
+pub fn allows_upstream(allowed_upstreams: &[String], upstream: &str) -> bool {
+    let rules: Vec<_> = allowed_upstreams.iter().filter_map(|entry| parse_upstream_rule(entry).ok()).collect();
+    // Entries are checked when written; one that no longer parses restricts to nothing.
+    if rules.len() != allowed_upstreams.len() {
+        return false;
+    }
+    upstream_host(upstream).is_some_and(|host| upstream_allowed(&rules, &host))
 }
 
 pub fn grant_dto(row: GrantRow) -> Grant {
@@ -63,6 +82,21 @@ fn require_infra_admin(access: InfraAccess) -> ApiResult<()> {
     ))
 }
 
+/// Checks an allowed-upstreams list and returns it in canonical form.
+fn check_allowed_upstreams(entries: &[String]) -> ApiResult<Vec<String>> {
+    if entries.len() > MAX_UPSTREAM_RULES {
+        return Err(ApiError::invalid("allowedUpstreams", format!("at most {MAX_UPSTREAM_RULES} entries")));
+    }
+    entries
+        .iter()
+        .map(|entry| {
+            parse_upstream_rule(entry)
+                .map(|_| entry.trim().to_ascii_lowercase())
+                .map_err(|detail| ApiError::invalid("allowedUpstreams", detail))
+        })
+        .collect()
+}
+
 fn check_description(description: &str) -> ApiResult<()> {
     validate::free_text(description, validate::MAX_DESCRIPTION_CHARS)
         .map_err(|detail| ApiError::invalid("description", detail))
@@ -79,6 +113,7 @@ pub async fn create(
     require_admin(&caller)?;
     check_gateway_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
     check_description(&body.description)?;
+    let allowed_upstreams = check_allowed_upstreams(&body.allowed_upstreams)?;
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
     mutation
@@ -87,6 +122,7 @@ pub async fn create(
             realm_id: caller.realm_id,
             name: &body.name,
             description: &body.description,
+            allowed_upstreams: &allowed_upstreams,
             created_by: &caller.actor(),
             now: OffsetDateTime::now_utc(),
         })
@@ -137,13 +173,35 @@ pub async fn update(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
     require_infra_admin(access)?;
-    if let Some(description) = &body.description {
-        check_description(description)?;
-        let mut mutation = state.store.begin().await?;
-        mutation.update_infrastructure(row.id, description).await?;
-        let target = format!("infrastructure:{}", row.public_id);
-        commit(&state, mutation, audit_event(&caller, "infrastructure.update", target, row.name.clone())).await?;
+    let description = body.description.unwrap_or_else(|| row.description.clone());
+    check_description(&description)?;
+    let allowed_upstreams = match &body.allowed_upstreams {
+        Some(entries) => check_allowed_upstreams(entries)?,
+        None => row.allowed_upstreams.clone(),
+    };
+    let rules = allowed_upstreams.iter().filter_map(|entry| parse_upstream_rule(entry).ok()).collect::<Vec<_>>();
+    let mut mutation = state.store.begin().await?;
+    // A narrower list must not strand deployments that run now: they move first. Read
+    // inside the transaction, so no deployment slips in between.
+    let outside = mutation
+        .upstreams_on_infrastructure(row.id)
+        .await?
+        .iter()
+        .filter(|upstream| !upstream_host(upstream).is_some_and(|host| upstream_allowed(&rules, &host)))
+        .count();
+    if outside > 0 {
+        return Err(ApiError::Conflict {
+            field: Some("allowedUpstreams".to_string()),
+            detail: format!(
+                "{outside} deployment(s) on this infrastructure forward to upstreams outside the new list; move them \
+                 to allowed upstreams first."
+            ),
+        });
     }
+    mutation.update_infrastructure(caller.realm_id, row.id, &description, &allowed_upstreams).await?;
+    let target = format!("infrastructure:{}", row.public_id);
+    let detail = format!("{} allowed_upstreams={allowed_upstreams:?}", row.name);
+    commit(&state, mutation, audit_event(&caller, "infrastructure.update", target, detail)).await?;
     let row = state.store.infrastructure_by_public_id(caller.realm_id, &row.public_id).await?;
     Ok(Json(infrastructure_dto(row, access)))
 }

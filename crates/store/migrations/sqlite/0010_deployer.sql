@@ -9,6 +9,9 @@ CREATE TABLE infrastructures (
     -- Part of gateway URLs: /public/{infrastructure}/{service}/...
     name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
+    -- Where its deployments may forward: a JSON array of host names, "*.domain" and
+    -- address ranges; '[]' = anywhere (but link-local addresses, which nothing reaches).
+    allowed_upstreams TEXT NOT NULL DEFAULT '[]',
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL,
     UNIQUE (realm_id, name)
