@@ -41,6 +41,15 @@ impl ApiError {
         ApiError::Invalid { field: field.to_string(), detail: detail.into() }
     }
 
+    /// The status and the message a person is shown, for the portal's HTML pages. An
+    /// internal error is logged here, where it becomes a page.
+    pub(crate) fn status_and_message(&self) -> (StatusCode, String) {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "portal request failed");
+        }
+        (self.parts().0, self.detail_and_field().0)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),

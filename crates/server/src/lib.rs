@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod portal;
 pub mod published;
 pub mod remote_jwks;
 pub mod state;
@@ -167,6 +168,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
         .merge(oidc::routes())
+        .merge(portal::routes())
         .route_layer(middleware::from_fn(metrics::track_latency));
     let mut routes = routes;
     for route in &state.config.routes {

@@ -68,6 +68,8 @@ pub struct Inner {
     /// Live API token records (enabled switch, generation, IP filter).
     pub api_tokens: crate::api_tokens::ApiTokenTable,
     pub config: ServerConfig,
+    /// Live portal sessions, so a page view does not wait on the database.
+    pub portal_sessions: crate::portal::session::SessionCache,
     pub realms: RwLock<HashMap<i64, Arc<RealmInfo>>>,
     pub throttle: Throttle,
     pub feed: ChangeFeed,
@@ -124,6 +126,7 @@ impl AppState {
             remote_jwks: Default::default(),
             throttle: Throttle::new(config.auth_failures_per_minute),
             config,
+            portal_sessions: Default::default(),
             realms: RwLock::new(HashMap::new()),
             feed: ChangeFeed::starting_at(start_seq),
             last_used: Mutex::new(HashMap::new()),

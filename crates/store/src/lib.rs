@@ -20,6 +20,7 @@ mod deployer;
 mod groups;
 mod mutation;
 mod passwords;
+mod portal_sessions;
 mod projects;
 mod realms;
 mod settings;
@@ -39,6 +40,7 @@ pub use deployer::{
 pub use groups::GroupRow;
 pub use mutation::Mutation;
 pub use passwords::PasswordLoginRow;
+pub use portal_sessions::{NewPortalSession, PortalSessionRow};
 pub use projects::{CollaboratorRow, NewProject, ProjectQuery, ProjectRow, ProjectWithRole};
 pub use realms::{RealmPatch, RealmRow};
 pub use signing_keys::{NewSigningKey, RevokedTokenRow, SigningKeyRow};

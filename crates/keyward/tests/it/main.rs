@@ -13,6 +13,7 @@ mod deployer;
 mod inputs;
 mod ops;
 mod passwords;
+mod portal;
 mod projects;
 mod proxy;
 mod realms;

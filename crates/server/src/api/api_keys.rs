@@ -38,7 +38,7 @@ pub async fn create_my_key(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let user = caller_user(&state, &caller).await?;
-    create_key(&state, &caller, &user, body).await
+    Ok((StatusCode::CREATED, Json(create_key(&state, &caller, &user, body).await?)))
 }
 
 /// An administrator issues a key for a user, e.g. the first one, before the user has
@@ -54,15 +54,17 @@ pub async fn create_user_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     require_admin(&caller)?;
     let user = load_user(&state, &caller, &id).await?;
-    create_key(&state, &caller, &user, body).await
+    Ok((StatusCode::CREATED, Json(create_key(&state, &caller, &user, body).await?)))
 }
 
-async fn create_key(
+/// Makes a personal key for `user` under the realm's policy, audited and committed
+/// through the change feed. The API and the portal's API-key page both call this.
+pub(crate) async fn create_key(
     state: &AppState,
     caller: &Caller,
     user: &UserRow,
     body: CreateApiKey,
-) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+) -> ApiResult<CreatedApiKey> {
     crate::api::refuse_access_token_minting(caller)?;
     if user.kind != "user" {
         return Err(ApiError::Forbidden(
@@ -126,10 +128,11 @@ async fn create_key(
     );
     commit(state, mutation, event).await?;
     let row = state.store.credential_by_id(id).await?;
-    Ok((StatusCode::CREATED, Json(CreatedApiKey { key: api_key_dto(row), secret: secret.expose().to_string() })))
+    Ok(CreatedApiKey { key: api_key_dto(row), secret: secret.expose().to_string() })
 }
 
-async fn keys_of(state: &AppState, user: &UserRow) -> ApiResult<Vec<ApiKey>> {
+/// The user's active personal keys, never their secrets.
+pub(crate) async fn keys_of(state: &AppState, user: &UserRow) -> ApiResult<Vec<ApiKey>> {
     let rows = state
         .store
         .list_credentials(CredentialQuery {
@@ -161,7 +164,7 @@ pub async fn list_user_keys(
 }
 
 /// Revokes `key_id` if it is a personal key of `owner`; any other id is 404.
-async fn revoke(state: &AppState, caller: &Caller, owner: &UserRow, key_id: &str) -> ApiResult<StatusCode> {
+pub(crate) async fn revoke(state: &AppState, caller: &Caller, owner: &UserRow, key_id: &str) -> ApiResult<StatusCode> {
     let row = owned_active_credential(state, caller, owner.id, CredentialKind::UserApiKey, key_id, "API key").await?;
     let mut mutation = state.store.begin().await?;
     mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await?;

@@ -1,0 +1,67 @@
+//! `/account` (profile) and `/account/about`.
+
+use super::{Chrome, PortalRequest, page, require_session};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct ProfilePage {
+    title: &'static str,
+    chrome: Option<Chrome>,
+    asset_version: &'static str,
+    username: String,
+    email: String,
+    user_id: String,
+    realm: String,
+    session_expires: String,
+}
+
+pub(super) async fn profile(State(state): State<AppState>, request: PortalRequest) -> Response {
+    let session = match require_session(&state, &request).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let principal = &session.principal;
+    page(
+        StatusCode::OK,
+        &ProfilePage {
+            title: "Profile",
+            chrome: Chrome::of(&session),
+            asset_version: super::ASSET_VERSION,
+            username: principal.username.clone(),
+            email: principal.email.clone(),
+            user_id: principal.public_id.clone(),
+            realm: session.realm.name.clone(),
+            session_expires: super::api_keys::date_time(Some(session.expires_at)),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "about.html")]
+struct AboutPage {
+    title: &'static str,
+    chrome: Option<Chrome>,
+    asset_version: &'static str,
+    version: &'static str,
+}
+
+pub(super) async fn about(State(state): State<AppState>, request: PortalRequest) -> Response {
+    let session = match require_session(&state, &request).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    page(
+        StatusCode::OK,
+        &AboutPage {
+            title: "About",
+            chrome: Chrome::of(&session),
+            asset_version: super::ASSET_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+        },
+    )
+}

@@ -1,0 +1,182 @@
+//! The web portal: server-rendered pages (askama templates in `templates/`) for people
+//! who log in with a password. Pages act through the same functions as the API (realm
+//! policy, audit events, the change feed); nothing here decides on its own who may do
+//! what.
+//!
+//! Every response carries a Content-Security-Policy that allows only this origin's one
+//! script and one stylesheet (no inline script or style anywhere), and refuses framing.
+//! Every POST from a session carries the session's synchronizer token (`csrf` field).
+
+mod account;
+mod api_keys;
+mod login;
+pub mod session;
+
+use crate::error::ApiError;
+use crate::extract::client_ip;
+use crate::state::AppState;
+use askama::Template;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use session::Session;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use time::OffsetDateTime;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                                       form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The portal's one script and one stylesheet, compiled into the binary so the portal
+/// works with no external assets. Pages link them with `?v=` and the crate version, so
+/// a new release is fetched again despite the year-long cache.
+const PORTAL_JS: &str = include_str!("../../static/portal.js");
+const PORTAL_CSS: &str = include_str!("../../static/portal.css");
+
+/// The portal's routes, with their security headers.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login::show).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/account", get(account::profile))
+        .route("/account/about", get(account::about))
+        .route("/account/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/account/api-keys/{key_id}/revoke", post(api_keys::revoke))
+        .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
+        .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+}
+
+/// The crate version, for the assets' `?v=`.
+pub(crate) const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The app sets `no-store` only where a response has no Cache-Control of its own.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    response
+}
+
+/// The request facts every portal handler needs.
+pub(crate) struct PortalRequest {
+    pub headers: HeaderMap,
+    pub client_ip: IpAddr,
+}
+
+impl FromRequestParts<AppState> for PortalRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(parts, state) })
+    }
+}
+
+/// What the page layout shows a logged-in person: their name and the logout form's token.
+pub(crate) struct Chrome {
+    pub username: String,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn of(session: &Session) -> Option<Chrome> {
+        Some(Chrome { username: session.principal.username.clone(), csrf: session.csrf_token().to_string() })
+    }
+}
+
+/// A rendered page with `status`.
+pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (status, html).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "a portal template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+        }
+    }
+}
+
+/// A page with only a message: refusals and errors.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub title: &'static str,
+    pub message: String,
+    pub chrome: Option<Chrome>,
+    pub asset_version: &'static str,
+}
+
+pub(crate) fn message(status: StatusCode, title: &'static str, message: String, chrome: Option<Chrome>) -> Response {
+    page(status, &MessagePage { title, message, chrome, asset_version: ASSET_VERSION })
+}
+
+/// An API error as a page with its status and message.
+pub(crate) fn error_page(error: &ApiError, chrome: Option<Chrome>) -> Response {
+    let (status, text) = error.status_and_message();
+    message(status, "Something is not right", text, chrome)
+}
+
+/// The session, or the way to the login page.
+pub(crate) async fn require_session(state: &AppState, request: &PortalRequest) -> Result<Session, Response> {
+    match session::current(state, &request.headers, OffsetDateTime::now_utc()).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(error) => Err(error_page(&error, None)),
+    }
+}
+
+/// The session of a form POST whose synchronizer token is right; otherwise the 403 page
+/// (or the login page), before anything is changed.
+pub(crate) async fn require_session_post(
+    state: &AppState,
+    request: &PortalRequest,
+    form: &Form,
+) -> Result<Session, Response> {
+    let session = require_session(state, request).await?;
+    if !session.csrf_matches(form.get("csrf")) {
+        return Err(csrf_refused(Chrome::of(&session)));
+    }
+    Ok(session)
+}
+
+pub(crate) fn csrf_refused(chrome: Option<Chrome>) -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Form expired",
+        "This form was refused: its security (CSRF) token is missing or does not belong to your session, so \
+         nothing was changed. Reload the page and submit the form again."
+            .to_string(),
+        chrome,
+    )
+}
+
+/// An `application/x-www-form-urlencoded` body; the first value of a name wins and a
+/// missing field reads as empty.
+pub(crate) struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Form {
+        let mut fields = HashMap::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            fields.entry(name.into_owned()).or_insert_with(|| value.into_owned());
+        }
+        Form(fields)
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
+}
