@@ -122,6 +122,11 @@ async fn apply(state: &AppState, change: &Change) -> StoreResult<()> {
         ChangeEntity::Clients => crate::oidc::clients::reload_realm_clients(state, change.entity_id).await?,
         // Rebuilt once per batch by `catch_up`: gateway settings name realms too.
         ChangeEntity::Gateway => {}
+        ChangeEntity::PortalSession => {
+            if let Some(digest) = state.store.portal_session_digest(change.entity_id).await? {
+                state.portal_sessions.remove(&digest);
+            }
+        }
         ChangeEntity::RevokedToken => {
             if let Some(revoked) = state.store.revocation_by_id(change.entity_id).await? {
                 state.revocations.add(&revoked);

@@ -16,6 +16,8 @@ pub enum ChangeEntity {
     /// What the gateway serves in the realm whose id is the entity id: its deployments,
     /// their services' settings, versions and infrastructures.
     Gateway,
+    /// A portal session that ended (logout, or its user or realm disabled).
+    PortalSession,
 }
 
 impl ChangeEntity {
@@ -28,6 +30,7 @@ impl ChangeEntity {
             ChangeEntity::RevokedToken => "revoked_token",
             ChangeEntity::Clients => "clients",
             ChangeEntity::Gateway => "gateway",
+            ChangeEntity::PortalSession => "portal_session",
         }
     }
 
@@ -40,6 +43,7 @@ impl ChangeEntity {
             ChangeEntity::RevokedToken,
             ChangeEntity::Clients,
             ChangeEntity::Gateway,
+            ChangeEntity::PortalSession,
         ]
         .into_iter()
         .find(|entity| entity.as_str() == text)

@@ -1,11 +1,11 @@
 //! Web portal sessions: the HMAC of a session id, whose it is and until when.
 //!
-//! Sessions are not entities of the change feed and carry no audit event of their own:
-//! the login that makes one is audited as `auth.login` by the server, and a session
-//! stops working when its user or realm is disabled, which the server checks against
-//! its in-memory principals on every request.
+//! Ending a session is a mutation that names it in the change feed, so every node drops
+//! it from its cache within a poll; the login that makes one is audited as `auth.login`
+//! by the server, and a session stops working when its user or realm is disabled, which
+//! the server checks against its in-memory principals on every request.
 
-use crate::{Store, StoreError, StoreResult, from_ms, to_ms};
+use crate::{ChangeEntity, Mutation, Store, StoreResult, from_ms, to_ms};
 use keyward_core::SecretDigest;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -69,14 +69,29 @@ impl Store {
         }))
     }
 
-    /// Ends the session with this digest; answers whether a live one was ended.
-    pub async fn revoke_portal_session(&self, digest: &SecretDigest, now: OffsetDateTime) -> StoreResult<bool> {
-        let result = sqlx::query("UPDATE portal_sessions SET revoked_at = $2 WHERE digest = $1 AND revoked_at IS NULL")
-            .bind(digest.0.to_vec())
-            .bind(to_ms(now))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
-        Ok(result.rows_affected() > 0)
+    /// The digest of the session in row `id`, for the change feed.
+    pub async fn portal_session_digest(&self, id: i64) -> StoreResult<Option<SecretDigest>> {
+        let row =
+            sqlx::query("SELECT digest FROM portal_sessions WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row.try_get("digest")?;
+        Ok(<[u8; 32]>::try_from(bytes.as_slice()).ok().map(SecretDigest))
+    }
+}
+
+impl Mutation {
+    /// Ends the session with this digest and names it in the change feed; answers
+    /// whether a live one was ended.
+    pub async fn revoke_portal_session(&mut self, digest: &SecretDigest, now: OffsetDateTime) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "UPDATE portal_sessions SET revoked_at = $2 WHERE digest = $1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(digest.0.to_vec())
+        .bind(to_ms(now))
+        .fetch_optional(self.connection())
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        self.changed(ChangeEntity::PortalSession, row.try_get("id")?).await?;
+        Ok(true)
     }
 }

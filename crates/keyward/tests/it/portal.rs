@@ -312,3 +312,41 @@ async fn refused_logins_say_why_and_set_no_session(backend: Backend) {
     }
 }
 on_each_store!(refused_logins_say_why_and_set_no_session);
+
+/// A logout on one node ends the session on every node within a second: it is a
+/// change-feed entry, not something other nodes find out when their cache next expires.
+async fn a_logout_on_one_node_ends_the_session_on_another_within_a_second(backend: Backend) {
+    let env = Env::new(backend);
+    let first = env.serve(&[]);
+    let admin = first.bootstrap_key();
+    let second = env.serve(&[]);
+    let pat = create_user(&first, &admin, "pat").await;
+    let password = json!({"password": PASSWORD});
+    let path = format!("/api/v1/users/{pat}/password");
+    let set = first.call("PUT", &path, crate::harness::Via::Bearer(&admin), Some(password)).await;
+    assert_eq!(set.status, 204, "{}", set.text);
+    let session = session_of(&first, "pat").await;
+    // The second node learns of the new user through the feed, then honours (and caches)
+    // the session.
+    let started = std::time::Instant::now();
+    while get(&second, "/account", &session).await.status != 200 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "the second node never took the session");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let account = get(&first, "/account", &session).await;
+    let csrf = account.field("csrf");
+    let out = post(&first, "/logout", &session, &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, 303, "{}", out.text);
+    let started = std::time::Instant::now();
+    loop {
+        let page = get(&second, "/account", &session).await;
+        if page.status == 303 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "the second node still honours the session");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let audit = first.get("/api/v1/audit?limit=50", &admin).await.text;
+    assert!(audit.contains("portal.logout"), "{audit}");
+}
+on_each_store!(a_logout_on_one_node_ends_the_session_on_another_within_a_second);

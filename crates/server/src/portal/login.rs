@@ -108,7 +108,7 @@ pub(super) async fn logout(State(state): State<AppState>, request: PortalRequest
         Ok(session) => session,
         Err(response) => return response,
     };
-    if let Err(error) = session::end(&state, &session, OffsetDateTime::now_utc()).await {
+    if let Err(error) = session::end(&state, &session, request.client_ip, OffsetDateTime::now_utc()).await {
         return error_page(&error, Chrome::of(&session));
     }
     let mut response = Redirect::to("/login").into_response();

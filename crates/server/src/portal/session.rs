@@ -3,10 +3,10 @@
 //! Checking a session must not wait on the database on every page (ARCHITECTURE,
 //! invariant 5), so each node keeps the sessions it has seen in [`SessionCache`], keyed
 //! by digest with the user, realm and expiry: filled at login and, on a miss (another
-//! node's login, a restart), from the store. Logout revokes the row and drops the entry.
-//! Sessions are not in the change feed, so a cached entry is trusted for at most
-//! [`RECHECK_AFTER_SECS`] before the store is asked again: that bounds how long a logout
-//! on one node takes to reach the others. Whether the user and realm are still enabled is
+//! node's login, a restart), from the store. Logout revokes the row in a mutation that
+//! names the session in the change feed, so every node drops its entry within a poll
+//! (and at once with PostgreSQL's notifications). A cached entry is also re-read from the
+//! store after [`RECHECK_AFTER_SECS`], a safety net like the feed's polling. Whether the user and realm are still enabled is
 //! read from the in-memory index on every request, so disabling either ends the session
 //! at once on every node.
 
@@ -59,7 +59,7 @@ impl SessionCache {
         }
     }
 
-    fn remove(&self, digest: &SecretDigest) {
+    pub fn remove(&self, digest: &SecretDigest) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&digest.0);
         }
@@ -189,17 +189,41 @@ pub async fn current(state: &AppState, headers: &HeaderMap, now: OffsetDateTime)
     Ok(Some(Session { principal, realm, expires_at, digest, csrf: csrf_token(state, &session_id) }))
 }
 
-/// Ends the session on every node: the row is revoked, this node forgets it at once and
-/// the others when their cached entry is next checked.
-pub async fn end(state: &AppState, session: &Session, now: OffsetDateTime) -> Result<(), ApiError> {
+/// Ends the session on every node: the row is revoked and the change feed tells every
+/// node to forget it; this node forgets it at once. The logout is audited.
+pub async fn end(
+    state: &AppState,
+    session: &Session,
+    client_ip: std::net::IpAddr,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
     state.portal_sessions.remove(&session.digest);
-    state.store.revoke_portal_session(&session.digest, now).await?;
+    let mut mutation = state.store.begin().await?;
+    mutation.revoke_portal_session(&session.digest, now).await?;
+    mutation
+        .audit(store::NewAuditEvent {
+            realm: session.realm.name.clone(),
+            at: now,
+            actor: format!("user:{} ({})", session.principal.public_id, session.principal.username),
+            action: "portal.logout".to_string(),
+            target: format!("user:{}", session.principal.public_id),
+            client_ip: client_ip.to_string(),
+            result: "ok".to_string(),
+            detail: String::new(),
+        })
+        .await?;
+    mutation.commit().await?;
     Ok(())
 }
 
 async fn end_by_digest(state: &AppState, digest: &SecretDigest, now: OffsetDateTime) {
     state.portal_sessions.remove(digest);
-    if let Err(error) = state.store.revoke_portal_session(digest, now).await {
+    let ended = async {
+        let mut mutation = state.store.begin().await?;
+        mutation.revoke_portal_session(digest, now).await?;
+        mutation.commit().await
+    };
+    if let Err(error) = ended.await {
         tracing::warn!(%error, "could not revoke the portal session of a disabled user or realm");
     }
 }
