@@ -89,12 +89,8 @@ struct Presented<'a> {
 /// Finds the credential in the request: `Authorization: Bearer`, then `X-Api-Key`,
 /// then the configured aliases. A header sent twice is malformed, not a choice.
 fn presented<'a>(state: &'a AppState, headers: &'a HeaderMap) -> Result<Presented<'a>, AuthRefusal> {
-    if let Some(value) = single(headers, &header::AUTHORIZATION)? {
-        let (scheme, token) = value.split_once(' ').ok_or(AuthRefusal::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(AuthRefusal::Malformed);
-        }
-        return Ok(Presented { text: token.trim(), header_audience: None });
+    if let Some(token) = bearer_token(headers)? {
+        return Ok(Presented { text: token, header_audience: None });
     }
     if let Some(value) = single(headers, &HeaderName::from_static("x-api-key"))? {
         return Ok(Presented { text: value.trim(), header_audience: None });
@@ -106,6 +102,17 @@ fn presented<'a>(state: &'a AppState, headers: &'a HeaderMap) -> Result<Presente
         }
     }
     Err(AuthRefusal::Missing)
+}
+
+/// The token of an `Authorization: Bearer` header, if there is one. A header sent twice,
+/// another scheme or an empty token is malformed.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRefusal> {
+    let Some(value) = single(headers, &header::AUTHORIZATION)? else { return Ok(None) };
+    let (scheme, token) = value.split_once(' ').ok_or(AuthRefusal::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthRefusal::Malformed);
+    }
+    Ok(Some(token.trim()))
 }
 
 /// Removes every header `presented` reads a credential from, so a forwarded request

@@ -219,17 +219,6 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
     }
 }
 
-/// The bearer token of a request, if it carries exactly one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|token| !token.is_empty())
-}
-
 /// Checks a JWT against a deployment's settings and answers the identity headers to
 /// forward. Refusals are throttled and audited like every other.
 async fn authenticate_jwt(
@@ -245,9 +234,16 @@ async fn authenticate_jwt(
         crate::metrics::authentication("unknown", "throttled");
         return Err(AuthFailure::Throttled { retry_after_secs });
     }
-    let Some(token) = bearer(headers) else {
-        state.note_refusal(AuthRefusal::Missing, None, None, None, client_ip, now);
-        return Err(AuthFailure::Refused(AuthRefusal::Missing));
+    let token = match crate::authn::bearer_token(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            state.note_refusal(AuthRefusal::Missing, None, None, None, client_ip, now);
+            return Err(AuthFailure::Refused(AuthRefusal::Missing));
+        }
+        Err(refusal) => {
+            state.note_refusal(refusal, None, Some(realm_name.to_string()), None, client_ip, now);
+            return Err(AuthFailure::Refused(refusal));
+        }
     };
     let verified = match &check.source {
         JwtSource::Realm { realm_id } => {

@@ -4,7 +4,7 @@
 
 use crate::api::groups::load_group;
 use crate::api::infrastructures::grant_dto;
-use crate::api::{audit_event, commit, new_public_id, parse_id};
+use crate::api::{audit_event, check_description, commit, new_public_id, parse_id};
 use crate::authn::Caller;
 use crate::deployer::{
     SettingsOwner, Standing, check_auth, require_deploy_wherever_service_settings_apply, store_auth, stored_auth,
@@ -16,7 +16,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::deployer::{ServiceAccess, ServicePrivilege, check_gateway_name};
-use keyward_core::{Role, validate};
+use keyward_core::Role;
 use proto::deployer::{
     ApiService, ApiServiceVersion, CreateApiService, CreateVersion, GatewayAuth, Grant, SetGrant, UpdateApiService,
 };
@@ -82,11 +82,6 @@ pub fn require_service(access: ServiceAccess, needed: ServicePrivilege) -> ApiRe
          an admin of it.",
         needed.as_str()
     )))
-}
-
-fn check_description(description: &str) -> ApiResult<()> {
-    validate::free_text(description, validate::MAX_DESCRIPTION_CHARS)
-        .map_err(|detail| ApiError::invalid("description", detail))
 }
 
 #[utoipa::path(post, path = "/api/v1/api-services", tag = "deployer", request_body = CreateApiService,

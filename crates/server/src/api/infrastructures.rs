@@ -4,7 +4,7 @@
 //! caller cannot view answers 404, exactly as an unknown id does.
 
 use crate::api::groups::load_group;
-use crate::api::{audit_event, commit, new_public_id, parse_id, require_admin};
+use crate::api::{audit_event, check_description, commit, new_public_id, parse_id, require_admin};
 use crate::authn::Caller;
 use crate::deployer::Standing;
 use crate::error::{ApiError, ApiResult};
@@ -16,7 +16,6 @@ use axum::http::StatusCode;
 use keyward_core::deployer::{
     InfraAccess, InfraPrivilege, MAX_UPSTREAM_RULES, check_gateway_name, parse_upstream_rule, upstream_allowed,
 };
-use keyward_core::validate;
 use proto::deployer::{CreateInfrastructure, Grant, Infrastructure, SetGrant, UpdateInfrastructure};
 use store::{DeploymentColumn, GrantRow, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
 use time::OffsetDateTime;
@@ -95,11 +94,6 @@ fn check_allowed_upstreams(entries: &[String]) -> ApiResult<Vec<String>> {
                 .map_err(|detail| ApiError::invalid("allowedUpstreams", detail))
         })
         .collect()
-}
-
-fn check_description(description: &str) -> ApiResult<()> {
-    validate::free_text(description, validate::MAX_DESCRIPTION_CHARS)
-        .map_err(|detail| ApiError::invalid("description", detail))
 }
 
 #[utoipa::path(post, path = "/api/v1/infrastructures", tag = "deployer", request_body = CreateInfrastructure,

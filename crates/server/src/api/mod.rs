@@ -41,6 +41,12 @@ pub fn require_admin(caller: &Caller) -> ApiResult<()> {
     }
 }
 
+/// Checks a free-text description (at most 1,000 characters, no control characters).
+pub fn check_description(description: &str) -> ApiResult<()> {
+    keyward_core::validate::free_text(description, keyward_core::validate::MAX_DESCRIPTION_CHARS)
+        .map_err(|detail| ApiError::invalid("description", detail))
+}
+
 /// Parses an id from a path. A malformed id names nothing, so it answers 404 like an
 /// unknown one.
 pub fn parse_id(text: &str, what: &'static str) -> ApiResult<PublicId> {
