@@ -1,0 +1,351 @@
+// The portal in a real browser: headless Chromium driven by playwright-core. Run by
+// browser/run.sh, which starts keyward and creates the user and service account named
+// in the environment:
+//
+//   PORTAL_URL               keyward's base URL (http://127.0.0.1:PORT)
+//   PORTAL_USERNAME          a user with a password
+//   PORTAL_PASSWORD          that password
+//   PORTAL_SERVICE_ACCOUNT   a service account's username
+//   PORTAL_CHROMIUM          the browser (default: KEYWARD_CHROMIUM or /usr/bin/chromium)
+//   PORTAL_SCREENSHOTS       where to write a screenshot of each page
+//
+// Prints `ok   <what>` or `FAIL <what>: <why>` per test; exits 1 if any failed.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`portal.test.mjs: ${name} is not set (run browser/run.sh)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const URL_ = required("PORTAL_URL").replace(/\/$/, "");
+const USERNAME = required("PORTAL_USERNAME");
+const PASSWORD = required("PORTAL_PASSWORD");
+const SERVICE_ACCOUNT = required("PORTAL_SERVICE_ACCOUNT");
+const SHOTS = process.env.PORTAL_SCREENSHOTS || "screenshots";
+const CHROMIUM = process.env.PORTAL_CHROMIUM || process.env.KEYWARD_CHROMIUM || "/usr/bin/chromium";
+mkdirSync(SHOTS, { recursive: true });
+
+let failures = 0;
+
+async function test(what, body) {
+  try {
+    await body();
+    console.log(`ok   ${what}`);
+  } catch (error) {
+    failures += 1;
+    console.log(`FAIL ${what}: ${(error && error.message ? error.message : String(error)).split("\n")[0]}`);
+  }
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+// Playwright launches the browser with a fresh, temporary profile (user-data-dir) that
+// it removes on close; every test below also gets its own context (cookies, storage).
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+
+async function newContext(options = {}) {
+  return browser.newContext({ baseURL: URL_, ...options });
+}
+
+/** The POST a click or key press triggers, with its response. */
+async function submitting(page, path, act) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === path),
+    act(),
+  ]);
+  await page.waitForLoadState("load");
+  return response;
+}
+
+/** Logs in through the form, by label, pressing Enter in the password field. */
+async function logIn(page, username = USERNAME, password = PASSWORD, shot = null) {
+  await page.goto("/login");
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  if (shot) await screenshot(page, shot);
+  return submitting(page, "/login", () => page.getByLabel("Password").press("Enter"));
+}
+
+async function sessionCookie(context) {
+  const cookies = await context.cookies(URL_);
+  return cookies.find((cookie) => cookie.name === "kw_session");
+}
+
+async function logOut(page) {
+  return submitting(page, "/logout", () => page.getByRole("button", { name: /^Log out/ }).click());
+}
+
+async function selfWithKey(secret) {
+  const response = await fetch(`${URL_}/v4/users/self`, { headers: { "X-Api-Key": secret } });
+  const text = await response.text();
+  return { status: response.status, text };
+}
+
+await test("log in through the form: kw_session is HttpOnly and SameSite=Lax, the page shows the account", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  const response = await logIn(page, USERNAME, PASSWORD, "01-login");
+  check(response.status() === 303, `POST /login answered ${response.status()}, expected 303`);
+  check(new URL(page.url()).pathname === "/account", `landed on ${page.url()}, expected /account`);
+  const cookie = await sessionCookie(context);
+  check(cookie, "no kw_session cookie after login");
+  check(/^[0-9a-f]{64}$/.test(cookie.value), "kw_session is not 256 bits of hex");
+  check(cookie.httpOnly === true, "kw_session is not HttpOnly");
+  check(cookie.sameSite === "Lax", `kw_session is SameSite=${cookie.sameSite}, expected Lax`);
+  check(cookie.path === "/", `kw_session has Path=${cookie.path}`);
+  check(!cookie.secure, "kw_session is Secure over plain http (the browser would drop it)");
+  const fromScript = await page.evaluate(() => document.cookie);
+  check(!fromScript.includes("kw_session"), "document.cookie shows kw_session");
+  await page.getByRole("heading", { name: "Profile" }).waitFor();
+  const text = await page.locator("main").innerText();
+  check(text.includes(USERNAME), `the profile does not show ${USERNAME}`);
+  check(text.includes("pat@example.com"), "the profile does not show the email");
+  check(await page.getByRole("button", { name: `Log out ${USERNAME}` }).isVisible(), "no logout button");
+  await screenshot(page, "02-account");
+  await context.close();
+});
+
+await test("the session id changes at every login", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await logIn(page);
+  const first = await sessionCookie(context);
+  check(first, "no kw_session after the first login");
+  await logOut(page);
+  check(new URL(page.url()).pathname === "/login", `after logout the page is ${page.url()}`);
+  check(!(await sessionCookie(context)), "kw_session is still set after logout");
+  await logIn(page);
+  const second = await sessionCookie(context);
+  check(second, "no kw_session after the second login");
+  check(second.value !== first.value, "the second login reused the first session id");
+  // The login page, opened while logged in, goes to the account.
+  await page.goto("/login");
+  check(new URL(page.url()).pathname === "/account", "GET /login while logged in did not go to /account");
+  await context.close();
+});
+
+await test("API keys: generate, copy without showing, use, never listed, revoke", async () => {
+  const context = await newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+  const page = await context.newPage();
+  await logIn(page);
+  await page.getByRole("link", { name: "API keys" }).click();
+  await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
+  const name = `browser-${Date.now()}`;
+  const description = "made in headless Chromium";
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel(/^Expires in/).fill("30");
+  await page.getByLabel(/^Description/).fill(description);
+  const created = await submitting(page, "/account/api-keys", () =>
+    page.getByRole("button", { name: "Generate key" }).click(),
+  );
+  check(created.status() === 201, `creating answered ${created.status()}, expected 201`);
+  await page.getByRole("heading", { name: "API key created" }).waitFor();
+
+  await page.getByRole("button", { name: "Copy secret" }).click();
+  await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+  const secret = (await page.evaluate(() => navigator.clipboard.readText())).trim();
+  check(secret.length >= 20, `the clipboard holds ${JSON.stringify(secret.slice(0, 8))}…, not a key`);
+  const prefix = (await page.locator("main .notice code").innerText()).replace(/…$/, "");
+  check(prefix && secret.startsWith(prefix), `the copied secret does not start with the key's prefix ${prefix}`);
+  const shown = await page.evaluate(() => document.body.innerText);
+  check(!shown.includes(secret), "the secret is visible on the page");
+  await screenshot(page, "04-api-key-created");
+
+  const used = await selfWithKey(secret);
+  check(used.status === 200, `GET /v4/users/self with the new key answered ${used.status}: ${used.text}`);
+  const self = JSON.parse(used.text);
+  check(self.userName === USERNAME, `GET /v4/users/self says userName ${self.userName}`);
+
+  const listed = await page.goto("/account/api-keys");
+  const html = await listed.text();
+  check(listed.status() === 200, `the list answered ${listed.status()}`);
+  check(!html.includes(secret), "the secret is in the list page's HTML");
+  check(!(await page.content()).includes(secret), "the secret is in the list page's DOM");
+  const row = page.getByRole("row").filter({ hasText: name });
+  check((await row.count()) === 1, `the key ${name} is not listed once`);
+  const rowText = await row.innerText();
+  check(rowText.includes(description), "the list does not show the description");
+  check(rowText.includes(prefix), "the list does not show the prefix");
+  await screenshot(page, "03-api-keys");
+
+  // Dismissing the confirmation keeps the key.
+  const revoke = page.getByRole("button", { name: `Revoke ${name}` });
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    dialog.dismiss();
+  });
+  await revoke.click();
+  check(asked.includes(name), `the confirmation said ${JSON.stringify(asked)}`);
+  check((await selfWithKey(secret)).status === 200, "the key stopped working though the revoke was cancelled");
+
+  page.once("dialog", (dialog) => dialog.accept());
+  const revoked = await submitting(page, `/account/api-keys/${await keyIdOf(page, name)}/revoke`, () => revoke.click());
+  check(revoked.status() === 303, `revoking answered ${revoked.status()}, expected 303`);
+  check(new URL(page.url()).pathname === "/account/api-keys", `after revoking the page is ${page.url()}`);
+  check((await page.getByRole("row").filter({ hasText: name }).count()) === 0, "the revoked key is still listed");
+  const after = await selfWithKey(secret);
+  check(after.status === 401, `the revoked key answered ${after.status}, expected 401`);
+  await context.close();
+});
+
+async function keyIdOf(page, name) {
+  const action = await page.getByRole("row").filter({ hasText: name }).locator("form").getAttribute("action");
+  const match = /^\/account\/api-keys\/([^/]+)\/revoke$/.exec(action || "");
+  check(match, `the revoke form's action is ${action}`);
+  return match[1];
+}
+
+await test("a form post without the CSRF token is refused with 403 and nothing is created", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await logIn(page);
+  await page.goto("/account/api-keys");
+  const name = `csrf-${Date.now()}`;
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel(/^Expires in/).fill("7");
+  const removed = await page.evaluate(() => {
+    const form = document.querySelector('form[action="/account/api-keys"]');
+    const inputs = form ? form.querySelectorAll('input[name="csrf"]') : [];
+    inputs.forEach((input) => input.remove());
+    return inputs.length;
+  });
+  check(removed === 1, `removed ${removed} csrf inputs from the form`);
+  const refused = await submitting(page, "/account/api-keys", () =>
+    page.getByRole("button", { name: "Generate key" }).click(),
+  );
+  check(refused.status() === 403, `the post without a token answered ${refused.status()}, expected 403`);
+  const text = await page.locator("main").innerText();
+  check(text.includes("Form expired"), "the refusal page has no 'Form expired' heading");
+  check(/CSRF\) token is missing/.test(text) && text.includes("nothing was changed"), `the page says: ${text}`);
+  await screenshot(page, "07-csrf-refused");
+  await page.goto("/account/api-keys");
+  check((await page.getByRole("row").filter({ hasText: name }).count()) === 0, "a key was created anyway");
+  check(!(await page.locator("main").innerText()).includes(name), "the refused key's name is on the list page");
+  // A wrong token (another session's, or made up) is refused the same way.
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel(/^Expires in/).fill("7");
+  await page.evaluate(() => {
+    document.querySelector('form[action="/account/api-keys"] input[name="csrf"]').value = "00".repeat(32);
+  });
+  const wrong = await submitting(page, "/account/api-keys", () =>
+    page.getByRole("button", { name: "Generate key" }).click(),
+  );
+  check(wrong.status() === 403, `the post with a wrong token answered ${wrong.status()}, expected 403`);
+  await page.goto("/account/api-keys");
+  check((await page.getByRole("row").filter({ hasText: name }).count()) === 0, "a key was created with a wrong token");
+  await context.close();
+});
+
+await test("a service account cannot log in: 403 and the page says why", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  const response = await logIn(page, SERVICE_ACCOUNT, "any password at all, it is never checked");
+  check(response.status() === 403, `POST /login answered ${response.status()}, expected 403`);
+  check(new URL(page.url()).pathname === "/login", `the page is ${page.url()}`);
+  const alert = await page.getByRole("alert").innerText();
+  check(alert.includes("service accounts cannot log in"), `the page says: ${alert}`);
+  check(!(await sessionCookie(context)), "a kw_session cookie was set");
+  await screenshot(page, "06-service-account-refused");
+  await context.close();
+});
+
+await test("logout ends the session server-side: the old cookie is sent back to /login", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await logIn(page);
+  const cookie = await sessionCookie(context);
+  check(cookie, "no kw_session after login");
+  const withCookie = () =>
+    fetch(`${URL_}/account`, { headers: { Cookie: `kw_session=${cookie.value}` }, redirect: "manual" });
+  const before = await withCookie();
+  check(before.status === 200, `before logout, /account with the cookie answered ${before.status}`);
+  await logOut(page);
+  check(new URL(page.url()).pathname === "/login", `after logout the page is ${page.url()}`);
+  const after = await withCookie();
+  check(after.status >= 300 && after.status < 400, `after logout, /account with the old cookie answered ${after.status}`);
+  const location = after.headers.get("location");
+  check(location === "/login", `after logout, /account redirects to ${location}`);
+  await context.close();
+});
+
+await test("portal pages carry the CSP and X-Frame-Options: DENY, with no console errors or CSP violations", async () => {
+  const context = await newContext();
+  // Runs before any page script; CSP does not apply to it. Records every violation.
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (message) => {
+    if (message.type() === "error" || message.type() === "warning") problems.push(`console ${message.type()}: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("requestfailed", (request) => problems.push(`request failed: ${request.url()}`));
+
+  const checkHeaders = (response, where) => {
+    const headers = response.headers();
+    const csp = headers["content-security-policy"] || "";
+    check(csp.includes("default-src 'none'"), `${where}: CSP is ${JSON.stringify(csp)}`);
+    check(/script-src 'self'(;|$)/.test(csp), `${where}: CSP allows more script than 'self': ${csp}`);
+    check(!csp.includes("unsafe-inline") && !csp.includes("unsafe-eval"), `${where}: CSP allows unsafe-*: ${csp}`);
+    check(csp.includes("frame-ancestors 'none'"), `${where}: CSP has no frame-ancestors 'none'`);
+    check(headers["x-frame-options"] === "DENY", `${where}: X-Frame-Options is ${headers["x-frame-options"]}`);
+    check(headers["referrer-policy"] === "no-referrer", `${where}: Referrer-Policy is ${headers["referrer-policy"]}`);
+  };
+  const violations = async (where) => {
+    const found = await page.evaluate(() => window.__violations);
+    check(found.length === 0, `${where}: CSP violations: ${found.join("; ")}`);
+  };
+
+  const login = await page.goto("/login");
+  checkHeaders(login, "/login");
+  await violations("/login");
+  await logIn(page);
+  for (const path of ["/account", "/account/api-keys", "/account/about"]) {
+    const response = await page.goto(path);
+    check(response.status() === 200, `${path} answered ${response.status()}`);
+    checkHeaders(response, path);
+    // The stylesheet, from this origin under the CSP, applied.
+    const styled = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+    check(styled.includes("system-ui"), `${path}: the stylesheet did not apply (font ${styled})`);
+    await violations(path);
+  }
+  const docs = page.getByRole("link", { name: "API Documentation" });
+  check((await docs.getAttribute("href")) === "/api/docs", "About has no API Documentation link to /api/docs");
+  await screenshot(page, "05-about");
+  check(problems.length === 0, problems.join("; "));
+  await context.close();
+});
+
+await browser.close();
+console.log(failures === 0 ? "browser: all passed" : `browser: ${failures} failed`);
+process.exit(failures === 0 ? 0 : 1);
