@@ -15,8 +15,8 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::deployer::{ServiceAccess, ServicePrivilege, check_gateway_name};
 use keyward_core::Role;
+use keyward_core::deployer::{ServiceAccess, ServicePrivilege, check_gateway_name};
 use proto::deployer::{
     ApiService, ApiServiceVersion, CreateApiService, CreateVersion, GatewayAuth, Grant, SetGrant, UpdateApiService,
 };
