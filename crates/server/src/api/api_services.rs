@@ -2,8 +2,7 @@
 //! become Owner; groups hold Read, Write, Deploy or Admin. A service the caller cannot
 //! read answers 404, exactly as an unknown id does.
 
-use crate::api::groups::load_group;
-use crate::api::infrastructures::grant_dto;
+use crate::api::grants;
 use crate::api::{audit_event, check_description, commit, new_public_id, parse_id};
 use crate::authn::Caller;
 use crate::deployer::{
@@ -229,8 +228,7 @@ pub async fn list_permissions(
 ) -> ApiResult<Json<Vec<Grant>>> {
     let standing = Standing::of(&state, &caller).await?;
     let (row, _) = load_service(&state, &caller, &standing, &id).await?;
-    let grants = state.store.grants_on(GrantTarget::ApiService(row.id)).await?;
-    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+    Ok(Json(grants::list(&state, GrantTarget::ApiService(row.id)).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/api-services/{id}/permissions/{group_id}", tag = "deployer",
@@ -249,14 +247,10 @@ pub async fn set_permission(
     let privilege = ServicePrivilege::parse_grantable(&body.privilege).ok_or_else(|| {
         ApiError::invalid("privilege", "must be one of read, write, deploy, admin (owner is only the creator)")
     })?;
-    let group = load_group(&state, &caller, &group_id).await?;
-    let mut mutation = state.store.begin().await?;
-    mutation.set_grant(GrantTarget::ApiService(row.id), group.id, privilege.as_str()).await?;
-    let target = format!("api_service:{}", row.public_id);
-    let detail = format!("group:{} {}", group.public_id, privilege.as_str());
-    commit(&state, mutation, audit_event(&caller, "api_service.grant", target, detail)).await?;
-    let grants = state.store.grants_on(GrantTarget::ApiService(row.id)).await?;
-    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+    let audited = grants::Audited { kind: "api_service", public_id: &row.public_id };
+    Ok(Json(
+        grants::set(&state, &caller, GrantTarget::ApiService(row.id), audited, &group_id, privilege.as_str()).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-services/{id}/permissions/{group_id}", tag = "deployer",
@@ -269,14 +263,8 @@ pub async fn remove_permission(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_service(&state, &caller, &standing, &id).await?;
     require_service(access, ServicePrivilege::Admin)?;
-    let group = load_group(&state, &caller, &group_id).await?;
-    let mut mutation = state.store.begin().await?;
-    if !mutation.remove_grant(GrantTarget::ApiService(row.id), group.id).await? {
-        return Err(ApiError::NotFound("permission"));
-    }
-    let target = format!("api_service:{}", row.public_id);
-    let detail = format!("group:{}", group.public_id);
-    commit(&state, mutation, audit_event(&caller, "api_service.revoke", target, detail)).await?;
+    let audited = grants::Audited { kind: "api_service", public_id: &row.public_id };
+    grants::remove(&state, &caller, GrantTarget::ApiService(row.id), audited, &group_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,7 @@
 //! Infrastructure Admins manage its settings and permissions. An infrastructure the
 //! caller cannot view answers 404, exactly as an unknown id does.
 
-use crate::api::groups::load_group;
+use crate::api::grants;
 use crate::api::{audit_event, check_description, commit, new_public_id, parse_id, require_admin};
 use crate::authn::Caller;
 use crate::deployer::Standing;
@@ -17,7 +17,7 @@ use keyward_core::deployer::{
     InfraAccess, InfraPrivilege, MAX_UPSTREAM_RULES, check_gateway_name, parse_upstream_rule, upstream_allowed,
 };
 use proto::deployer::{CreateInfrastructure, Grant, Infrastructure, SetGrant, UpdateInfrastructure};
-use store::{DeploymentColumn, GrantRow, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
+use store::{DeploymentColumn, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
 use time::OffsetDateTime;
 
 fn infrastructure_dto(row: InfrastructureRow, access: InfraAccess) -> Infrastructure {
@@ -46,10 +46,6 @@ pub fn allows_upstream(allowed_upstreams: &[String], upstream: &str) -> bool {
         return false;
     }
     upstream_host(upstream).is_some_and(|host| upstream_allowed(&rules, &host))
-}
-
-pub fn grant_dto(row: GrantRow) -> Grant {
-    Grant { group_id: row.group_public_id, group_name: row.group_name, privilege: row.privilege }
 }
 
 /// An infrastructure of the caller's realm that the caller may view, with their standing.
@@ -233,8 +229,7 @@ pub async fn list_permissions(
 ) -> ApiResult<Json<Vec<Grant>>> {
     let standing = Standing::of(&state, &caller).await?;
     let (row, _) = load_infrastructure(&state, &caller, &standing, &id).await?;
-    let grants = state.store.grants_on(GrantTarget::Infrastructure(row.id)).await?;
-    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+    Ok(Json(grants::list(&state, GrantTarget::Infrastructure(row.id)).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/infrastructures/{id}/permissions/{group_id}", tag = "deployer",
@@ -252,14 +247,11 @@ pub async fn set_permission(
     require_infra_admin(access)?;
     let privilege = InfraPrivilege::parse(&body.privilege)
         .ok_or_else(|| ApiError::invalid("privilege", "must be one of view, deploy, admin"))?;
-    let group = load_group(&state, &caller, &group_id).await?;
-    let mut mutation = state.store.begin().await?;
-    mutation.set_grant(GrantTarget::Infrastructure(row.id), group.id, privilege.as_str()).await?;
-    let detail = format!("group:{} {}", group.public_id, privilege.as_str());
-    let target = format!("infrastructure:{}", row.public_id);
-    commit(&state, mutation, audit_event(&caller, "infrastructure.grant", target, detail)).await?;
-    let grants = state.store.grants_on(GrantTarget::Infrastructure(row.id)).await?;
-    Ok(Json(grants.into_iter().map(grant_dto).collect()))
+    let audited = grants::Audited { kind: "infrastructure", public_id: &row.public_id };
+    Ok(Json(
+        grants::set(&state, &caller, GrantTarget::Infrastructure(row.id), audited, &group_id, privilege.as_str())
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/infrastructures/{id}/permissions/{group_id}", tag = "deployer",
@@ -272,13 +264,7 @@ pub async fn remove_permission(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
     require_infra_admin(access)?;
-    let group = load_group(&state, &caller, &group_id).await?;
-    let mut mutation = state.store.begin().await?;
-    if !mutation.remove_grant(GrantTarget::Infrastructure(row.id), group.id).await? {
-        return Err(ApiError::NotFound("permission"));
-    }
-    let target = format!("infrastructure:{}", row.public_id);
-    let detail = format!("group:{}", group.public_id);
-    commit(&state, mutation, audit_event(&caller, "infrastructure.revoke", target, detail)).await?;
+    let audited = grants::Audited { kind: "infrastructure", public_id: &row.public_id };
+    grants::remove(&state, &caller, GrantTarget::Infrastructure(row.id), audited, &group_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod clients;
 pub mod deployment_keys;
 pub mod deployments;
+pub mod grants;
 pub mod groups;
 pub mod infrastructures;
 pub mod passwords;
