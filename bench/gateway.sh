@@ -76,10 +76,6 @@ call 401 -H "Authorization: Bearer $GATEWAY_KEY" "$KW_URL/public/bench/jwt/" >/d
 
 unset WRK_BODY
 export WRK_EXPECT=ok
-# Latency percentile $2 from wrk output $1, in microseconds.
-latency() {
-    awk -v p="$2%" '$1 == p { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }' "$1"
-}
 measure() { # target seconds → "rps busy p50 p99"
     local extra=()
     case $1 in
@@ -94,28 +90,7 @@ measure() { # target seconds → "rps busy p50 p99"
 }
 
 TARGETS=(public apikey jwt)
-log "warm-up: ${WARMUP}s each"
-for target in "${TARGETS[@]}"; do measure "$target" "$WARMUP" >/dev/null; done
-
-declare -A RPS P50 P99
-log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
-for round in $(seq 1 "$ROUNDS"); do
-    for target in "${TARGETS[@]}"; do
-        read -r rps busy p50 p99 <<<"$(measure "$target" "$DURATION")"
-        log "round $round $target: $rps req/s (keyward $busy of a core busy), p50 ${p50} us, p99 ${p99} us"
-        RPS[$target]="${RPS[$target]:-} $rps"
-        P50[$target]="${P50[$target]:-} $p50"
-        P99[$target]="${P99[$target]:-} $p99"
-    done
-done
-
-echo
-echo "medians of $ROUNDS rounds, ${DURATION}s each, $CONNECTIONS connections:"
-printf '%-8s %12s %10s %10s\n' target 'req/s' 'p50 us' 'p99 us'
-for target in "${TARGETS[@]}"; do
-    # shellcheck disable=SC2086
-    printf '%-8s %12s %10s %10s\n' "$target" "$(median ${RPS[$target]})" "$(median ${P50[$target]})" "$(median ${P99[$target]})"
-done
+measure_rounds "${TARGETS[@]}"
 # shellcheck disable=SC2086
 {
     public_rps=$(median ${RPS[public]}); apikey_rps=$(median ${RPS[apikey]}); jwt_rps=$(median ${RPS[jwt]})
