@@ -6,6 +6,7 @@
 //   PORTAL_USERNAME          a user with a password
 //   PORTAL_PASSWORD          that password
 //   PORTAL_SERVICE_ACCOUNT   a service account's username
+//   PORTAL_MANAGER           an API Token Manager (role token-manager) with PORTAL_PASSWORD
 //   PORTAL_CHROMIUM          the browser (default: KEYWARD_CHROMIUM or /usr/bin/chromium)
 //   PORTAL_SCREENSHOTS       where to write a screenshot of each page
 //
@@ -28,6 +29,7 @@ const URL_ = required("PORTAL_URL").replace(/\/$/, "");
 const USERNAME = required("PORTAL_USERNAME");
 const PASSWORD = required("PORTAL_PASSWORD");
 const SERVICE_ACCOUNT = required("PORTAL_SERVICE_ACCOUNT");
+const MANAGER = required("PORTAL_MANAGER");
 const SHOTS = process.env.PORTAL_SCREENSHOTS || "screenshots";
 const CHROMIUM = process.env.PORTAL_CHROMIUM || process.env.KEYWARD_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(SHOTS, { recursive: true });
@@ -99,10 +101,18 @@ async function logOut(page) {
   return submitting(page, "/logout", () => page.getByRole("button", { name: /^Log out/ }).click());
 }
 
-async function selfWithKey(secret) {
-  const response = await fetch(`${URL_}/v4/users/self`, { headers: { "X-Api-Key": secret } });
+async function selfWithKey(secret, header = "X-Api-Key") {
+  const response = await fetch(`${URL_}/v4/users/self`, { headers: { [header]: secret } });
   const text = await response.text();
   return { status: response.status, text };
+}
+
+async function selfWithJwt(jwt) {
+  return selfWithKey(`Bearer ${jwt}`, "Authorization");
+}
+
+async function clipboard(page) {
+  return (await page.evaluate(() => navigator.clipboard.readText())).trim();
 }
 
 await test("log in through the form: kw_session is HttpOnly and SameSite=Lax, the page shows the account", async () => {
@@ -170,7 +180,8 @@ await test("API keys: generate, copy without showing, use, never listed, revoke"
   await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
   const secret = (await page.evaluate(() => navigator.clipboard.readText())).trim();
   check(secret.length >= 20, `the clipboard holds ${JSON.stringify(secret.slice(0, 8))}…, not a key`);
-  const prefix = (await page.locator("main .notice code").innerText()).replace(/…$/, "");
+  const notice = await page.locator("main .notice").innerText();
+  const prefix = (/\((\w+)…\)/.exec(notice) || [])[1];
   check(prefix && secret.startsWith(prefix), `the copied secret does not start with the key's prefix ${prefix}`);
   const shown = await page.evaluate(() => document.body.innerText);
   check(!shown.includes(secret), "the secret is visible on the page");
@@ -220,6 +231,147 @@ async function keyIdOf(page, name) {
   check(match, `the revoke form's action is ${action}`);
   return match[1];
 }
+
+await test("Model Monitor token: generate, copy, use in X-DMM-API-KEY only, revoke", async () => {
+  const context = await newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+  const page = await context.newPage();
+  await logIn(page);
+  await page.getByRole("link", { name: "Model Monitor" }).click();
+  await page.getByRole("heading", { name: "Model Monitor token", level: 1 }).waitFor();
+  check((await page.locator("main").innerText()).includes("X-DMM-API-KEY"), "the page does not name X-DMM-API-KEY");
+  const name = `dmm-${Date.now()}`;
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await screenshot(page, "08-model-monitor");
+  const created = await submitting(page, "/account/model-monitor", () =>
+    page.getByRole("button", { name: "Generate token" }).click(),
+  );
+  check(created.status() === 201, `generating answered ${created.status()}, expected 201`);
+  await page.getByRole("button", { name: "Copy secret" }).click();
+  await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+  const secret = await clipboard(page);
+  check(!(await page.evaluate(() => document.body.innerText)).includes(secret), "the token is visible on the page");
+  check((await selfWithKey(secret, "X-DMM-API-KEY")).status === 200, "the token does not work in X-DMM-API-KEY");
+  check((await selfWithKey(secret)).status === 401, "the Model Monitor token works as a general API key");
+  await page.getByRole("link", { name: "Done: back to the list" }).click();
+  check(new URL(page.url()).pathname === "/account/model-monitor", `back on ${page.url()}`);
+  page.once("dialog", (dialog) => dialog.accept());
+  await submitting(page, `/account/api-keys/${await keyIdOf(page, name)}/revoke`, () =>
+    page.getByRole("button", { name: `Revoke ${name}` }).click(),
+  );
+  check(new URL(page.url()).pathname === "/account/model-monitor", `after revoking the page is ${page.url()}`);
+  check((await selfWithKey(secret, "X-DMM-API-KEY")).status === 401, "the revoked token still works");
+  await context.close();
+});
+
+await test("API tokens: add, unlock, copy without showing, show, lock; old JWTs stop working; collapsing or leaving forgets", async () => {
+  const context = await newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+  const page = await context.newPage();
+  await logIn(page, MANAGER);
+  await page.getByRole("link", { name: "API tokens" }).click();
+  await page.getByRole("heading", { name: "API tokens", level: 1 }).waitFor();
+  const name = `etl-${Date.now()}`;
+  await page.getByLabel(/^User/).fill(USERNAME);
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  const inAMonth = new Date(Date.now() + 30 * 86400e3).toISOString().slice(0, 10);
+  await page.getByLabel(/^Expires on/).fill(inAMonth);
+  await page.getByLabel(/^Allowed addresses/).fill("127.0.0.1\n::1");
+  await page.getByLabel(/^Description/).fill("loads the warehouse");
+  check(await page.getByLabel("Enabled").isChecked(), "Enabled is not checked by default");
+  const created = await submitting(page, "/manage/api-tokens", () => page.getByRole("button", { name: "Add token" }).click());
+  check(created.status() === 201, `adding answered ${created.status()}: ${await page.locator("main").innerText()}`);
+  await page.getByRole("button", { name: "Copy secret" }).click();
+  await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+  const first = await clipboard(page);
+  check(first.split(".").length === 3, "the copied API token is not a JWT");
+  check(!(await page.evaluate(() => document.body.innerText)).includes(first), "the JWT is visible after Add");
+  await screenshot(page, "10-api-token-created");
+  check((await selfWithJwt(first)).status === 200, "the new API token does not work");
+
+  await page.getByRole("link", { name: "Done: back to the list" }).click();
+  const entry = page.locator("details").filter({ hasText: name });
+  const field = entry.locator("[data-jwt-value]");
+  await entry.locator("summary").click();
+  check((await field.innerText()) === "Locked", `the JWT field says ${await field.innerText()} before unlocking`);
+  check(!(await page.content()).includes(first), "the JWT is in the list page");
+  await screenshot(page, "09-api-tokens");
+
+  // Unlock asks first, then makes a new JWT that only the script holds.
+  const unlock = async () => {
+    let asked = "";
+    page.once("dialog", (dialog) => {
+      asked = dialog.message();
+      dialog.accept();
+    });
+    await entry.getByRole("button", { name: "Unlock Token" }).click();
+    await entry.getByRole("status").filter({ hasText: "A new JWT was made" }).waitFor({ timeout: 5000 });
+    check(asked.includes("stops working"), `the unlock confirmation said ${JSON.stringify(asked)}`);
+    await entry.getByRole("button", { name: "Copy", exact: true }).click();
+    await entry.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+    const jwt = await clipboard(page);
+    check(jwt.split(".").length === 3, "Copy did not put a JWT on the clipboard");
+    check(!(await page.content()).includes(jwt), "the unlocked JWT is in the page before Show Token");
+    return jwt;
+  };
+  const second = await unlock();
+  check(second !== first, "unlocking gave the same JWT");
+  const generation = await entry.locator("[data-jwt-generation]").innerText();
+  check(generation === "2", `after one unlock the entry says generation ${generation}`);
+  check((await selfWithJwt(first)).status === 401, "the JWT from before the unlock still works");
+  check((await selfWithJwt(second)).status === 200, "the unlocked JWT does not work");
+
+  await entry.getByRole("button", { name: "Show Token" }).click();
+  check((await field.innerText()) === second, "Show Token does not show the unlocked JWT");
+  await screenshot(page, "11-api-token-shown");
+  await entry.getByRole("button", { name: "Lock Token" }).click();
+  check((await field.innerText()) === "Locked", "Lock Token did not lock the field");
+  check(!(await page.content()).includes(second), "the JWT is left in the page after Lock Token");
+  check(await entry.getByRole("button", { name: "Unlock Token" }).isVisible(), "Unlock Token is not offered again");
+  check(!(await entry.getByRole("button", { name: "Show Token" }).isVisible()), "Show Token is still offered when locked");
+
+  // Collapsing the entry locks it.
+  const third = await unlock();
+  await entry.getByRole("button", { name: "Show Token" }).click();
+  await entry.locator("summary").click();
+  await entry.locator("summary").click();
+  check((await field.innerText()) === "Locked", "collapsing the entry did not lock it");
+  check(!(await page.content()).includes(third), "the JWT is left in the page after collapsing");
+
+  // Leaving the page, and coming back, leaves nothing behind.
+  const fourth = await unlock();
+  await entry.getByRole("button", { name: "Show Token" }).click();
+  await page.goto("/account");
+  await page.goBack();
+  check(new URL(page.url()).pathname === "/manage/api-tokens", `back on ${page.url()}`);
+  check(!(await page.content()).includes(fourth), "the JWT is in the page after leaving and coming back");
+  check((await selfWithJwt(third)).status === 401, "an unlocked-then-replaced JWT still works");
+
+  // Edit, then Delete, which recommends Expire.
+  const reopened = page.locator("details").filter({ hasText: name });
+  await reopened.locator("summary").click();
+  await reopened.getByRole("link", { name: "Edit" }).click();
+  await page.getByRole("heading", { name: "Edit API token" }).waitFor();
+  await page.getByLabel(/^Description/).fill("loads the warehouse nightly");
+  await screenshot(page, "12-api-token-edit");
+  await submitting(page, page.url().replace(URL_, ""), () => page.getByRole("button", { name: "Save" }).click());
+  const edited = page.locator("details[open]").filter({ hasText: name });
+  check((await edited.innerText()).includes("loads the warehouse nightly"), "the edit is not shown, open, in the list");
+  check((await selfWithJwt(fourth)).status === 200, "editing the description ended the JWT");
+  await edited.getByRole("link", { name: "Delete…" }).click();
+  const advice = await page.getByRole("alert").innerText();
+  check(/Consider Expire instead/.test(advice), `the delete page says: ${advice}`);
+  await screenshot(page, "13-api-token-delete");
+  await submitting(page, page.url().replace(URL_, "").replace(/delete$/, "expire"), () =>
+    page.getByRole("button", { name: "Expire instead" }).click(),
+  );
+  check((await page.locator("details[open]").filter({ hasText: name }).innerText()).includes("expired"), "not shown as expired");
+  check((await selfWithJwt(fourth)).status === 401, "the expired token still works");
+  await page.locator("details[open]").filter({ hasText: name }).getByRole("link", { name: "Delete…" }).click();
+  await submitting(page, page.url().replace(URL_, ""), () => page.getByRole("button", { name: "Delete for good" }).click());
+  check((await page.locator("details").filter({ hasText: name }).count()) === 0, "the deleted token is still listed");
+  await context.close();
+});
 
 await test("a form post without the CSRF token is refused with 403 and nothing is created", async () => {
   const context = await newContext();
@@ -330,7 +482,7 @@ await test("portal pages carry the CSP and X-Frame-Options: DENY, with no consol
   checkHeaders(login, "/login");
   await violations("/login");
   await logIn(page);
-  for (const path of ["/account", "/account/api-keys", "/account/about"]) {
+  for (const path of ["/account", "/account/api-keys", "/account/model-monitor", "/account/about"]) {
     const response = await page.goto(path);
     check(response.status() === 200, `${path} answered ${response.status()}`);
     checkHeaders(response, path);

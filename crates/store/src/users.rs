@@ -129,6 +129,13 @@ impl Store {
         user_from_row(&row)
     }
 
+    /// The user or service account called `username` in this realm, if any.
+    pub async fn user_by_username(&self, realm_id: i64, username: &str) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND username = $2");
+        let row = sqlx::query(&sql).bind(realm_id).bind(username).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     /// The service account with this identity-provider id, in this realm.
     pub async fn user_by_idp_id(&self, realm_id: i64, idp_id: &str) -> StoreResult<UserRow> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND idp_id = $2");

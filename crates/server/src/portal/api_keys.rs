@@ -1,9 +1,13 @@
-//! `/account/api-keys`: the person's own API keys. Creating and revoking go through
-//! `api::api_keys` (realm policy, audit event, change feed), exactly as the API does.
+//! `/account/api-keys` and `/account/model-monitor`: the person's own API keys, and the
+//! ones bound to the `model-monitor` audience (the Model Monitor token, sent in the
+//! header the configuration binds to that audience, `X-DMM-API-KEY` by default).
+//! Creating and revoking go through `api::api_keys` (realm policy, audit event, change
+//! feed), exactly as the API does.
 
-use super::{Chrome, Form, PortalRequest, error_page, page, require_session, require_session_post};
+use super::{
+    Chrome, Form, PortalRequest, SecretPage, caller_of, error_page, page, require_session, require_session_post,
+};
 use crate::api::api_keys::{create_key, keys_of, revoke as revoke_key};
-use crate::authn::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use askama::Template;
@@ -11,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keyward_core::CredentialKind;
 use proto::{ApiKey, CreateApiKey};
 use time::{Duration, OffsetDateTime};
 
@@ -23,6 +26,7 @@ struct KeyLine {
     name: String,
     description: String,
     prefix: String,
+    audience: String,
     created: String,
     expires: String,
     last_used: String,
@@ -35,6 +39,7 @@ impl From<ApiKey> for KeyLine {
             name: key.name,
             description: key.description,
             prefix: key.prefix,
+            audience: key.audience.unwrap_or_default(),
             created: date_time(Some(key.created_at)),
             expires: date_time(key.expires_at),
             last_used: date_time(key.last_used_at),
@@ -49,10 +54,73 @@ pub(super) fn date_time(at: Option<OffsetDateTime>) -> String {
     format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute())
 }
 
+/// The audience of Model Monitor tokens.
+pub(super) const MODEL_MONITOR: &str = "model-monitor";
+
+/// Which of the two key pages: every personal key, or the Model Monitor tokens.
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Personal,
+    ModelMonitor,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Personal => "/account/api-keys",
+            Kind::ModelMonitor => "/account/model-monitor",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Personal => "API keys",
+            Kind::ModelMonitor => "Model Monitor token",
+        }
+    }
+
+    fn audience(self) -> Option<&'static str> {
+        match self {
+            Kind::Personal => None,
+            Kind::ModelMonitor => Some(MODEL_MONITOR),
+        }
+    }
+
+    fn default_name(self) -> &'static str {
+        match self {
+            Kind::Personal => "",
+            Kind::ModelMonitor => "model-monitor",
+        }
+    }
+
+    fn shows(self, key: &ApiKey) -> bool {
+        match self {
+            Kind::Personal => true,
+            Kind::ModelMonitor => key.audience.as_deref() == Some(MODEL_MONITOR),
+        }
+    }
+}
+
+/// The header a key of `audience` is sent in: the first alias bound to it.
+fn header_for(state: &AppState, audience: Option<&str>) -> Option<String> {
+    match audience {
+        None => Some("X-Api-Key".to_string()),
+        Some(audience) => state
+            .config
+            .alias_headers
+            .iter()
+            .find(|alias| alias.audience.as_deref() == Some(audience))
+            .map(|alias| alias.name.clone()),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "api_keys.html")]
 struct KeysPage {
     title: &'static str,
+    model_monitor: bool,
+    path: &'static str,
+    header: Option<String>,
     chrome: Option<Chrome>,
     asset_version: &'static str,
     csrf: String,
@@ -65,36 +133,6 @@ struct KeysPage {
     description: String,
 }
 
-#[derive(Template)]
-#[template(path = "api_key_created.html")]
-struct CreatedPage {
-    title: &'static str,
-    chrome: Option<Chrome>,
-    asset_version: &'static str,
-    key: KeyLine,
-    secret: String,
-}
-
-/// The session as a caller of the API-key functions: the person acting with the
-/// rights of their own personal key. A session has no expiry of its own that a key
-/// must stay within (a key made here may live as long as the realm allows, as one
-/// made with the person's key does).
-pub fn caller_of(session: &Session, client_ip: std::net::IpAddr) -> Caller {
-    Caller {
-        realm_id: session.realm.id,
-        realm_name: session.realm.name.clone(),
-        credential_id: 0,
-        kind: CredentialKind::UserApiKey,
-        credential_expires_at: None,
-        audience: None,
-        principal: Some(session.principal.clone()),
-        client_ip,
-        access_token: None,
-        credential_head: None,
-        api_token: None,
-    }
-}
-
 /// The form's values, kept when the page is shown again with a message.
 struct Entered {
     name: String,
@@ -105,6 +143,7 @@ struct Entered {
 async fn keys_page(
     state: &AppState,
     session: &Session,
+    kind: Kind,
     status: StatusCode,
     message: Option<String>,
     entered: Entered,
@@ -121,11 +160,14 @@ async fn keys_page(
     page(
         status,
         &KeysPage {
-            title: "API keys",
+            title: kind.title(),
+            model_monitor: matches!(kind, Kind::ModelMonitor),
+            path: kind.path(),
+            header: header_for(state, kind.audience()),
             chrome: Chrome::of(session),
             asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
-            keys: keys.into_iter().map(KeyLine::from).collect(),
+            keys: keys.into_iter().filter(|key| kind.shows(key)).map(KeyLine::from).collect(),
             max_days: policy.max_lifetime.whole_days(),
             allowed: policy.allowed,
             message,
@@ -136,19 +178,39 @@ async fn keys_page(
     )
 }
 
-pub(super) async fn list(State(state): State<AppState>, request: PortalRequest) -> Response {
-    let session = match require_session(&state, &request).await {
+pub(super) async fn list_personal(State(state): State<AppState>, request: PortalRequest) -> Response {
+    list(&state, &request, Kind::Personal).await
+}
+
+pub(super) async fn list_model_monitor(State(state): State<AppState>, request: PortalRequest) -> Response {
+    list(&state, &request, Kind::ModelMonitor).await
+}
+
+pub(super) async fn create_personal(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
+    create(&state, &request, Kind::Personal, &body).await
+}
+
+pub(super) async fn create_model_monitor(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    body: Bytes,
+) -> Response {
+    create(&state, &request, Kind::ModelMonitor, &body).await
+}
+
+async fn list(state: &AppState, request: &PortalRequest, kind: Kind) -> Response {
+    let session = match require_session(state, request).await {
         Ok(session) => session,
         Err(response) => return response,
     };
     let days = session.realm.user_key_policy.max_lifetime.whole_days().to_string();
-    keys_page(&state, &session, StatusCode::OK, None, Entered { name: String::new(), days, description: String::new() })
-        .await
+    let entered = Entered { name: kind.default_name().to_string(), days, description: String::new() };
+    keys_page(state, &session, kind, StatusCode::OK, None, entered).await
 }
 
-pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let session = match require_session_post(&state, &request, &form).await {
+async fn create(state: &AppState, request: &PortalRequest, kind: Kind, body: &[u8]) -> Response {
+    let form = Form::parse(body);
+    let session = match require_session_post(state, request, &form).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -165,33 +227,42 @@ pub(super) async fn create(State(state): State<AppState>, request: PortalRequest
     };
     let Some(expires_at) = expires_at else {
         let message = format!("Expires in (days): enter a whole number of days from 1 to {max_days}.");
-        return keys_page(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, Some(message), entered).await;
+        return keys_page(state, &session, kind, StatusCode::UNPROCESSABLE_ENTITY, Some(message), entered).await;
     };
     let body = CreateApiKey {
         name: entered.name.trim().to_string(),
         description: entered.description.clone(),
         expires_at: Some(expires_at),
-        audience: None,
+        audience: kind.audience().map(str::to_string),
     };
     let caller = caller_of(&session, request.client_ip);
     let created = match state.store.user_by_id(session.principal.id).await {
-        Ok(user) => create_key(&state, &caller, &user, body).await,
+        Ok(user) => create_key(state, &caller, &user, body).await,
         Err(error) => Err(ApiError::from(error)),
     };
     match created {
-        Ok(created) => page(
-            StatusCode::CREATED,
-            &CreatedPage {
-                title: "API key created",
-                chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
-                key: KeyLine::from(created.key),
-                secret: created.secret,
-            },
-        ),
+        Ok(created) => {
+            let key = KeyLine::from(created.key);
+            let header = header_for(state, kind.audience());
+            page(
+                StatusCode::CREATED,
+                &SecretPage {
+                    title: match kind {
+                        Kind::Personal => "API key created",
+                        Kind::ModelMonitor => "Model Monitor token created",
+                    },
+                    chrome: Chrome::of(&session),
+                    asset_version: super::ASSET_VERSION,
+                    summary: format!("{} ({}…) was created and expires {}.", key.name, key.prefix, key.expires),
+                    hint: header.map(|header| format!("Send it in the {header} header.")).unwrap_or_default(),
+                    secret: created.secret,
+                    back: kind.path(),
+                },
+            )
+        }
         Err(error) => {
             let (status, message) = error.status_and_message();
-            keys_page(&state, &session, status, Some(message), entered).await
+            keys_page(state, &session, kind, status, Some(message), entered).await
         }
     }
 }
@@ -213,7 +284,10 @@ pub(super) async fn revoke(
         Err(error) => Err(ApiError::from(error)),
     };
     match revoked {
-        Ok(_) => Redirect::to("/account/api-keys").into_response(),
+        Ok(_) => {
+            let back = if form.get("back") == Kind::ModelMonitor.path() { Kind::ModelMonitor } else { Kind::Personal };
+            Redirect::to(back.path()).into_response()
+        }
         Err(error) => error_page(&error, Chrome::of(&session)),
     }
 }

@@ -9,9 +9,11 @@
 
 mod account;
 mod api_keys;
+mod api_tokens;
 mod login;
 pub mod session;
 
+use crate::authn::Caller;
 use crate::error::ApiError;
 use crate::extract::client_ip;
 use crate::state::AppState;
@@ -22,13 +24,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use keyward_core::{CredentialKind, Role};
 use session::Session;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use time::OffsetDateTime;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
                                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The portal's one script and one stylesheet, compiled into the binary so the portal
@@ -44,8 +47,14 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/account", get(account::profile))
         .route("/account/about", get(account::about))
-        .route("/account/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/account/api-keys", get(api_keys::list_personal).post(api_keys::create_personal))
+        .route("/account/model-monitor", get(api_keys::list_model_monitor).post(api_keys::create_model_monitor))
         .route("/account/api-keys/{key_id}/revoke", post(api_keys::revoke))
+        .route("/manage/api-tokens", get(api_tokens::list).post(api_tokens::create))
+        .route("/manage/api-tokens/{id}/edit", get(api_tokens::edit_form).post(api_tokens::edit))
+        .route("/manage/api-tokens/{id}/unlock", post(api_tokens::unlock))
+        .route("/manage/api-tokens/{id}/expire", post(api_tokens::expire))
+        .route("/manage/api-tokens/{id}/delete", get(api_tokens::delete_form).post(api_tokens::delete))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(
@@ -82,15 +91,42 @@ impl FromRequestParts<AppState> for PortalRequest {
     }
 }
 
-/// What the page layout shows a logged-in person: their name and the logout form's token.
+/// What the page layout shows a logged-in person: their name, the logout form's token,
+/// and which sections of the navigation are theirs. Hiding a link is a courtesy only:
+/// every page checks the caller's roles itself, through the API's functions.
 pub(crate) struct Chrome {
     pub username: String,
     pub csrf: String,
+    pub manages_tokens: bool,
 }
 
 impl Chrome {
     pub fn of(session: &Session) -> Option<Chrome> {
-        Some(Chrome { username: session.principal.username.clone(), csrf: session.csrf_token().to_string() })
+        let roles = session.principal.roles;
+        Some(Chrome {
+            username: session.principal.username.clone(),
+            csrf: session.csrf_token().to_string(),
+            manages_tokens: roles.contains(Role::Admin) || roles.contains(Role::TokenManager),
+        })
+    }
+}
+
+/// The session as a caller of the API's functions: the person acting with the rights of
+/// their own personal key (their roles, their realm). A session has no expiry of its own
+/// that what it makes must stay within, as a personal key has none either.
+pub(crate) fn caller_of(session: &Session, client_ip: IpAddr) -> Caller {
+    Caller {
+        realm_id: session.realm.id,
+        realm_name: session.realm.name.clone(),
+        credential_id: 0,
+        kind: CredentialKind::UserApiKey,
+        credential_expires_at: None,
+        audience: None,
+        principal: Some(session.principal.clone()),
+        client_ip,
+        access_token: None,
+        credential_head: None,
+        api_token: None,
     }
 }
 
@@ -107,6 +143,21 @@ pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
         }
     }
+}
+
+/// A secret shown once: a new key's or token's, behind a Copy button (never as text).
+#[derive(Template)]
+#[template(path = "secret_created.html")]
+pub(crate) struct SecretPage {
+    pub title: &'static str,
+    pub chrome: Option<Chrome>,
+    pub asset_version: &'static str,
+    /// What was made, without the secret.
+    pub summary: String,
+    /// Where to send it, or empty.
+    pub hint: String,
+    pub secret: String,
+    pub back: &'static str,
 }
 
 /// A page with only a message: refusals and errors.
