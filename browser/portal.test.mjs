@@ -7,6 +7,7 @@
 //   PORTAL_PASSWORD          that password
 //   PORTAL_SERVICE_ACCOUNT   a service account's username
 //   PORTAL_MANAGER           an API Token Manager (role token-manager) with PORTAL_PASSWORD
+//   PORTAL_ADMIN             an administrator (role admin) with PORTAL_PASSWORD
 //   PORTAL_CHROMIUM          the browser (default: KEYWARD_CHROMIUM or /usr/bin/chromium)
 //   PORTAL_SCREENSHOTS       where to write a screenshot of each page
 //
@@ -30,6 +31,7 @@ const USERNAME = required("PORTAL_USERNAME");
 const PASSWORD = required("PORTAL_PASSWORD");
 const SERVICE_ACCOUNT = required("PORTAL_SERVICE_ACCOUNT");
 const MANAGER = required("PORTAL_MANAGER");
+const ADMIN = required("PORTAL_ADMIN");
 const SHOTS = process.env.PORTAL_SCREENSHOTS || "screenshots";
 const CHROMIUM = process.env.PORTAL_CHROMIUM || process.env.KEYWARD_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(SHOTS, { recursive: true });
@@ -370,6 +372,61 @@ await test("API tokens: add, unlock, copy without showing, show, lock; old JWTs 
   await page.locator("details[open]").filter({ hasText: name }).getByRole("link", { name: "Delete…" }).click();
   await submitting(page, page.url().replace(URL_, ""), () => page.getByRole("button", { name: "Delete for good" }).click());
   check((await page.locator("details").filter({ hasText: name }).count()) === 0, "the deleted token is still listed");
+  await context.close();
+});
+
+await test("service accounts: create, issue tokens (one expiring soon, highlighted), copy, invalidate, deactivate", async () => {
+  const context = await newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+  const page = await context.newPage();
+  await logIn(page, ADMIN);
+  await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Service accounts" }).click();
+  await page.getByRole("heading", { name: "Service accounts", level: 1 }).waitFor();
+  const name = `bot-${Date.now()}`;
+  await page.getByLabel(/^Username/).fill(name);
+  await page.getByLabel("Email").fill(`${name}@example.com`);
+  await submitting(page, "/admin/service-accounts", () => page.getByRole("button", { name: "Create account" }).click());
+  await page.getByRole("heading", { name: "Service account", level: 1 }).waitFor();
+  const accountPath = new URL(page.url()).pathname;
+  check(/^\/admin\/service-accounts\/[0-9a-f]{24}$/.test(accountPath), `after creating, the page is ${accountPath}`);
+
+  const issue = async (token, days) => {
+    await page.getByLabel("Name", { exact: true }).fill(token);
+    await page.getByLabel(/^Expires in/).fill(days);
+    const issued = await submitting(page, `${accountPath}/tokens`, () => page.getByRole("button", { name: "Issue token" }).click());
+    check(issued.status() === 201, `issuing ${token} answered ${issued.status()}`);
+    await page.getByRole("button", { name: "Copy secret" }).click();
+    await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+    const secret = await clipboard(page);
+    check(secret.startsWith("kws_"), "the copied token is not a service-account token");
+    check(!(await page.evaluate(() => document.body.innerText)).includes(secret), "the token is visible on the page");
+    await page.getByRole("link", { name: "Done: back to the list" }).click();
+    return secret;
+  };
+  const soon = await issue("soon", "7");
+  const later = await issue("later", "120");
+  check((await selfWithKey(soon)).status === 200 && (await selfWithKey(later)).status === 200, "a new token does not work");
+  const soonRow = page.getByRole("row").filter({ hasText: "soon" });
+  check((await soonRow.getAttribute("class")) === "soon", "the token expiring in 7 days is not highlighted");
+  check((await soonRow.innerText()).includes("expires in 7 days"), "the highlight does not say when");
+  check((await page.getByRole("row").filter({ hasText: "later" }).getAttribute("class")) !== "soon", "a 120-day token is highlighted");
+  const background = await soonRow.evaluate((row) => getComputedStyle(row).backgroundColor);
+  check(background !== "rgba(0, 0, 0, 0)", "the highlighted row has no background");
+  check(!(await page.content()).includes(soon) && !(await page.content()).includes(later), "a token is in the account page");
+  await screenshot(page, "15-service-account");
+
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByRole("button", { name: "Invalidate soon" }).click();
+  await page.waitForLoadState("load");
+  await page.getByRole("row").filter({ hasText: "invalidated" }).waitFor();
+  check((await selfWithKey(soon)).status === 401, "the invalidated token still works");
+  check((await selfWithKey(later)).status === 200, "invalidating one token ended another");
+  page.once("dialog", (dialog) => dialog.accept());
+  await submitting(page, `${accountPath}/deactivate`, () => page.getByRole("button", { name: "Deactivate account" }).click());
+  check((await selfWithKey(later)).status === 401, "a token of the deactivated account still works");
+  check(await page.getByRole("button", { name: "Activate account" }).isVisible(), "no Activate button after deactivating");
+  await page.goto("/admin/service-accounts");
+  await screenshot(page, "16-service-accounts");
   await context.close();
 });
 

@@ -31,9 +31,11 @@ document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("[data-jwt]").forEach(function (box) {
     locks.push(jwtField(box));
   });
-  // Leaving the page (or putting it in the back-forward cache) forgets every JWT.
+  // Leaving the page (or putting it in the back-forward cache) forgets every JWT, and
+  // the secret a page showed once.
   window.addEventListener("pagehide", function () {
     locks.forEach(function (lock) { lock(""); });
+    document.querySelectorAll("input[type=hidden][id=new-secret]").forEach(function (input) { input.value = ""; });
   });
 });
 
@@ -56,8 +58,11 @@ function jwtField(box) {
     show.hidden = !yes;
     lockButton.hidden = !yes;
   };
+  // Bumped by every lock: an unlock answer that arrives after a lock is dropped.
+  var epoch = 0;
   var lock = function (text) {
     var had = secret !== null;
+    epoch += 1;
     secret = null;
     value.textContent = "Locked";
     unlocked(false);
@@ -66,6 +71,10 @@ function jwtField(box) {
   unlock.addEventListener("submit", function (event) {
     if (event.defaultPrevented) { return; }
     event.preventDefault();
+    var submit = unlock.querySelector("button[type=submit]");
+    if (submit.disabled) { return; }
+    submit.disabled = true;
+    var asked = epoch;
     say("Unlocking…");
     fetch(unlock.action, {
       method: "POST",
@@ -75,6 +84,11 @@ function jwtField(box) {
     }).then(function (response) {
       return response.json().then(function (data) { return { ok: response.ok, data: data }; });
     }).then(function (result) {
+      submit.disabled = false;
+      if (asked !== epoch || (entry && !entry.open)) {
+        say("Locked before the new JWT arrived; the JWT before it no longer works. Unlock again to get one.");
+        return;
+      }
       if (!result.ok || typeof result.data.token !== "string") {
         say(result.data.error || "Unlocking failed; reload the page and try again.");
         return;
@@ -87,6 +101,7 @@ function jwtField(box) {
       say("A new JWT was made; the one before it no longer works.");
       copy.focus();
     }).catch(function () {
+      submit.disabled = false;
       say("Unlocking failed; reload the page and try again.");
     });
   });

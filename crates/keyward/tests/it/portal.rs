@@ -580,3 +580,120 @@ async fn a_model_monitor_token_is_made_copied_and_revoked_on_its_own_page(backen
     assert!(get(&server, "/account/model-monitor", &session).await.text.contains("no active Model Monitor token"));
 }
 on_each_store!(a_model_monitor_token_is_made_copied_and_revoked_on_its_own_page);
+
+async fn an_admin_manages_service_accounts_and_sees_tokens_that_expire_soon(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    person(&server, &admin, "pat").await;
+    let ada = person(&server, &admin, "ada").await;
+    let granted = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+
+    let pat_session = session_of(&server, "pat").await;
+    let refused = get(&server, "/admin/service-accounts", &pat_session).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("admin role"), "{}", refused.text);
+    assert!(!refused.text.contains("href=\"/admin/service-accounts\""), "no link for a non-admin");
+
+    let session = session_of(&server, "ada").await;
+    let list = get(&server, "/admin/service-accounts", &session).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_security_headers(&list);
+    let csrf = list.field("csrf");
+    let refused =
+        post(&server, "/admin/service-accounts", &session, &[("username", "etl"), ("email", "etl@example.com")]).await;
+    assert_eq!(refused.status, 403, "no CSRF token: {}", refused.text);
+    let bad = post(
+        &server,
+        "/admin/service-accounts",
+        &session,
+        &[("csrf", &csrf), ("username", "Bad Name"), ("email", "etl@example.com")],
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("username") && bad.text.contains("value=\"Bad Name\""), "{}", bad.text);
+    let created = post(
+        &server,
+        "/admin/service-accounts",
+        &session,
+        &[("csrf", &csrf), ("username", "etl"), ("email", "etl+bot@example.com")],
+    )
+    .await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let account_path = created.location().to_string();
+    let account_id = account_path.rsplit('/').next().unwrap().to_string();
+    assert_eq!(server.get(&format!("/api/v1/service-accounts/{account_id}"), &admin).await.json()["username"], "etl");
+
+    // Tokens: one that expires within 30 days is highlighted, here and on the list.
+    let issue = |name: &'static str, days: &'static str| {
+        let (csrf, path) = (csrf.clone(), format!("{account_path}/tokens"));
+        let server = &server;
+        let session = session.clone();
+        async move {
+            let fields = [("csrf", csrf.as_str()), ("name", name), ("lifetime_days", days), ("description", "")];
+            post(server, &path, &session, &fields).await
+        }
+    };
+    let soon = issue("soon", "10").await;
+    assert_eq!(soon.status, 201, "{}", soon.text);
+    let soon_secret = attribute_after(&soon.text, "id=\"new-secret\" value=\"");
+    assert!(soon_secret.starts_with("kws_"), "{soon_secret}");
+    let later = issue("later", "100").await;
+    let later_secret = attribute_after(&later.text, "id=\"new-secret\" value=\"");
+    assert_eq!(issue("later", "100").await.status, 409, "a name is unique among valid tokens");
+    let bad_days = issue("forever", "99999").await;
+    assert_eq!(bad_days.status, 422, "{}", bad_days.text);
+    for secret in [&soon_secret, &later_secret] {
+        assert_eq!(server.get("/v4/users/self", secret).await.status, 200);
+    }
+    let account = get(&server, &account_path, &session).await;
+    assert_eq!(account.status, 200, "{}", account.text);
+    assert!(!account.text.contains(&soon_secret[8..]) && !account.text.contains(&later_secret[8..]), "no secrets");
+    let rows: Vec<&str> = account.text.split("<tr").skip(2).collect();
+    let soon_row = rows.iter().find(|row| row.contains(">soon")).unwrap();
+    let later_row = rows.iter().find(|row| row.contains(">later")).unwrap();
+    assert!(soon_row.starts_with(" class=\"soon\"") && soon_row.contains("expires in 10 days"), "{soon_row}");
+    assert!(!later_row.contains("soon") && !later_row.contains("expires in"), "{later_row}");
+    let list = get(&server, "/admin/service-accounts", &session).await;
+    let expiring = list.text.split("Tokens expiring within 30 days").nth(1).unwrap().split("</table>").next().unwrap();
+    assert!(expiring.contains("soon") && !expiring.contains("later"), "{expiring}");
+
+    // Invalidate one; deactivate the account (every token stops); activate revives none.
+    let soon_id =
+        attribute_after(soon_row, &format!("action=\"{account_path}/tokens/")).split('/').next().unwrap().to_string();
+    let path = format!("{account_path}/tokens/{soon_id}/invalidate");
+    assert_eq!(post(&server, &path, &session, &[]).await.status, 403);
+    let invalidated = post(&server, &path, &session, &[("csrf", &csrf)]).await;
+    assert_eq!((invalidated.status, invalidated.location()), (303, account_path.as_str()), "{}", invalidated.text);
+    assert_eq!(server.get("/v4/users/self", &soon_secret).await.status, 401);
+    assert_eq!(server.get("/v4/users/self", &later_secret).await.status, 200);
+    let deactivated = post(&server, &format!("{account_path}/deactivate"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(deactivated.status, 303, "{}", deactivated.text);
+    assert_eq!(server.get("/v4/users/self", &later_secret).await.status, 401);
+    let account = get(&server, &account_path, &session).await;
+    assert!(account.text.contains("deactivated") && account.text.contains("activate it first"), "{}", account.text);
+    let activated = post(&server, &format!("{account_path}/activate"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(activated.status, 303, "{}", activated.text);
+    assert_eq!(server.get("/v4/users/self", &later_secret).await.status, 401, "activation revives no token");
+
+    // A person, or another realm's account, is not a service account here.
+    assert_eq!(get(&server, &format!("/admin/service-accounts/{ada}"), &session).await.status, 404);
+    let realm = server.post("/api/v1/realms", &admin, json!({"name": "acme"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let (ok, acme_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "acme", "--name", "acme-admin"]);
+    assert!(ok, "{stderr}");
+    let acme_admin = acme_admin.trim().to_string();
+    server.wait_for_status("/api/v1/realms", &acme_admin, 200, std::time::Duration::from_secs(2)).await;
+    let acme = server
+        .post("/api/v1/service-accounts", &acme_admin, json!({"username": "etl", "email": "etl@acme.example"}))
+        .await;
+    assert_eq!(acme.status, 201, "{}", acme.text);
+    let acme_id = acme.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&server, &format!("/admin/service-accounts/{acme_id}"), &session).await.status, 404);
+    let path = format!("/admin/service-accounts/{acme_id}/deactivate");
+    assert_eq!(post(&server, &path, &session, &[("csrf", &csrf)]).await.status, 404);
+    let acme_account = server.get(&format!("/api/v1/service-accounts/{acme_id}"), &acme_admin).await.json();
+    assert_eq!(acme_account["enabled"], true);
+}
+on_each_store!(an_admin_manages_service_accounts_and_sees_tokens_that_expire_soon);

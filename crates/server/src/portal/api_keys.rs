@@ -256,7 +256,7 @@ async fn create(state: &AppState, request: &PortalRequest, kind: Kind, body: &[u
                     summary: format!("{} ({}…) was created and expires {}.", key.name, key.prefix, key.expires),
                     hint: header.map(|header| format!("Send it in the {header} header.")).unwrap_or_default(),
                     secret: created.secret,
-                    back: kind.path(),
+                    back: kind.path().to_string(),
                 },
             )
         }

@@ -10,10 +10,7 @@
 //! (Copy, Show, Lock; collapsing the entry or leaving the page forgets it). Without the
 //! script, the same form answers a page that offers the JWT once behind a Copy button.
 
-use super::{
-    Chrome, Form, PortalRequest, SecretPage, caller_of, error_page, message, page, require_session,
-    require_session_post,
-};
+use super::{Chrome, Form, Needs, PortalRequest, SecretPage, error_page, page, session_with, session_with_post};
 use crate::api::api_tokens as api;
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -181,38 +178,18 @@ struct DeletePage {
     token: TokenLine,
 }
 
-/// The session of someone who manages API tokens, or the page that says why not. The
-/// API's handlers check the same roles again.
+const MANAGERS: Needs = Needs {
+    roles: &[Role::Admin, Role::TokenManager],
+    why: "Managing API tokens needs the admin or token-manager (API Token Manager) role; ask an administrator to \
+          grant it.",
+};
+
 async fn manager(state: &AppState, request: &PortalRequest) -> Result<(Session, Caller), Response> {
-    let session = require_session(state, request).await?;
-    match manager_caller(&session, request) {
-        Some(caller) => Ok((session, caller)),
-        None => Err(not_a_manager(&session)),
-    }
+    session_with(state, request, &MANAGERS).await
 }
 
 async fn manager_post(state: &AppState, request: &PortalRequest, form: &Form) -> Result<(Session, Caller), Response> {
-    let session = require_session_post(state, request, form).await?;
-    match manager_caller(&session, request) {
-        Some(caller) => Ok((session, caller)),
-        None => Err(not_a_manager(&session)),
-    }
-}
-
-fn manager_caller(session: &Session, request: &PortalRequest) -> Option<Caller> {
-    let caller = caller_of(session, request.client_ip);
-    (caller.has_role(Role::Admin) || caller.has_role(Role::TokenManager)).then_some(caller)
-}
-
-fn not_a_manager(session: &Session) -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Not allowed",
-        "Managing API tokens needs the admin or token-manager (API Token Manager) role; ask an administrator \
-         to grant it."
-            .to_string(),
-        Chrome::of(session),
-    )
+    session_with_post(state, request, form, &MANAGERS).await
 }
 
 #[derive(Deserialize)]
@@ -333,7 +310,7 @@ pub(super) async fn create(State(state): State<AppState>, request: PortalRequest
                        this one."
                     .to_string(),
                 secret: issued.token,
-                back: LIST,
+                back: LIST.to_string(),
             },
         ),
         Err((status, text)) => {
@@ -438,7 +415,7 @@ pub(super) async fn edit(
                     ),
                     hint: "Send it as Authorization: Bearer.".to_string(),
                     secret: token,
-                    back: LIST,
+                    back: LIST.to_string(),
                 },
             ),
             None => Redirect::to(&format!("{LIST}?open={}", updated.record.id)).into_response(),
@@ -466,6 +443,9 @@ pub(super) async fn unlock(
     let json = wants_json(&request);
     let (session, caller) = match manager_post(&state, &request, &form).await {
         Ok(manager) => manager,
+        Err(response) if json && response.status().is_redirection() => {
+            return json_refusal(StatusCode::UNAUTHORIZED, "Your session has ended; log in again.");
+        }
         Err(response) if json => return json_refusal(response.status(), "Reload the page and try again."),
         Err(response) => return response,
     };
@@ -486,7 +466,7 @@ pub(super) async fn unlock(
                 ),
                 hint: "Send it as Authorization: Bearer.".to_string(),
                 secret: issued.token,
-                back: LIST,
+                back: LIST.to_string(),
             },
         ),
         (Err(error), true) => {

@@ -11,6 +11,7 @@ mod account;
 mod api_keys;
 mod api_tokens;
 mod login;
+mod service_accounts;
 pub mod session;
 
 use crate::authn::Caller;
@@ -55,6 +56,12 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/api-tokens/{id}/unlock", post(api_tokens::unlock))
         .route("/manage/api-tokens/{id}/expire", post(api_tokens::expire))
         .route("/manage/api-tokens/{id}/delete", get(api_tokens::delete_form).post(api_tokens::delete))
+        .route("/admin/service-accounts", get(service_accounts::list).post(service_accounts::create))
+        .route("/admin/service-accounts/{id}", get(service_accounts::show))
+        .route("/admin/service-accounts/{id}/tokens", post(service_accounts::create_token))
+        .route("/admin/service-accounts/{id}/tokens/{token_id}/invalidate", post(service_accounts::invalidate_token))
+        .route("/admin/service-accounts/{id}/deactivate", post(service_accounts::deactivate))
+        .route("/admin/service-accounts/{id}/activate", post(service_accounts::activate))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(
@@ -97,6 +104,7 @@ impl FromRequestParts<AppState> for PortalRequest {
 pub(crate) struct Chrome {
     pub username: String,
     pub csrf: String,
+    pub admin: bool,
     pub manages_tokens: bool,
 }
 
@@ -106,6 +114,7 @@ impl Chrome {
         Some(Chrome {
             username: session.principal.username.clone(),
             csrf: session.csrf_token().to_string(),
+            admin: roles.contains(Role::Admin),
             manages_tokens: roles.contains(Role::Admin) || roles.contains(Role::TokenManager),
         })
     }
@@ -157,7 +166,7 @@ pub(crate) struct SecretPage {
     /// Where to send it, or empty.
     pub hint: String,
     pub secret: String,
-    pub back: &'static str,
+    pub back: String,
 }
 
 /// A page with only a message: refusals and errors.
@@ -201,6 +210,51 @@ pub(crate) async fn require_session_post(
         return Err(csrf_refused(Chrome::of(&session)));
     }
     Ok(session)
+}
+
+/// Who may use a page: any of `roles`, and what to tell anyone else.
+pub(crate) struct Needs {
+    pub roles: &'static [Role],
+    pub why: &'static str,
+}
+
+/// The session and its caller, if the person holds one of `needs.roles`; otherwise the
+/// 403 page that says why (or the way to the login page). The API's handlers that the
+/// page then calls check the same roles again.
+pub(crate) async fn session_with(
+    state: &AppState,
+    request: &PortalRequest,
+    needs: &Needs,
+) -> Result<(Session, Caller), Response> {
+    let session = require_session(state, request).await?;
+    match with_role(&session, request, needs) {
+        Some(caller) => Ok((session, caller)),
+        None => Err(lacks_role(&session, needs)),
+    }
+}
+
+/// The same for a form POST, whose CSRF token is checked first.
+pub(crate) async fn session_with_post(
+    state: &AppState,
+    request: &PortalRequest,
+    form: &Form,
+    needs: &Needs,
+) -> Result<(Session, Caller), Response> {
+    let session = require_session_post(state, request, form).await?;
+    match with_role(&session, request, needs) {
+        Some(caller) => Ok((session, caller)),
+        None => Err(lacks_role(&session, needs)),
+    }
+}
+
+/// The caller of `session`, if it holds one of `needs.roles`; otherwise the 403 page.
+fn with_role(session: &Session, request: &PortalRequest, needs: &Needs) -> Option<Caller> {
+    let caller = caller_of(session, request.client_ip);
+    needs.roles.iter().any(|role| caller.has_role(*role)).then_some(caller)
+}
+
+fn lacks_role(session: &Session, needs: &Needs) -> Response {
+    message(StatusCode::FORBIDDEN, "Not allowed", needs.why.to_string(), Chrome::of(session))
 }
 
 pub(crate) fn csrf_refused(chrome: Option<Chrome>) -> Response {
