@@ -75,12 +75,18 @@ async function newContext(options = {}) {
   return browser.newContext({ baseURL: URL_, ...options });
 }
 
-/** The POST a click or key press triggers, with its response. */
+/** The POST a click or key press triggers, with its response; after a redirect, once
+ * the page it leads to is there. */
 async function submitting(page, path, act) {
   const [response] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === path),
     act(),
   ]);
+  const location = response.headers()["location"];
+  if (response.status() >= 300 && response.status() < 400 && location) {
+    const target = new URL(location, URL_);
+    await page.waitForURL((url) => url.pathname === target.pathname && url.search === target.search);
+  }
   await page.waitForLoadState("load");
   return response;
 }
@@ -427,6 +433,53 @@ await test("service accounts: create, issue tokens (one expiring soon, highlight
   check(await page.getByRole("button", { name: "Activate account" }).isVisible(), "no Activate button after deactivating");
   await page.goto("/admin/service-accounts");
   await screenshot(page, "16-service-accounts");
+  await context.close();
+});
+
+await test("users and groups: add a person, grant a role by keyboard, put them in a group, they log in with its role", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await logIn(page, ADMIN);
+  await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Users" }).click();
+  await page.getByRole("heading", { name: "Users", level: 1 }).waitFor();
+  const name = `lee${Date.now()}`;
+  await page.getByLabel(/^Username/).fill(name);
+  await page.getByLabel("Email").fill(`${name}@example.com`);
+  await page.getByLabel("First name").fill("Lee");
+  await page.getByLabel(/^Password/).fill(PASSWORD);
+  await screenshot(page, "17-users");
+  await submitting(page, "/admin/users", () => page.getByRole("button", { name: "Add person" }).click());
+  await page.getByRole("heading", { name: "User", level: 1 }).waitFor();
+  const userPath = new URL(page.url()).pathname;
+  // The Grant button, reached and pressed with the keyboard.
+  await page.getByRole("button", { name: "Grant workload-launcher" }).focus();
+  await submitting(page, `${userPath}/roles/workload-launcher/grant`, () => page.keyboard.press("Enter"));
+  await page.getByRole("button", { name: "Revoke workload-launcher" }).waitFor({ timeout: 5000 });
+  await screenshot(page, "18-user");
+
+  await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Groups" }).click();
+  await page.getByLabel("Name", { exact: true }).fill(`managers-${name}`);
+  await submitting(page, "/admin/groups", () => page.getByRole("button", { name: "Create group" }).click());
+  await page.getByRole("heading", { name: "Group", level: 1 }).waitFor();
+  const groupPath = new URL(page.url()).pathname;
+  await submitting(page, `${groupPath}/roles/token-manager/grant`, () =>
+    page.getByRole("button", { name: "Grant token-manager" }).click(),
+  );
+  await page.getByRole("button", { name: "Revoke token-manager" }).waitFor({ timeout: 5000 });
+  await page.getByLabel(/^Add a member/).fill(name);
+  await submitting(page, `${groupPath}/members`, () => page.getByRole("button", { name: "Add member" }).click());
+  await page.getByRole("link", { name, exact: true }).waitFor({ timeout: 5000 });
+  await screenshot(page, "19-group");
+
+  // The new person logs in and has the group's role: the API tokens page is theirs.
+  const theirs = await newContext();
+  const their = await theirs.newPage();
+  const login = await logIn(their, name);
+  check(login.status() === 303, `the new person's login answered ${login.status()}`);
+  await their.getByRole("link", { name: "API tokens" }).waitFor({ timeout: 5000 });
+  const tokens = await their.goto("/manage/api-tokens");
+  check(tokens.status() === 200, `/manage/api-tokens answered ${tokens.status()} for a member of the group`);
+  await theirs.close();
   await context.close();
 });
 

@@ -697,3 +697,121 @@ async fn an_admin_manages_service_accounts_and_sees_tokens_that_expire_soon(back
     assert_eq!(acme_account["enabled"], true);
 }
 on_each_store!(an_admin_manages_service_accounts_and_sees_tokens_that_expire_soon);
+
+async fn an_admin_manages_people_groups_and_roles(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let ada = person(&server, &admin, "ada").await;
+    let granted = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+    person(&server, &admin, "pat").await;
+    let pat_session = session_of(&server, "pat").await;
+    for path in ["/admin/users", "/admin/groups"] {
+        assert_eq!(get(&server, path, &pat_session).await.status, 403, "{path}");
+    }
+
+    let session = session_of(&server, "ada").await;
+    let users = get(&server, "/admin/users", &session).await;
+    assert_eq!(users.status, 200, "{}", users.text);
+    assert!(users.text.contains("href=\"/admin/groups\""), "the admin nav");
+    let csrf = users.field("csrf");
+
+    // Add a person with a password: bad input keeps the form and never echoes the password.
+    let new_user = |username: &'static str, password: &'static str| {
+        vec![
+            ("username", username),
+            ("email", "lee@example.com"),
+            ("first_name", "Lee"),
+            ("last_name", "Ng"),
+            ("password", password),
+        ]
+    };
+    let mut fields = new_user("lee", "short");
+    fields.push(("csrf", &csrf));
+    let bad = post(&server, "/admin/users", &session, &fields).await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("value=\"lee@example.com\"") && !bad.text.contains("short\""), "{}", bad.text);
+    let mut fields = new_user("lee", PASSWORD);
+    assert_eq!(post(&server, "/admin/users", &session, &fields).await.status, 403, "no CSRF token");
+    fields.push(("csrf", &csrf));
+    let created = post(&server, "/admin/users", &session, &fields).await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let lee_path = created.location().split('?').next().unwrap().to_string();
+    let lee = lee_path.rsplit('/').next().unwrap().to_string();
+    assert!(!get(&server, created.location(), &session).await.text.contains(PASSWORD));
+    let lee_session = session_of(&server, "lee").await;
+
+    // A role, granted with one button, reaches the person's session at once.
+    assert_eq!(get(&server, "/manage/api-tokens", &lee_session).await.status, 403);
+    let grant = post(&server, &format!("{lee_path}/roles/token-manager/grant"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!((grant.status, grant.location()), (303, lee_path.as_str()), "{}", grant.text);
+    assert_eq!(get(&server, "/manage/api-tokens", &lee_session).await.status, 200);
+    let unknown = post(&server, &format!("{lee_path}/roles/root/grant"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    let revoke = post(&server, &format!("{lee_path}/roles/token-manager/revoke"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(revoke.status, 303, "{}", revoke.text);
+    assert_eq!(get(&server, "/manage/api-tokens", &lee_session).await.status, 403);
+    // Nobody takes the admin role from themselves; the page offers no such button.
+    let own = get(&server, &format!("/admin/users/{ada}"), &session).await;
+    assert!(!own.text.contains("/roles/admin/revoke") && !own.text.contains("/disable"), "{}", own.text);
+    let refused = post(&server, &format!("/admin/users/{ada}/roles/admin/revoke"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+
+    // Groups: a member gains the group's roles, and loses them when removed.
+    let groups = get(&server, "/admin/groups", &session).await;
+    assert_eq!(groups.status, 200, "{}", groups.text);
+    let group =
+        post(&server, "/admin/groups", &session, &[("csrf", &csrf), ("name", "data-eng"), ("description", "")]).await;
+    assert_eq!(group.status, 303, "{}", group.text);
+    let group_path = group.location().to_string();
+    let grant = post(&server, &format!("{group_path}/roles/token-manager/grant"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(grant.status, 303, "{}", grant.text);
+    let nobody =
+        post(&server, &format!("{group_path}/members"), &session, &[("csrf", &csrf), ("username", "nobody")]).await;
+    assert_eq!(nobody.status, 422, "{}", nobody.text);
+    assert!(nobody.text.contains("no user or service account called"), "{}", nobody.text);
+    let added =
+        post(&server, &format!("{group_path}/members"), &session, &[("csrf", &csrf), ("username", "lee")]).await;
+    assert_eq!(added.status, 303, "{}", added.text);
+    assert_eq!(get(&server, "/manage/api-tokens", &lee_session).await.status, 200, "the group's role");
+    let lee_page = get(&server, &lee_path, &session).await;
+    assert!(lee_page.text.contains("through a group") && lee_page.text.contains("data-eng"), "{}", lee_page.text);
+    let removed = post(&server, &format!("{group_path}/members/{lee}/remove"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(removed.status, 303, "{}", removed.text);
+    assert_eq!(get(&server, "/manage/api-tokens", &lee_session).await.status, 403);
+
+    // Password, disable (ends the session), enable, delete.
+    let set = post(&server, &format!("{lee_path}/password"), &session, &[("csrf", &csrf), ("password", "x")]).await;
+    assert_eq!(set.status, 422, "{}", set.text);
+    let new_password = "a brand new passphrase";
+    let set =
+        post(&server, &format!("{lee_path}/password"), &session, &[("csrf", &csrf), ("password", new_password)]).await;
+    assert_eq!(set.status, 303, "{}", set.text);
+    assert!(get(&server, set.location(), &session).await.text.contains("The password was set."));
+    assert_eq!(log_in(&server, "lee", new_password).await.status, 303);
+    let disabled = post(&server, &format!("{lee_path}/disable"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(disabled.status, 303, "{}", disabled.text);
+    assert_eq!(get(&server, "/account", &lee_session).await.status, 303, "disabled: the session is over");
+    assert_eq!(post(&server, &format!("{lee_path}/enable"), &session, &[("csrf", &csrf)]).await.status, 303);
+    let deleted = post(&server, &format!("{lee_path}/delete"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!((deleted.status, deleted.location()), (303, "/admin/users"), "{}", deleted.text);
+    assert_eq!(get(&server, &lee_path, &session).await.status, 404);
+    let deleted = post(&server, &format!("{group_path}/delete"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.status, 303, "{}", deleted.text);
+    assert_eq!(get(&server, &group_path, &session).await.status, 404);
+
+    // Another realm's people are not there.
+    let realm = server.post("/api/v1/realms", &admin, json!({"name": "acme"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let (ok, acme_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "acme", "--name", "acme-admin"]);
+    assert!(ok, "{stderr}");
+    let acme_admin = acme_admin.trim().to_string();
+    server.wait_for_status("/api/v1/realms", &acme_admin, 200, std::time::Duration::from_secs(2)).await;
+    let ann = create_user(&server, &acme_admin, "ann").await;
+    assert_eq!(get(&server, &format!("/admin/users/{ann}"), &session).await.status, 404);
+    let path = format!("/admin/users/{ann}/roles/admin/grant");
+    assert_eq!(post(&server, &path, &session, &[("csrf", &csrf)]).await.status, 404);
+    assert!(!get(&server, "/admin/users", &session).await.text.contains(">ann<"));
+}
+on_each_store!(an_admin_manages_people_groups_and_roles);

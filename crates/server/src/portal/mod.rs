@@ -11,6 +11,7 @@ mod account;
 mod api_keys;
 mod api_tokens;
 mod login;
+mod people;
 mod service_accounts;
 pub mod session;
 
@@ -56,6 +57,17 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/api-tokens/{id}/unlock", post(api_tokens::unlock))
         .route("/manage/api-tokens/{id}/expire", post(api_tokens::expire))
         .route("/manage/api-tokens/{id}/delete", get(api_tokens::delete_form).post(api_tokens::delete))
+        .route("/admin/users", get(people::list_users).post(people::create_user))
+        .route("/admin/users/{id}", get(people::show_user))
+        .route("/admin/users/{id}/roles/{role}/{action}", post(people::user_role))
+        .route("/admin/users/{id}/password", post(people::user_password))
+        .route("/admin/users/{id}/{action}", post(people::user_switch))
+        .route("/admin/groups", get(people::list_groups).post(people::create_group))
+        .route("/admin/groups/{id}", get(people::show_group))
+        .route("/admin/groups/{id}/members", post(people::add_member))
+        .route("/admin/groups/{id}/members/{user_id}/remove", post(people::remove_member))
+        .route("/admin/groups/{id}/roles/{role}/{action}", post(people::group_role))
+        .route("/admin/groups/{id}/delete", post(people::delete_group))
         .route("/admin/service-accounts", get(service_accounts::list).post(service_accounts::create))
         .route("/admin/service-accounts/{id}", get(service_accounts::show))
         .route("/admin/service-accounts/{id}/tokens", post(service_accounts::create_token))
@@ -217,6 +229,10 @@ pub(crate) struct Needs {
     pub roles: &'static [Role],
     pub why: &'static str,
 }
+
+/// The pages of the Admin section.
+pub(crate) const ADMINS: Needs =
+    Needs { roles: &[Role::Admin], why: "This page is for administrators; ask one to grant you the admin role." };
 
 /// The session and its caller, if the person holds one of `needs.roles`; otherwise the
 /// 403 page that says why (or the way to the login page). The API's handlers that the

@@ -6,7 +6,7 @@
 //! the realm scoping (another realm's id is 404), the audit events and the change feed
 //! are the API's.
 
-use super::{Chrome, Form, Needs, PortalRequest, SecretPage, error_page, page, session_with, session_with_post};
+use super::{ADMINS, Chrome, Form, PortalRequest, SecretPage, error_page, page, session_with, session_with_post};
 use crate::api::service_accounts as api;
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -18,7 +18,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keyward_core::Role;
 use keyward_core::policy::ServiceTokenPolicy;
 use proto::{CreateServiceAccount, CreateServiceToken, ExpiringQuery, PageQuery, ServiceAccount, ServiceToken};
 use serde::Deserialize;
@@ -140,19 +139,6 @@ struct AccountPage {
     max_days: i64,
 }
 
-const ADMINS: Needs = Needs {
-    roles: &[Role::Admin],
-    why: "Service accounts are managed by administrators; ask one to grant you the admin role.",
-};
-
-async fn admin(state: &AppState, request: &PortalRequest) -> Result<(Session, Caller), Response> {
-    session_with(state, request, &ADMINS).await
-}
-
-async fn admin_post(state: &AppState, request: &PortalRequest, form: &Form) -> Result<(Session, Caller), Response> {
-    session_with_post(state, request, form, &ADMINS).await
-}
-
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
     cursor: Option<String>,
@@ -201,7 +187,7 @@ pub(super) async fn list(
     request: PortalRequest,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    let (session, caller) = match admin(&state, &request).await {
+    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -210,7 +196,7 @@ pub(super) async fn list(
 
 pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
     let form = Form::parse(&body);
-    let (session, caller) = match admin_post(&state, &request, &form).await {
+    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -289,7 +275,7 @@ async fn account_page(
 }
 
 pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, Path(id): Path<String>) -> Response {
-    let (session, caller) = match admin(&state, &request).await {
+    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -303,7 +289,7 @@ pub(super) async fn create_token(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let (session, caller) = match admin_post(&state, &request, &form).await {
+    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -356,7 +342,7 @@ pub(super) async fn invalidate_token(
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let (session, caller) = match admin_post(&state, &request, &form).await {
+    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -368,7 +354,7 @@ pub(super) async fn invalidate_token(
 
 async fn activation(state: AppState, request: PortalRequest, id: String, body: Bytes, active: bool) -> Response {
     let form = Form::parse(&body);
-    let (session, caller) = match admin_post(&state, &request, &form).await {
+    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
