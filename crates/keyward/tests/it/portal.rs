@@ -117,6 +117,16 @@ async fn log_in(server: &Server, username: &str, password: &str) -> Page {
     send(server, "POST", "/login", &[("kw_login_csrf", &token)], Some(&fields)).await
 }
 
+/// A login to the realm `realm` through its login page; answers the page after the POST.
+async fn log_in_to(server: &Server, realm: &str, username: &str) -> Page {
+    let form = send(server, "GET", &format!("/login?realm={realm}"), &[], None).await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    assert!(form.text.contains(&format!("name=\"realm\" value=\"{realm}\"")), "{}", form.text);
+    let token = form.cookie_value("kw_login_csrf");
+    let fields = [("login_csrf", token.as_str()), ("realm", realm), ("username", username), ("password", PASSWORD)];
+    send(server, "POST", "/login", &[("kw_login_csrf", &token)], Some(&fields)).await
+}
+
 /// Creates a person with the test password; answers their id.
 async fn person(server: &Server, admin: &str, username: &str) -> String {
     let id = create_user(server, admin, username).await;
@@ -815,3 +825,63 @@ async fn an_admin_manages_people_groups_and_roles(backend: Backend) {
     assert!(!get(&server, "/admin/users", &session).await.text.contains(">ann<"));
 }
 on_each_store!(an_admin_manages_people_groups_and_roles);
+
+async fn a_session_belongs_to_its_realm_and_a_cookie_from_another_realm_is_no_session_here(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let pat = person(&server, &admin, "pat").await;
+    let realm = server.post("/api/v1/realms", &admin, json!({"name": "acme"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let (ok, acme_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "acme", "--name", "acme-admin"]);
+    assert!(ok, "{stderr}");
+    let acme_admin = acme_admin.trim().to_string();
+    server.wait_for_status("/api/v1/realms", &acme_admin, 200, std::time::Duration::from_secs(2)).await;
+    // The same username in both realms: different people.
+    let ann = person(&server, &acme_admin, "pat").await;
+    let granted = server.call("PUT", &format!("/api/v1/users/{ann}/roles/admin"), Via::Bearer(&acme_admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+
+    let unknown = send(&server, "GET", "/login?realm=nowhere", &[], None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert!(unknown.text.contains("no enabled realm called"), "{}", unknown.text);
+
+    let login = log_in_to(&server, "acme", "pat").await;
+    assert_eq!((login.status, login.location()), (303, "/account"), "{}", login.text);
+    let acme_session = login.cookie_value("kw_session");
+    let account = get(&server, "/account", &acme_session).await;
+    assert!(account.text.contains(&ann) && !account.text.contains(&pat), "acme's pat: {}", account.text);
+    assert!(account.text.contains("realm acme"), "{}", account.text);
+    // Realm default's objects are not there for an acme session, admin or not.
+    assert_eq!(get(&server, &format!("/admin/users/{pat}"), &acme_session).await.status, 404);
+    assert!(!get(&server, "/admin/users", &acme_session).await.text.contains(&pat));
+    // On realm default's login page the acme cookie is no session: the form is shown.
+    let default_login = get(&server, "/login", &acme_session).await;
+    assert_eq!(default_login.status, 200, "{}", default_login.text);
+    assert!(default_login.text.contains("name=\"password\""), "{}", default_login.text);
+    let acme_login = get(&server, "/login?realm=acme", &acme_session).await;
+    assert_eq!((acme_login.status, acme_login.location()), (303, "/account"));
+    // Logging in to realm default ends the acme session on the server.
+    let form = send(&server, "GET", "/login", &[("kw_session", &acme_session)], None).await;
+    let token = form.cookie_value("kw_login_csrf");
+    let fields = [("login_csrf", token.as_str()), ("username", "pat"), ("password", PASSWORD)];
+    let cookies = [("kw_login_csrf", token.as_str()), ("kw_session", acme_session.as_str())];
+    let default = send(&server, "POST", "/login", &cookies, Some(&fields)).await;
+    assert_eq!(default.status, 303, "{}", default.text);
+    let default_session = default.cookie_value("kw_session");
+    assert!(get(&server, "/account", &default_session).await.text.contains(&pat));
+    assert_eq!(get(&server, "/account", &acme_session).await.status, 303, "the acme session was ended");
+
+    // Logout from an acme session goes back to acme's login page; a disabled realm
+    // ends its sessions.
+    let acme_session = log_in_to(&server, "acme", "pat").await.cookie_value("kw_session");
+    let csrf = get(&server, "/account", &acme_session).await.field("csrf");
+    let out = post(&server, "/logout", &acme_session, &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location()), (303, "/login?realm=acme"));
+    let acme_session = log_in_to(&server, "acme", "pat").await.cookie_value("kw_session");
+    let disabled = server.post("/api/v1/realms/acme/disable", &admin, json!({})).await;
+    assert!(disabled.status < 300, "{}", disabled.text);
+    assert_eq!(get(&server, "/account", &acme_session).await.status, 303, "a disabled realm's session is over");
+    assert_eq!(send(&server, "GET", "/login?realm=acme", &[], None).await.status, 404);
+}
+on_each_store!(a_session_belongs_to_its_realm_and_a_cookie_from_another_realm_is_no_session_here);

@@ -1,5 +1,11 @@
 //! `GET|POST /login` and `POST /logout`.
 //!
+//! A session belongs to one realm: the configured default realm, or the one named by
+//! `/login?realm=NAME` (the form carries it). Every page then acts in the session's
+//! realm only. A session of another realm is no session for this login page (it shows
+//! the form rather than the account), and logging in ends, on the server, whatever
+//! session the browser held before.
+//!
 //! The login form is protected against login CSRF (a foreign page logging the victim in
 //! as the attacker) with a double-submit token: `GET /login` sets a random value in the
 //! `kw_login_csrf` cookie and the same value in a hidden field, and `POST /login`
@@ -9,15 +15,17 @@
 //! cookies alone would not do, as the login POST needs no session cookie to succeed.
 
 use super::session;
-use super::{Chrome, Form, PortalRequest, csrf_refused, error_page, page, require_session_post};
+use super::{Chrome, Form, PortalRequest, csrf_refused, error_page, message, page, require_session_post};
 use crate::login::{LoginRefusal, password_login};
-use crate::state::AppState;
+use crate::state::{AppState, RealmInfo};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::SecretDigest;
+use serde::Deserialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 const LOGIN_CSRF_COOKIE: &str = "kw_login_csrf";
@@ -30,15 +38,49 @@ struct LoginPage {
     asset_version: &'static str,
     message: Option<String>,
     login_csrf: String,
+    /// The realm, when it is not the default one.
+    realm: Option<String>,
 }
 
-fn login_page(status: StatusCode, message: Option<String>, login_csrf: String) -> Response {
-    page(status, &LoginPage { title: "Log in", chrome: None, asset_version: super::ASSET_VERSION, message, login_csrf })
+fn login_page(status: StatusCode, message: Option<String>, login_csrf: String, realm: Option<String>) -> Response {
+    let title = "Log in";
+    page(status, &LoginPage { title, chrome: None, asset_version: super::ASSET_VERSION, message, login_csrf, realm })
 }
 
-pub(super) async fn show(State(state): State<AppState>, request: PortalRequest) -> Response {
-    if let Ok(Some(_)) = session::current(&state, &request.headers, OffsetDateTime::now_utc()).await {
-        return Redirect::to("/account").into_response();
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    realm: Option<String>,
+}
+
+/// The enabled realm a login is for: `named`, or the default realm when it is empty.
+/// Answers also the name to carry in the form (none for the default realm).
+fn login_realm(state: &AppState, named: Option<&str>) -> Result<(Arc<RealmInfo>, Option<String>), Response> {
+    let named = named.map(str::trim).filter(|name| !name.is_empty() && *name != state.config.default_realm);
+    let name = named.unwrap_or(&state.config.default_realm);
+    match state.realm_by_name(name).filter(|realm| realm.enabled) {
+        Some(realm) => Ok((realm, named.map(str::to_string))),
+        None => Err(message(
+            StatusCode::NOT_FOUND,
+            "No such realm",
+            format!("There is no enabled realm called {name:?}; check the address you were given."),
+            None,
+        )),
+    }
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let (realm, realm_field) = match login_realm(&state, query.realm.as_deref()) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if let Ok(Some(session)) = session::current(&state, &request.headers, OffsetDateTime::now_utc()).await {
+        if session.realm.id == realm.id {
+            return Redirect::to("/account").into_response();
+        }
     }
     let token = match session::random_token() {
         Ok(token) => token,
@@ -48,7 +90,7 @@ pub(super) async fn show(State(state): State<AppState>, request: PortalRequest) 
         Ok(cookie) => cookie,
         Err(error) => return error_page(&error, None),
     };
-    let mut response = login_page(StatusCode::OK, None, token.to_string());
+    let mut response = login_page(StatusCode::OK, None, token.to_string(), realm_field);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
 }
@@ -68,8 +110,9 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
     if !login_token_matches(session::cookie_value(&request.headers, LOGIN_CSRF_COOKIE), login_csrf) {
         return csrf_refused(None);
     }
-    let Some(realm) = state.realm_by_name(&state.config.default_realm) else {
-        return error_page(&crate::error::ApiError::NotFound("realm"), None);
+    let (realm, realm_field) = match login_realm(&state, Some(form.get("realm"))) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let login = password_login(&state, realm.id, form.get("username"), form.get("password"), request.client_ip).await;
     let principal = match login {
@@ -81,7 +124,7 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
                 LoginRefusal::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
                 LoginRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             };
-            let mut response = login_page(status, Some(refusal.message()), login_csrf.to_string());
+            let mut response = login_page(status, Some(refusal.message()), login_csrf.to_string(), realm_field);
             if let LoginRefusal::Throttled { retry_after_secs } = refusal {
                 if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -90,7 +133,14 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
             return response;
         }
     };
-    let (cookie, _) = match session::start(&state, principal, OffsetDateTime::now_utc()).await {
+    let now = OffsetDateTime::now_utc();
+    // The browser's earlier session (this realm's or another's) ends here, on the server.
+    if let Ok(Some(earlier)) = session::current(&state, &request.headers, now).await {
+        if let Err(error) = session::end(&state, &earlier, request.client_ip, now).await {
+            return error_page(&error, None);
+        }
+    }
+    let (cookie, _) = match session::start(&state, principal, now).await {
         Ok(started) => started,
         Err(error) => return error_page(&error, None),
     };
@@ -111,7 +161,13 @@ pub(super) async fn logout(State(state): State<AppState>, request: PortalRequest
     if let Err(error) = session::end(&state, &session, request.client_ip, OffsetDateTime::now_utc()).await {
         return error_page(&error, Chrome::of(&session));
     }
-    let mut response = Redirect::to("/login").into_response();
+    // Back to the login page of the realm the person was in.
+    let login = if session.realm.name == state.config.default_realm {
+        "/login".to_string()
+    } else {
+        format!("/login?realm={}", form_urlencoded::byte_serialize(session.realm.name.as_bytes()).collect::<String>())
+    };
+    let mut response = Redirect::to(&login).into_response();
     match session::clear_cookie(&state) {
         Ok(clear) => {
             response.headers_mut().append(header::SET_COOKIE, clear);

@@ -115,6 +115,7 @@ impl FromRequestParts<AppState> for PortalRequest {
 /// every page checks the caller's roles itself, through the API's functions.
 pub(crate) struct Chrome {
     pub username: String,
+    pub realm: String,
     pub csrf: String,
     pub admin: bool,
     pub manages_tokens: bool,
@@ -125,6 +126,7 @@ impl Chrome {
         let roles = session.principal.roles;
         Some(Chrome {
             username: session.principal.username.clone(),
+            realm: session.realm.name.clone(),
             csrf: session.csrf_token().to_string(),
             admin: roles.contains(Role::Admin),
             manages_tokens: roles.contains(Role::Admin) || roles.contains(Role::TokenManager),
