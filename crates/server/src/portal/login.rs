@@ -53,19 +53,24 @@ pub(super) struct LoginQuery {
 }
 
 /// The enabled realm a login is for: `named`, or the default realm when it is empty.
-/// Answers also the name to carry in the form (none for the default realm).
-fn login_realm(state: &AppState, named: Option<&str>) -> Result<(Arc<RealmInfo>, Option<String>), Response> {
+/// Answers also the name to carry in the form (none for the default realm); the error is
+/// the name of a realm that is not there.
+fn login_realm(state: &AppState, named: Option<&str>) -> Result<(Arc<RealmInfo>, Option<String>), String> {
     let named = named.map(str::trim).filter(|name| !name.is_empty() && *name != state.config.default_realm);
     let name = named.unwrap_or(&state.config.default_realm);
     match state.realm_by_name(name).filter(|realm| realm.enabled) {
         Some(realm) => Ok((realm, named.map(str::to_string))),
-        None => Err(message(
-            StatusCode::NOT_FOUND,
-            "No such realm",
-            format!("There is no enabled realm called {name:?}; check the address you were given."),
-            None,
-        )),
+        None => Err(name.to_string()),
     }
+}
+
+fn no_such_realm(name: &str) -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "No such realm",
+        format!("There is no enabled realm called {name:?}; check the address you were given."),
+        None,
+    )
 }
 
 pub(super) async fn show(
@@ -75,7 +80,7 @@ pub(super) async fn show(
 ) -> Response {
     let (realm, realm_field) = match login_realm(&state, query.realm.as_deref()) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(name) => return no_such_realm(&name),
     };
     if let Ok(Some(session)) = session::current(&state, &request.headers, OffsetDateTime::now_utc()).await {
         if session.realm.id == realm.id {
@@ -112,7 +117,7 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
     }
     let (realm, realm_field) = match login_realm(&state, Some(form.get("realm"))) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(name) => return no_such_realm(&name),
     };
     let login = password_login(&state, realm.id, form.get("username"), form.get("password"), request.client_ip).await;
     let principal = match login {
