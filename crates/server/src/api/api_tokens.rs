@@ -198,7 +198,7 @@ pub async fn create(
     let jti = Jti::generate(&state);
     let mut mutation = state.store.begin().await?;
     check_may_act_for(&state, &caller, user.id, &user.username).await?;
-    let id = mutation
+    mutation
         .insert_api_token(&NewApiToken {
             public_id: public_id.as_str(),
             realm_id: realm.id,
@@ -229,8 +229,10 @@ pub async fn create(
             body.enabled
         ),
     );
+    // The record is read inside the mutation: once it commits, nothing can fail between
+    // the commit and the answer that carries the only copy of the JWT.
+    let row = mutation.api_token_for_update(realm.id, public_id.as_str()).await?;
     commit(&state, mutation, event).await?;
-    let row = state.store.api_token_by_id(id).await?.ok_or(ApiError::NotFound(WHAT))?;
     Ok((StatusCode::CREATED, Json(IssuedApiToken { record: api_token_dto(row, now), token })))
 }
 
@@ -396,8 +398,8 @@ pub async fn update(
     };
     let detail = changed_fields(&before, &patch, new_user.as_ref());
     let event = audit_event(&caller, "api_token.update", format!("api_token:{}", before.public_id), detail);
+    let row = mutation.api_token_for_update(caller.realm_id, &before.public_id).await?;
     commit(&state, mutation, event).await?;
-    let row = state.store.api_token_by_id(before.id).await?.ok_or(ApiError::NotFound(WHAT))?;
     Ok(Json(UpdatedApiToken { record: api_token_dto(row, now), token }))
 }
 
@@ -426,8 +428,8 @@ pub async fn unlock(
         format!("api_token:{}", before.public_id),
         format!("generation {generation}; every earlier JWT of this token stops working"),
     );
+    let row = mutation.api_token_for_update(caller.realm_id, &before.public_id).await?;
     commit(&state, mutation, event).await?;
-    let row = state.store.api_token_by_id(before.id).await?.ok_or(ApiError::NotFound(WHAT))?;
     Ok(Json(IssuedApiToken { record: api_token_dto(row, now), token }))
 }
 
@@ -451,8 +453,8 @@ pub async fn expire(
         format!("api_token:{}", before.public_id),
         format!("expired at {}", expires_at.unix_timestamp()),
     );
+    let row = mutation.api_token_for_update(caller.realm_id, &before.public_id).await?;
     commit(&state, mutation, event).await?;
-    let row = state.store.api_token_by_id(before.id).await?.ok_or(ApiError::NotFound(WHAT))?;
     Ok(Json(api_token_dto(row, now)))
 }
 
