@@ -55,7 +55,8 @@ enum Format {
 }
 
 /// The events `query` selects in the caller's realm, with the format and the page size
-/// it asked for, once the caller is known to be an admin and the query is valid.
+/// it asked for. The admin check and the query's validation live here, for the API and
+/// the portal's audit page alike.
 async fn select(state: &AppState, caller: &Caller, query: AuditQuery) -> ApiResult<(Format, i64, Vec<AuditEventRow>)> {
     require_admin(caller)?;
     let format = match query.format.as_deref().unwrap_or("json") {
@@ -129,6 +130,13 @@ pub async fn list_audit(
         }
         Format::Json => Ok(Json(page_of(rows, limit)).into_response()),
     }
+}
+
+/// One page of events as `list_audit` answers it without `format` (any `format` in
+/// `query` is ignored), for the portal's audit page, which renders it.
+pub(crate) async fn audit_page(state: &AppState, caller: &Caller, query: AuditQuery) -> ApiResult<Page<AuditEvent>> {
+    let (_, limit, rows) = select(state, caller, AuditQuery { format: None, ..query }).await?;
+    Ok(page_of(rows, limit))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 mod account;
 mod api_keys;
 mod api_tokens;
+mod audit;
 mod login;
 pub mod session;
 
@@ -55,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/api-tokens/{id}/unlock", post(api_tokens::unlock))
         .route("/manage/api-tokens/{id}/expire", post(api_tokens::expire))
         .route("/manage/api-tokens/{id}/delete", get(api_tokens::delete_form).post(api_tokens::delete))
+        .route("/admin/audit", get(audit::show))
+        .route("/admin/audit.csv", get(audit::download_csv))
+        .route("/admin/audit.jsonl", get(audit::download_jsonl))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(
@@ -98,6 +102,7 @@ pub(crate) struct Chrome {
     pub username: String,
     pub csrf: String,
     pub manages_tokens: bool,
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -107,6 +112,7 @@ impl Chrome {
             username: session.principal.username.clone(),
             csrf: session.csrf_token().to_string(),
             manages_tokens: roles.contains(Role::Admin) || roles.contains(Role::TokenManager),
+            admin: roles.contains(Role::Admin),
         })
     }
 }
