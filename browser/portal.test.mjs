@@ -7,6 +7,7 @@
 //   PORTAL_PASSWORD          that password
 //   PORTAL_SERVICE_ACCOUNT   a service account's username
 //   PORTAL_MANAGER           an API Token Manager (role token-manager) with PORTAL_PASSWORD
+//   PORTAL_ADMIN             an admin (role admin) with PORTAL_PASSWORD, for the audit log
 //   PORTAL_CHROMIUM          the browser (default: KEYWARD_CHROMIUM or /usr/bin/chromium)
 //   PORTAL_SCREENSHOTS       where to write a screenshot of each page
 //
@@ -14,6 +15,7 @@
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 function required(name) {
@@ -30,6 +32,7 @@ const USERNAME = required("PORTAL_USERNAME");
 const PASSWORD = required("PORTAL_PASSWORD");
 const SERVICE_ACCOUNT = required("PORTAL_SERVICE_ACCOUNT");
 const MANAGER = required("PORTAL_MANAGER");
+const ADMIN = required("PORTAL_ADMIN");
 const SHOTS = process.env.PORTAL_SCREENSHOTS || "screenshots";
 const CHROMIUM = process.env.PORTAL_CHROMIUM || process.env.KEYWARD_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(SHOTS, { recursive: true });
@@ -370,6 +373,44 @@ await test("API tokens: add, unlock, copy without showing, show, lock; old JWTs 
   await page.locator("details[open]").filter({ hasText: name }).getByRole("link", { name: "Delete…" }).click();
   await submitting(page, page.url().replace(URL_, ""), () => page.getByRole("button", { name: "Delete for good" }).click());
   check((await page.locator("details").filter({ hasText: name }).count()) === 0, "the deleted token is still listed");
+  await context.close();
+});
+
+await test("Audit log: an admin opens it from the nav, filters by action, and downloads the filtered CSV", async () => {
+  const context = await newContext({ acceptDownloads: true });
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  const page = await context.newPage();
+  await logIn(page, ADMIN);
+  await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("heading", { name: "Audit log", level: 1 }).waitFor();
+  const actions = () => page.locator("table.events tbody tr td:nth-child(4)").allInnerTexts();
+  check((await actions()).length > 0, "the audit log shows no events");
+
+  // Filter by keyboard: type the action and press Enter in the field.
+  await page.getByLabel(/^Action/).fill("auth.login");
+  await Promise.all([page.waitForURL(/\/admin\/audit\?action=auth\.login/), page.getByLabel(/^Action/).press("Enter")]);
+  const filtered = await actions();
+  check(filtered.length > 0, "no auth.login events after filtering");
+  check(filtered.every((action) => action === "auth.login"), `the filtered table shows ${[...new Set(filtered)]}`);
+  check((await page.getByLabel(/^Action/).inputValue()) === "auth.login", "the form forgot the filter");
+  const found = await page.evaluate(() => window.__violations);
+  check(found.length === 0, `CSP violations: ${found.join("; ")}`);
+  await screenshot(page, "14-audit");
+
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download CSV" }).click(),
+  ]);
+  check(download.suggestedFilename() === "keyward-audit.csv", `the download is named ${download.suggestedFilename()}`);
+  const lines = (await readFile(await download.path(), "utf8")).trim().split("\n");
+  check(lines[0] === "seq,at,realm,actor,action,target,client_ip,result,detail,hash", `the CSV starts ${lines[0]}`);
+  check(lines.length > 1, "the CSV has no events");
+  check(lines.slice(1).every((line) => line.includes(',"auth.login",')), "the CSV is not filtered by action");
   await context.close();
 });
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The portal's browser suite: starts keyward on a free port with a fresh data dir,
-# creates with the bootstrap admin key a user `pat` and an API Token Manager `tess`
-# with a password, and a service account, then runs portal.test.mjs, which drives headless Chromium (Debian's
-# `chromium`, through playwright-core) through the portal. Screenshots of each page go
+# creates with the bootstrap admin key a user `pat`, an API Token Manager `tess` and an
+# admin `ada` (role admin) with a password, and a service account, then runs
+# portal.test.mjs, which drives headless Chromium (Debian's `chromium`, through
+# playwright-core) through the portal. Screenshots of each page go
 # to target/portal-screenshots/.
 #
 #   bash browser/run.sh
@@ -118,7 +119,11 @@ MANAGER=tess
 manager_id=$(call POST /api/v1/users "{\"username\":\"$MANAGER\",\"email\":\"tess@example.com\",\"firstName\":\"Tess\",\"lastName\":\"Manager\"}" | field id)
 call PUT "/api/v1/users/$manager_id/password" "{\"password\":\"$PASSWORD\"}" >/dev/null
 call PUT "/api/v1/users/$manager_id/roles/token-manager" >/dev/null
-echo "browser: user $USERNAME ($user_id) with a password, API Token Manager $MANAGER, service account $SERVICE"
+ADMIN_USER=ada
+admin_id=$(call POST /api/v1/users "{\"username\":\"$ADMIN_USER\",\"email\":\"ada@example.com\",\"firstName\":\"Ada\",\"lastName\":\"Admin\"}" | field id)
+call PUT "/api/v1/users/$admin_id/password" "{\"password\":\"$PASSWORD\"}" >/dev/null
+call PUT "/api/v1/users/$admin_id/roles/admin" >/dev/null
+echo "browser: user $USERNAME ($user_id) with a password, API Token Manager $MANAGER, admin $ADMIN_USER, service account $SERVICE"
 
 cd "$ROOT/browser"
 if [ -f package-lock.json ]; then
@@ -128,5 +133,6 @@ else
 fi
 echo "browser: playwright-core $(node -p "require('./node_modules/playwright-core/package.json').version"), $("$CHROMIUM" --version 2>/dev/null || echo "chromium at $CHROMIUM"), node $(node --version)"
 PORTAL_URL=$URL PORTAL_USERNAME=$USERNAME PORTAL_PASSWORD=$PASSWORD PORTAL_SERVICE_ACCOUNT=$SERVICE PORTAL_MANAGER=$MANAGER \
+  PORTAL_ADMIN=$ADMIN_USER \
   PORTAL_CHROMIUM=$CHROMIUM PORTAL_SCREENSHOTS=$SHOTS TMPDIR=$TMP \
   node portal.test.mjs
