@@ -15,6 +15,7 @@
 
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 function required(name) {
@@ -480,6 +481,44 @@ await test("users and groups: add a person, grant a role by keyboard, put them i
   const tokens = await their.goto("/manage/api-tokens");
   check(tokens.status() === 200, `/manage/api-tokens answered ${tokens.status()} for a member of the group`);
   await theirs.close();
+  await context.close();
+});
+
+await test("Audit log: an admin opens it from the nav, filters by action, and downloads the filtered CSV", async () => {
+  const context = await newContext({ acceptDownloads: true });
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+      window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+  });
+  const page = await context.newPage();
+  await logIn(page, ADMIN);
+  await page.getByRole("navigation", { name: "Admin" }).getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("heading", { name: "Audit log", level: 1 }).waitFor();
+  const actions = () => page.locator("table.events tbody tr td:nth-child(4)").allInnerTexts();
+  check((await actions()).length > 0, "the audit log shows no events");
+
+  // Filter by keyboard: type the action and press Enter in the field.
+  await page.getByLabel(/^Action/).fill("auth.login");
+  await Promise.all([page.waitForURL(/\/admin\/audit\?action=auth\.login/), page.getByLabel(/^Action/).press("Enter")]);
+  const filtered = await actions();
+  check(filtered.length > 0, "no auth.login events after filtering");
+  check(filtered.every((action) => action === "auth.login"), `the filtered table shows ${[...new Set(filtered)]}`);
+  check((await page.getByLabel(/^Action/).inputValue()) === "auth.login", "the form forgot the filter");
+  const found = await page.evaluate(() => window.__violations);
+  check(found.length === 0, `CSP violations: ${found.join("; ")}`);
+  await screenshot(page, "14-audit");
+
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("link", { name: "Download CSV" }).click(),
+  ]);
+  check(download.suggestedFilename() === "keyward-audit.csv", `the download is named ${download.suggestedFilename()}`);
+  const lines = (await readFile(await download.path(), "utf8")).trim().split("\n");
+  check(lines[0] === "seq,at,realm,actor,action,target,client_ip,result,detail,hash", `the CSV starts ${lines[0]}`);
+  check(lines.length > 1, "the CSV has no events");
+  check(lines.slice(1).every((line) => line.includes(',"auth.login",')), "the CSV is not filtered by action");
   await context.close();
 });
 

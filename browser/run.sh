@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The portal's browser suite: starts keyward on a free port with a fresh data dir,
-# creates with the bootstrap admin key a user `pat`, an API Token Manager `tess` and
-# an admin `ada` with a password, and a service account, then runs portal.test.mjs, which drives headless Chromium (Debian's
-# `chromium`, through playwright-core) through the portal. Screenshots of each page go
+# creates with the bootstrap admin key a user `pat`, an API Token Manager `tess` and an
+# admin `ada` (role admin) with a password, and a service account, then runs
+# portal.test.mjs, which drives headless Chromium (Debian's `chromium`, through
+# playwright-core) through the portal. Screenshots of each page go
 # to target/portal-screenshots/.
 #
 #   bash browser/run.sh

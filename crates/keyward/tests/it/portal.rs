@@ -885,3 +885,155 @@ async fn a_session_belongs_to_its_realm_and_a_cookie_from_another_realm_is_no_se
     assert_eq!(send(&server, "GET", "/login?realm=acme", &[], None).await.status, 404);
 }
 on_each_store!(a_session_belongs_to_its_realm_and_a_cookie_from_another_realm_is_no_session_here);
+/// The audit page's rows: the text of each `<tr>` of the table's body, cells joined by `|`.
+fn audit_rows(page: &Page) -> Vec<String> {
+    let Some(start) = page.text.find("<tbody>") else { return Vec::new() };
+    let body = &page.text[start..page.text.find("</tbody>").unwrap()];
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            row.split("<td")
+                .skip(1)
+                .map(|cell| cell.split('>').nth(1).unwrap().split("</td").next().unwrap())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// The audit page with `query`, once a cell reading `cell` is on it: some events (the
+/// logins') are written off the request path.
+async fn audit_page_with(server: &Server, session: &str, query: &str, cell: &str) -> Page {
+    let started = std::time::Instant::now();
+    loop {
+        let page = get(server, &format!("/admin/audit?{query}"), session).await;
+        if page.text.contains(&format!(">{cell}</td>")) {
+            return page;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "no {cell}: {}", page.text);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+async fn an_admin_reads_filters_and_downloads_the_audit_log_and_no_one_else_can(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    person(&server, &admin, "pat").await;
+    let ada = person(&server, &admin, "ada").await;
+    let granted = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+    let pages = ["/admin/audit", "/admin/audit.csv", "/admin/audit.jsonl"];
+
+    // Without a session, the login page; without the admin role, a 403 page and no link.
+    for path in pages {
+        let anonymous = send(&server, "GET", path, &[], None).await;
+        assert_eq!((anonymous.status, anonymous.location()), (303, "/login"), "{path}");
+    }
+    let pat_session = session_of(&server, "pat").await;
+    for path in pages {
+        let refused = get(&server, &format!("{path}?action=auth.login"), &pat_session).await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.text);
+        assert!(refused.text.contains("the admin role"), "{}", refused.text);
+        assert!(!refused.text.contains(">auth.login</td>"), "{}", refused.text);
+        assert_security_headers(&refused);
+    }
+    assert!(!get(&server, "/account", &pat_session).await.text.contains("/admin/audit"));
+
+    let session = session_of(&server, "ada").await;
+    let profile = get(&server, "/account", &session).await;
+    assert!(profile.text.contains("<nav aria-label=\"Admin\">"), "{}", profile.text);
+    assert!(profile.text.contains("href=\"/admin/audit\""), "{}", profile.text);
+
+    // Everything, in the API's order (oldest first); then narrowed by action.
+    let all = audit_page_with(&server, &session, "", "auth.login").await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_security_headers(&all);
+    assert!(all.text.contains("Oldest first"), "{}", all.text);
+    let rows = audit_rows(&all);
+    assert!(rows.iter().any(|row| row.contains("|user.create|")), "{rows:?}");
+    let seqs: Vec<i64> = rows.iter().map(|row| row.split('|').next().unwrap().parse().unwrap()).collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+    let query = "action=auth.login&actor=&result=ok&since=&until=";
+    let logins = audit_page_with(&server, &session, query, &format!("user:{ada} (ada)")).await;
+    let rows = audit_rows(&logins);
+    assert!(!rows.is_empty() && rows.iter().all(|row| row.contains("|auth.login|")), "{rows:?}");
+    assert!(logins.text.contains("<option value=\"ok\" selected>"), "the form keeps the filter");
+    assert!(logins.text.contains("href=\"/admin/audit.csv?action=auth.login&amp;actor=&amp;result=ok&amp;"));
+
+    // The dates are UTC days, "until" included. The users were made on the day of the
+    // first row's time (in the table, "YYYY-MM-DD hh:mm:ss").
+    let created = audit_rows(&get(&server, "/admin/audit?action=user.create", &session).await);
+    assert_eq!(created.len(), 2, "pat and ada: {created:?}");
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let day = time::Date::parse(&created[0].split('|').nth(1).unwrap()[..10], &format).unwrap();
+    let (before, after) = (day.previous_day().unwrap(), day.next_day().unwrap());
+    let on_day = |since: time::Date, until: time::Date| format!("action=user.create&since={since}&until={until}");
+    assert_eq!(audit_rows(&get(&server, &format!("/admin/audit?{}", on_day(day, day)), &session).await), created);
+    assert_eq!(audit_rows(&get(&server, &format!("/admin/audit?{}", on_day(before, after)), &session).await), created);
+    assert!(audit_rows(&get(&server, &format!("/admin/audit?{}", on_day(after, after)), &session).await).is_empty());
+    let before_day = format!("/admin/audit?{}", on_day(before, before));
+    assert!(audit_rows(&get(&server, &before_day, &session).await).is_empty());
+
+    // Bad filters: a 4xx page with the form kept and what to fix; never a 500.
+    let cases = [
+        ("since=2024-13-45", 422, "Since: enter a date as YYYY-MM-DD"),
+        ("until=yesterday", 422, "Until: enter a date as YYYY-MM-DD"),
+        ("since=2024-05-02&until=2024-05-01", 422, "Until: choose a day on or after"),
+        ("result=maybe", 422, "Result: choose any, ok, denied or failed"),
+        ("cursor=zzz", 422, "cursor: is not a cursor"),
+    ];
+    for (query, status, says) in cases {
+        // Downloads start from the first event: they take no cursor.
+        let paths = if query.starts_with("cursor") { &pages[..1] } else { &pages[..] };
+        for path in paths {
+            let bad = get(&server, &format!("{path}?action=auth.login&{query}"), &session).await;
+            assert_eq!(bad.status, status, "{path}?{query}: {}", bad.text);
+            assert!(bad.text.contains(says), "{says}: {}", bad.text);
+            assert!(bad.text.contains("value=\"auth.login\""), "the form keeps what was entered");
+            assert!(audit_rows(&bad).is_empty());
+        }
+    }
+
+    // A filter value is escaped in the page and encoded in its links.
+    let script = get(&server, "/admin/audit?actor=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22", &session).await;
+    assert_eq!(script.status, 200, "{}", script.text);
+    assert!(!script.text.contains("<script>alert"), "{}", script.text);
+    assert!(script.text.contains("value=\"&#60;script&#62;alert(1)&#60;/script&#62;&#34;\""), "{}", script.text);
+    assert!(script.text.contains("actor=%3Cscript%3Ealert%281%29%3C/script%3E%22&amp;"), "{}", script.text);
+
+    // The downloads: the API's own, with the same filters.
+    let csv = get(&server, "/admin/audit.csv?action=auth.login&actor=&result=&since=&until=", &session).await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    let header = |page: &Page, name: &str| page.headers.get(name).unwrap().to_str().unwrap().to_string();
+    assert!(header(&csv, "content-type").starts_with("text/csv"), "{:?}", csv.headers);
+    assert_eq!(header(&csv, "content-disposition"), "attachment; filename=\"keyward-audit.csv\"");
+    let mut lines = csv.text.lines();
+    assert_eq!(lines.next(), Some("seq,at,realm,actor,action,target,client_ip,result,detail,hash"));
+    let lines: Vec<&str> = lines.collect();
+    assert!(!lines.is_empty() && lines.iter().all(|line| line.contains(",\"auth.login\",")), "{}", csv.text);
+    assert_security_headers(&csv);
+    let jsonl = get(&server, "/admin/audit.jsonl?action=auth.login&result=ok", &session).await;
+    assert_eq!(jsonl.status, 200, "{}", jsonl.text);
+    assert_eq!(header(&jsonl, "content-type"), "application/jsonl");
+    assert_eq!(header(&jsonl, "content-disposition"), "attachment; filename=\"keyward-audit.jsonl\"");
+    let events: Vec<serde_json::Value> = jsonl.text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert!(!events.is_empty(), "{}", jsonl.text);
+    assert!(events.iter().all(|event| event["action"] == "auth.login" && event["result"] == "ok"), "{events:?}");
+
+    // 100 per page; "Next page" keeps the filters and goes on where the page ended.
+    for number in 0..100 {
+        create_user(&server, &admin, &format!("user{number:03}")).await;
+    }
+    let first = get(&server, "/admin/audit?action=user.create&actor=&result=ok&since=&until=", &session).await;
+    assert_eq!(audit_rows(&first).len(), 100);
+    let next = attribute_after(&first.text, "<a href=\"/admin/audit?action=user.create&amp;").replace("&amp;", "&");
+    assert!(next.starts_with("actor=&result=ok&since=&until=&cursor="), "{next}");
+    let second = get(&server, &format!("/admin/audit?action=user.create&{next}"), &session).await;
+    let rest = audit_rows(&second);
+    assert_eq!(rest.len(), 2, "102 users in all: {rest:?}");
+    assert!(rest.iter().all(|row| row.contains("|user.create|")), "{rest:?}");
+    assert!(!second.text.contains(">Next page<"), "{}", second.text);
+    assert!(second.text.contains(">First page<"), "{}", second.text);
+}
+on_each_store!(an_admin_reads_filters_and_downloads_the_audit_log_and_no_one_else_can);

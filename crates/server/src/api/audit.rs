@@ -46,20 +46,29 @@ fn download(body: String, content_type: &'static str, extension: &str) -> Respon
     response
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEvent>, description = "JSON page; with format=csv or format=jsonl, a download")))]
-pub async fn list_audit(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Response> {
-    require_admin(&caller)?;
-    let format = query.format.as_deref().unwrap_or("json");
-    let limit = match (format, query.limit) {
-        ("json", limit) => crate::api::page_limit(limit)?,
-        ("csv" | "jsonl", Some(limit)) => i64::from(limit).clamp(1, DOWNLOAD_LIMIT),
-        ("csv" | "jsonl", None) => DOWNLOAD_LIMIT,
+/// How `list_audit` answers.
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Csv,
+    Jsonl,
+}
+
+/// The events `query` selects in the caller's realm, with the format and the page size
+/// it asked for. The admin check and the query's validation live here, for the API and
+/// the portal's audit page alike.
+async fn select(state: &AppState, caller: &Caller, query: AuditQuery) -> ApiResult<(Format, i64, Vec<AuditEventRow>)> {
+    require_admin(caller)?;
+    let format = match query.format.as_deref().unwrap_or("json") {
+        "json" => Format::Json,
+        "csv" => Format::Csv,
+        "jsonl" => Format::Jsonl,
         _ => return Err(ApiError::invalid("format", "must be json, jsonl or csv")),
+    };
+    let limit = match (format, query.limit) {
+        (Format::Json, limit) => crate::api::page_limit(limit)?,
+        (Format::Csv | Format::Jsonl, Some(limit)) => i64::from(limit).clamp(1, DOWNLOAD_LIMIT),
+        (Format::Csv | Format::Jsonl, None) => DOWNLOAD_LIMIT,
     };
     let filter = AuditFilter {
         realm: caller.realm_name.clone(),
@@ -71,9 +80,26 @@ pub async fn list_audit(
         until: query.until,
         limit,
     };
-    let rows = state.store.list_audit(&filter).await?;
+    Ok((format, limit, state.store.list_audit(&filter).await?))
+}
+
+fn page_of(rows: Vec<AuditEventRow>, limit: i64) -> Page<AuditEvent> {
+    let count = rows.len();
+    let last = rows.last().map(|row| row.seq);
+    let items: Vec<AuditEvent> = rows.into_iter().map(event_dto).collect();
+    Page { items, next_cursor: next_cursor(count, limit, last) }
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Page<AuditEvent>, description = "JSON page; with format=csv or format=jsonl, a download")))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> ApiResult<Response> {
+    let (format, limit, rows) = select(&state, &caller, query).await?;
     match format {
-        "csv" => {
+        Format::Csv => {
             let mut body = String::from("seq,at,realm,actor,action,target,client_ip,result,detail,hash\n");
             for event in rows.into_iter().map(event_dto) {
                 let at = event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
@@ -94,7 +120,7 @@ pub async fn list_audit(
             }
             Ok(download(body, "text/csv; charset=utf-8", "csv"))
         }
-        "jsonl" => {
+        Format::Jsonl => {
             let mut body = String::new();
             for event in rows.into_iter().map(event_dto) {
                 body.push_str(&serde_json::to_string(&event).map_err(|error| ApiError::Internal(error.to_string()))?);
@@ -102,13 +128,15 @@ pub async fn list_audit(
             }
             Ok(download(body, "application/jsonl", "jsonl"))
         }
-        _ => {
-            let count = rows.len();
-            let last = rows.last().map(|row| row.seq);
-            let items: Vec<AuditEvent> = rows.into_iter().map(event_dto).collect();
-            Ok(Json(Page { items, next_cursor: next_cursor(count, limit, last) }).into_response())
-        }
+        Format::Json => Ok(Json(page_of(rows, limit)).into_response()),
     }
+}
+
+/// One page of events as `list_audit` answers it without `format` (any `format` in
+/// `query` is ignored), for the portal's audit page, which renders it.
+pub(crate) async fn audit_page(state: &AppState, caller: &Caller, query: AuditQuery) -> ApiResult<Page<AuditEvent>> {
+    let (_, limit, rows) = select(state, caller, AuditQuery { format: None, ..query }).await?;
+    Ok(page_of(rows, limit))
 }
 
 #[cfg(test)]
