@@ -1,9 +1,7 @@
 //! `/account` (profile) and `/account/about`.
 
-use super::{Chrome, PortalRequest, page, require_session};
-use crate::state::AppState;
+use super::{Anyone, Chrome, Gate, page};
 use askama::Template;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -20,11 +18,7 @@ struct ProfilePage {
     session_expires: String,
 }
 
-pub(super) async fn profile(State(state): State<AppState>, request: PortalRequest) -> Response {
-    let session = match require_session(&state, &request).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(super) async fn profile(Gate { session, .. }: Gate<Anyone>) -> Response {
     let principal = &session.principal;
     page(
         StatusCode::OK,
@@ -50,11 +44,7 @@ struct AboutPage {
     version: &'static str,
 }
 
-pub(super) async fn about(State(state): State<AppState>, request: PortalRequest) -> Response {
-    let session = match require_session(&state, &request).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(super) async fn about(Gate { session, .. }: Gate<Anyone>) -> Response {
     page(
         StatusCode::OK,
         &AboutPage {

@@ -4,14 +4,11 @@
 //! Creating and revoking go through `api::api_keys` (realm policy, audit event, change
 //! feed), exactly as the API does.
 
-use super::{
-    Chrome, Form, PortalRequest, SecretPage, caller_of, error_page, page, require_session, require_session_post,
-};
+use super::{Anyone, Chrome, Gate, Posted, SecretPage, error_page, page};
 use crate::api::api_keys::{create_key, keys_of, revoke as revoke_key};
 use crate::error::ApiError;
 use crate::state::AppState;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -178,42 +175,29 @@ async fn keys_page(
     )
 }
 
-pub(super) async fn list_personal(State(state): State<AppState>, request: PortalRequest) -> Response {
-    list(&state, &request, Kind::Personal).await
+pub(super) async fn list_personal(State(state): State<AppState>, Gate { session, .. }: Gate<Anyone>) -> Response {
+    list(&state, &session, Kind::Personal).await
 }
 
-pub(super) async fn list_model_monitor(State(state): State<AppState>, request: PortalRequest) -> Response {
-    list(&state, &request, Kind::ModelMonitor).await
+pub(super) async fn list_model_monitor(State(state): State<AppState>, Gate { session, .. }: Gate<Anyone>) -> Response {
+    list(&state, &session, Kind::ModelMonitor).await
 }
 
-pub(super) async fn create_personal(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    create(&state, &request, Kind::Personal, &body).await
+pub(super) async fn create_personal(State(state): State<AppState>, posted: Posted<Anyone>) -> Response {
+    create(&state, posted, Kind::Personal).await
 }
 
-pub(super) async fn create_model_monitor(
-    State(state): State<AppState>,
-    request: PortalRequest,
-    body: Bytes,
-) -> Response {
-    create(&state, &request, Kind::ModelMonitor, &body).await
+pub(super) async fn create_model_monitor(State(state): State<AppState>, posted: Posted<Anyone>) -> Response {
+    create(&state, posted, Kind::ModelMonitor).await
 }
 
-async fn list(state: &AppState, request: &PortalRequest, kind: Kind) -> Response {
-    let session = match require_session(state, request).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn list(state: &AppState, session: &Session, kind: Kind) -> Response {
     let days = session.realm.user_key_policy.max_lifetime.whole_days().to_string();
     let entered = Entered { name: kind.default_name().to_string(), days, description: String::new() };
-    keys_page(state, &session, kind, StatusCode::OK, None, entered).await
+    keys_page(state, session, kind, StatusCode::OK, None, entered).await
 }
 
-async fn create(state: &AppState, request: &PortalRequest, kind: Kind, body: &[u8]) -> Response {
-    let form = Form::parse(body);
-    let session = match require_session_post(state, request, &form).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn create(state: &AppState, Posted { session, caller, form, .. }: Posted<Anyone>, kind: Kind) -> Response {
     let entered = Entered {
         name: form.get("name").to_string(),
         days: form.get("expires_in_days").to_string(),
@@ -235,7 +219,6 @@ async fn create(state: &AppState, request: &PortalRequest, kind: Kind, body: &[u
         expires_at: Some(expires_at),
         audience: kind.audience().map(str::to_string),
     };
-    let caller = caller_of(&session, request.client_ip);
     let created = match state.store.user_by_id(session.principal.id).await {
         Ok(user) => create_key(state, &caller, &user, body).await,
         Err(error) => Err(ApiError::from(error)),
@@ -269,16 +252,9 @@ async fn create(state: &AppState, request: &PortalRequest, kind: Kind, body: &[u
 
 pub(super) async fn revoke(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(key_id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let session = match require_session_post(&state, &request, &form).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    let caller = caller_of(&session, request.client_ip);
     let revoked = match state.store.user_by_id(session.principal.id).await {
         Ok(user) => revoke_key(&state, &caller, &user, &key_id).await,
         Err(error) => Err(ApiError::from(error)),

@@ -10,7 +10,9 @@
 //! (Copy, Show, Lock; collapsing the entry or leaving the page forgets it). Without the
 //! script, the same form answers a page that offers the JWT once behind a Copy button.
 
-use super::{Chrome, Form, Needs, PortalRequest, SecretPage, error_page, page, session_with, session_with_post};
+use super::{
+    Chrome, Form, Gate, PortalRequest, Posted, SecretPage, Section, TokenManagers, error_page, page, session_with_post,
+};
 use crate::api::api_tokens as api;
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -22,7 +24,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use keyward_core::Role;
 use keyward_core::policy::ApiTokenPolicy;
 use proto::{ApiToken, ApiTokenQuery, CreateApiToken, UpdateApiToken};
 use serde::Deserialize;
@@ -178,18 +179,8 @@ struct DeletePage {
     token: TokenLine,
 }
 
-const MANAGERS: Needs = Needs {
-    roles: &[Role::Admin, Role::TokenManager],
-    why: "Managing API tokens needs the admin or token-manager (API Token Manager) role; ask an administrator to \
-          grant it.",
-};
-
-async fn manager(state: &AppState, request: &PortalRequest) -> Result<(Session, Caller), Response> {
-    session_with(state, request, &MANAGERS).await
-}
-
 async fn manager_post(state: &AppState, request: &PortalRequest, form: &Form) -> Result<(Session, Caller), Response> {
-    session_with_post(state, request, form, &MANAGERS).await
+    session_with_post(state, request, form, &TokenManagers::NEEDS).await
 }
 
 #[derive(Deserialize)]
@@ -236,13 +227,9 @@ async fn tokens_page(
 
 pub(super) async fn list(
     State(state): State<AppState>,
-    request: PortalRequest,
     Query(query): Query<ListQuery>,
+    Gate { session, caller, .. }: Gate<TokenManagers>,
 ) -> Response {
-    let (session, caller) = match manager(&state, &request).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     let fields = Fields::blank(OffsetDateTime::now_utc());
     tokens_page(&state, &session, caller, StatusCode::OK, query, None, fields).await
 }
@@ -269,12 +256,10 @@ fn unprocessable(text: String) -> (StatusCode, String) {
     (StatusCode::UNPROCESSABLE_ENTITY, text)
 }
 
-pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match manager_post(&state, &request, &form).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Posted { session, caller, form, .. }: Posted<TokenManagers>,
+) -> Response {
     let fields = Fields::from_form(&form);
     let checked = async {
         let user_id = user_id_of(&state, &caller, &fields.username).await.map_err(unprocessable)?;
@@ -327,13 +312,9 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<ApiToken, A
 
 pub(super) async fn edit_form(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<TokenManagers>,
 ) -> Response {
-    let (session, caller) = match manager(&state, &request).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     match load(&state, &caller, &id).await {
         Ok(token) => edit_page(&session, StatusCode::OK, token.id.clone(), None, Fields::of(&token)),
         Err(error) => error_page(&error, Chrome::of(&session)),
@@ -358,15 +339,9 @@ fn edit_page(session: &Session, status: StatusCode, id: String, message: Option<
 
 pub(super) async fn edit(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<TokenManagers>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match manager_post(&state, &request, &form).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     let before = match load(&state, &caller, &id).await {
         Ok(token) => token,
         Err(error) => return error_page(&error, Chrome::of(&session)),
@@ -483,15 +458,9 @@ fn json_refusal(status: StatusCode, text: &str) -> Response {
 
 pub(super) async fn expire(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<TokenManagers>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match manager_post(&state, &request, &form).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     match api::expire(State(state.clone()), caller, ApiPath(id)).await {
         Ok(Json(token)) => Redirect::to(&format!("{LIST}?open={}", token.id)).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),
@@ -500,13 +469,9 @@ pub(super) async fn expire(
 
 pub(super) async fn delete_form(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<TokenManagers>,
 ) -> Response {
-    let (session, caller) = match manager(&state, &request).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     match load(&state, &caller, &id).await {
         Ok(token) => page(
             StatusCode::OK,
@@ -524,15 +489,9 @@ pub(super) async fn delete_form(
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<TokenManagers>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match manager_post(&state, &request, &form).await {
-        Ok(manager) => manager,
-        Err(response) => return response,
-    };
     match api::delete(State(state.clone()), caller, ApiPath(id)).await {
         Ok(_) => Redirect::to(LIST).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),

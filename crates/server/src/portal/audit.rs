@@ -10,7 +10,7 @@
 //! CSRF token, but each still needs the session and the admin role.
 
 use super::session::Session;
-use super::{ADMINS, Chrome, Form, PortalRequest, page, session_with};
+use super::{Admins, Chrome, Form, Gate, page};
 use crate::api::audit as api;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -172,11 +172,11 @@ fn audit_page(
     )
 }
 
-pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, RawQuery(query): RawQuery) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+pub(super) async fn show(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    Gate { session, caller, .. }: Gate<Admins>,
+) -> Response {
     let filters = Filters::from_query(query.as_deref());
     let listed = match filters.query() {
         Ok(query) => api::audit_page(&state, &caller, AuditQuery { limit: Some(PAGE_SIZE), ..query })
@@ -190,26 +190,22 @@ pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, 
     }
 }
 
-pub(super) async fn download_csv(state: State<AppState>, request: PortalRequest, query: RawQuery) -> Response {
-    download(state, request, query, "csv").await
+pub(super) async fn download_csv(state: State<AppState>, gate: Gate<Admins>, query: RawQuery) -> Response {
+    download(state, gate, query, "csv").await
 }
 
-pub(super) async fn download_jsonl(state: State<AppState>, request: PortalRequest, query: RawQuery) -> Response {
-    download(state, request, query, "jsonl").await
+pub(super) async fn download_jsonl(state: State<AppState>, gate: Gate<Admins>, query: RawQuery) -> Response {
+    download(state, gate, query, "jsonl").await
 }
 
 /// Every event the filters select, from the first (no cursor), as the API's download
 /// answers it, with its `Content-Disposition: attachment`.
 async fn download(
     State(state): State<AppState>,
-    request: PortalRequest,
+    Gate { session, caller, .. }: Gate<Admins>,
     RawQuery(query): RawQuery,
     format: &str,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let filters = Filters::from_query(query.as_deref());
     let downloaded = match filters.query() {
         Ok(query) => {

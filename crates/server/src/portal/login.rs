@@ -15,7 +15,7 @@
 //! cookies alone would not do, as the login POST needs no session cookie to succeed.
 
 use super::session;
-use super::{Chrome, Form, PortalRequest, csrf_refused, error_page, message, page, require_session_post};
+use super::{Anyone, Chrome, Form, PortalRequest, Posted, csrf_refused, error_page, message, page};
 use crate::login::{LoginRefusal, password_login};
 use crate::state::{AppState, RealmInfo};
 use askama::Template;
@@ -157,13 +157,8 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
     response
 }
 
-pub(super) async fn logout(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let session = match require_session_post(&state, &request, &form).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
-    if let Err(error) = session::end(&state, &session, request.client_ip, OffsetDateTime::now_utc()).await {
+pub(super) async fn logout(State(state): State<AppState>, Posted { session, caller, .. }: Posted<Anyone>) -> Response {
+    if let Err(error) = session::end(&state, &session, caller.client_ip, OffsetDateTime::now_utc()).await {
         return error_page(&error, Chrome::of(&session));
     }
     // Back to the login page of the realm the person was in.

@@ -240,6 +240,78 @@ pub(crate) struct Needs {
 pub(crate) const ADMINS: Needs =
     Needs { roles: &[Role::Admin], why: "This page is for administrators; ask one to grant you the admin role." };
 
+/// A section of the portal, as a type: who may open its pages.
+pub(crate) trait Section {
+    const NEEDS: Needs;
+}
+
+/// Pages for everyone logged in.
+pub(crate) struct Anyone;
+
+impl Section for Anyone {
+    const NEEDS: Needs = Needs { roles: &[], why: "" };
+}
+
+/// The Admin section.
+pub(crate) struct Admins;
+
+impl Section for Admins {
+    const NEEDS: Needs = ADMINS;
+}
+
+/// Management > API tokens.
+pub(crate) struct TokenManagers;
+
+impl Section for TokenManagers {
+    const NEEDS: Needs = Needs {
+        roles: &[Role::Admin, Role::TokenManager],
+        why: "Managing API tokens needs the admin or token-manager (API Token Manager) role; ask an \
+              administrator to grant it.",
+    };
+}
+
+/// A page of section `S` opened with a GET: the session and its caller. Without a
+/// session the request is sent to the login page; without the section's role it gets
+/// the 403 page that says which role, before the handler runs.
+pub(crate) struct Gate<S> {
+    pub session: Session,
+    pub caller: Caller,
+    section: std::marker::PhantomData<S>,
+}
+
+impl<S: Section> FromRequestParts<AppState> for Gate<S> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let request = PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(parts, state) };
+        let (session, caller) = session_with(state, &request, &S::NEEDS).await?;
+        Ok(Gate { session, caller, section: std::marker::PhantomData })
+    }
+}
+
+/// A form POST to section `S`: its fields, the session and its caller, once the CSRF
+/// token is the session's (else the 403 page, nothing changed) and the role is held.
+pub(crate) struct Posted<S> {
+    pub session: Session,
+    pub caller: Caller,
+    pub form: Form,
+    section: std::marker::PhantomData<S>,
+}
+
+impl<S: Section> axum::extract::FromRequest<AppState> for Posted<S> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let portal = PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(&parts, state) };
+        let request = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        let (session, caller) = session_with_post(state, &portal, &form, &S::NEEDS).await?;
+        Ok(Posted { session, caller, form, section: std::marker::PhantomData })
+    }
+}
+
 /// The session and its caller, if the person holds one of `needs.roles`; otherwise the
 /// 403 page that says why (or the way to the login page). The API's handlers that the
 /// page then calls check the same roles again.
@@ -269,10 +341,10 @@ pub(crate) async fn session_with_post(
     }
 }
 
-/// The caller of `session`, if it holds one of `needs.roles`; otherwise the 403 page.
+/// The caller of `session`, if it holds one of `needs.roles` (or none are needed).
 fn with_role(session: &Session, request: &PortalRequest, needs: &Needs) -> Option<Caller> {
     let caller = caller_of(session, request.client_ip);
-    needs.roles.iter().any(|role| caller.has_role(*role)).then_some(caller)
+    (needs.roles.is_empty() || needs.roles.iter().any(|role| caller.has_role(*role))).then_some(caller)
 }
 
 fn lacks_role(session: &Session, needs: &Needs) -> Response {

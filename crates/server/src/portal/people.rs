@@ -7,7 +7,7 @@
 //! scoping, audit events) are the API's. A role is granted or revoked with its own
 //! button: one click, one mutation, never a half-applied set.
 
-use super::{ADMINS, Chrome, Form, PortalRequest, error_page, page, session_with, session_with_post};
+use super::{Admins, Chrome, Gate, Posted, error_page, page};
 use crate::api::{groups, passwords, users};
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -15,7 +15,6 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -142,22 +141,16 @@ async fn users_page(
 
 pub(super) async fn list_users(
     State(state): State<AppState>,
-    request: PortalRequest,
     Query(query): Query<ListQuery>,
+    Gate { session, caller, .. }: Gate<Admins>,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     users_page(&state, &session, caller, StatusCode::OK, query.cursor, None, NewUser::default()).await
 }
 
-pub(super) async fn create_user(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    Posted { session, caller, form, .. }: Posted<Admins>,
+) -> Response {
     let entered = NewUser {
         username: form.get("username").trim().to_string(),
         email: form.get("email").trim().to_string(),
@@ -185,14 +178,10 @@ pub(super) async fn create_user(State(state): State<AppState>, request: PortalRe
 
 pub(super) async fn show_user(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
     Query(done): Query<DoneQuery>,
+    Gate { session, caller, .. }: Gate<Admins>,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     user_page(&state, &session, caller, &id, StatusCode::OK, done.notice()).await
 }
 
@@ -235,15 +224,9 @@ fn back_to_user(session: &Session, id: &str, done: Result<(), ApiError>, notice:
 
 pub(super) async fn user_role(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, role, action)): Path<(String, String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let path = ApiPath((id.clone(), role));
     let done = match action.as_str() {
         "grant" => users::grant_role(State(state.clone()), caller, path).await.map(drop),
@@ -255,15 +238,9 @@ pub(super) async fn user_role(
 
 pub(super) async fn user_switch(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, action)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let path = ApiPath(id.clone());
     let done = match action.as_str() {
         "enable" => users::enable_user(State(state.clone()), caller, path).await.map(drop),
@@ -281,15 +258,9 @@ pub(super) async fn user_switch(
 
 pub(super) async fn user_password(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let body = SetPassword { password: form.get("password").to_string() };
     match passwords::set_password(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
         Ok(_) => back_to_user(&session, &id, Ok(()), "password"),
@@ -363,22 +334,16 @@ async fn groups_page(
 
 pub(super) async fn list_groups(
     State(state): State<AppState>,
-    request: PortalRequest,
     Query(query): Query<ListQuery>,
+    Gate { session, caller, .. }: Gate<Admins>,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     groups_page(&state, &session, caller, StatusCode::OK, query.cursor, None, Default::default()).await
 }
 
-pub(super) async fn create_group(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+pub(super) async fn create_group(
+    State(state): State<AppState>,
+    Posted { session, caller, form, .. }: Posted<Admins>,
+) -> Response {
     let body =
         CreateGroup { name: form.get("name").trim().to_string(), description: form.get("description").to_string() };
     let entered = (body.name.clone(), body.description.clone());
@@ -393,13 +358,9 @@ pub(super) async fn create_group(State(state): State<AppState>, request: PortalR
 
 pub(super) async fn show_group(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<Admins>,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     group_page(&state, &session, caller, &id, StatusCode::OK, None, String::new()).await
 }
 
@@ -441,15 +402,9 @@ fn back_to_group(session: &Session, id: &str, done: Result<(), ApiError>) -> Res
 
 pub(super) async fn add_member(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let username = form.get("username").trim().to_string();
     let user = match state.store.user_by_username(caller.realm_id, &username).await {
         Ok(Some(user)) => user,
@@ -467,30 +422,18 @@ pub(super) async fn add_member(
 
 pub(super) async fn remove_member(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, user_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let done = groups::remove_member(State(state.clone()), caller, ApiPath((id.clone(), user_id))).await.map(drop);
     back_to_group(&session, &id, done)
 }
 
 pub(super) async fn group_role(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, role, action)): Path<(String, String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let path = ApiPath((id.clone(), role));
     let done = match action.as_str() {
         "grant" => groups::grant_group_role(State(state.clone()), caller, path).await.map(drop),
@@ -502,15 +445,9 @@ pub(super) async fn group_role(
 
 pub(super) async fn delete_group(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     match groups::delete_group(State(state.clone()), caller, ApiPath(id)).await {
         Ok(_) => Redirect::to(GROUPS).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),

@@ -6,7 +6,7 @@
 //! the realm scoping (another realm's id is 404), the audit events and the change feed
 //! are the API's.
 
-use super::{ADMINS, Chrome, Form, PortalRequest, SecretPage, error_page, page, session_with, session_with_post};
+use super::{Admins, Chrome, Gate, Posted, SecretPage, error_page, page};
 use crate::api::service_accounts as api;
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -14,7 +14,6 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -184,22 +183,16 @@ async fn list_page(
 
 pub(super) async fn list(
     State(state): State<AppState>,
-    request: PortalRequest,
     Query(query): Query<ListQuery>,
+    Gate { session, caller, .. }: Gate<Admins>,
 ) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     list_page(&state, &session, caller, StatusCode::OK, query.cursor, None, Default::default()).await
 }
 
-pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Posted { session, caller, form, .. }: Posted<Admins>,
+) -> Response {
     let body = CreateServiceAccount {
         username: form.get("username").trim().to_string(),
         email: form.get("email").trim().to_string(),
@@ -274,25 +267,19 @@ async fn account_page(
     )
 }
 
-pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, Path(id): Path<String>) -> Response {
-    let (session, caller) = match session_with(&state, &request, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<Admins>,
+) -> Response {
     account_page(&state, &session, &caller, &id, StatusCode::OK, None, Entered::blank()).await
 }
 
 pub(super) async fn create_token(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     let entered = Entered {
         name: form.get("name").trim().to_string(),
         days: form.get("lifetime_days").trim().to_string(),
@@ -337,27 +324,16 @@ pub(super) async fn create_token(
 
 pub(super) async fn invalidate_token(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, token_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
     match api::invalidate_token(State(state.clone()), caller, ApiPath((id.clone(), token_id))).await {
         Ok(_) => Redirect::to(&format!("{LIST}/{id}")).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),
     }
 }
 
-async fn activation(state: AppState, request: PortalRequest, id: String, body: Bytes, active: bool) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match session_with_post(&state, &request, &form, &ADMINS).await {
-        Ok(admin) => admin,
-        Err(response) => return response,
-    };
+async fn activation(state: AppState, session: Session, caller: Caller, id: String, active: bool) -> Response {
     let path = ApiPath(id);
     let done = if active {
         api::activate(State(state.clone()), caller, path).await
@@ -372,18 +348,16 @@ async fn activation(state: AppState, request: PortalRequest, id: String, body: B
 
 pub(super) async fn deactivate(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    activation(state, request, id, body, false).await
+    activation(state, session, caller, id, false).await
 }
 
 pub(super) async fn activate(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Admins>,
 ) -> Response {
-    activation(state, request, id, body, true).await
+    activation(state, session, caller, id, true).await
 }
