@@ -208,7 +208,13 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The workload proxy is a sidecar: one thread serves it, with no work-stealing
+    // scheduler between its client and upstream connections (docs/benchmarks.md, 5).
+    let mut builder = match cli.command {
+        Command::Proxy(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("keyward: cannot start the async runtime: {error}");

@@ -70,6 +70,8 @@ pub struct Upstream {
     scheme: hyper::http::uri::Scheme,
     authority: hyper::http::uri::Authority,
     base_path: String,
+    /// The `Host` header every forwarded request carries, made once.
+    host: HeaderValue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +147,8 @@ impl Upstream {
         if host.parse::<IpAddr>().is_ok_and(is_link_local) {
             return Err(UpstreamError::LinkLocal(url.to_string()));
         }
-        Ok(Upstream { scheme, authority, base_path: uri.path().trim_end_matches('/').to_string() })
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| UpstreamError::NotHttp(url.to_string()))?;
+        Ok(Upstream { scheme, authority, base_path: uri.path().trim_end_matches('/').to_string(), host })
     }
 
     /// The upstream URI for a request path (with its query), under the base path.
@@ -155,6 +158,20 @@ impl Upstream {
             .authority(self.authority.clone())
             .path_and_query(format!("{}{}", self.base_path, path_and_query))
             .build()
+    }
+
+    /// The upstream URI for a request's URI: its path and query kept as they are (no
+    /// copy) when there is no base path to put in front.
+    fn uri_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
+        match uri.path_and_query() {
+            Some(path_and_query) if self.base_path.is_empty() => Uri::builder()
+                .scheme(self.scheme.clone())
+                .authority(self.authority.clone())
+                .path_and_query(path_and_query.clone())
+                .build(),
+            Some(path_and_query) => self.uri_for(path_and_query.as_str()),
+            None => self.uri_for("/"),
+        }
     }
 
     pub fn authority(&self) -> &str {
@@ -208,10 +225,9 @@ impl Forwarder {
         body: Body,
         extra: &HeaderMap,
     ) -> Result<Response<Body>, BoxError> {
-        let path_and_query = parts.uri.path_and_query().map_or("/", |value| value.as_str()).to_string();
-        parts.uri = upstream.uri_for(&path_and_query)?;
+        parts.uri = upstream.uri_of(&parts.uri)?;
         strip_hop_by_hop(&mut parts.headers);
-        parts.headers.insert(header::HOST, HeaderValue::from_str(upstream.authority())?);
+        parts.headers.insert(header::HOST, upstream.host.clone());
         for (name, value) in extra {
             parts.headers.insert(name.clone(), value.clone());
         }
@@ -233,6 +249,10 @@ mod tests {
         assert_eq!(upstream.uri_for("/v1/run?x=1").unwrap().to_string(), "http://127.0.0.1:9000/jobs/v1/run?x=1");
         let root = Upstream::parse("http://api.internal").unwrap();
         assert_eq!(root.uri_for("/a").unwrap().to_string(), "http://api.internal/a");
+        let incoming: Uri = "/v1/run?x=1".parse().unwrap();
+        assert_eq!(root.uri_of(&incoming).unwrap().to_string(), "http://api.internal/v1/run?x=1");
+        assert_eq!(upstream.uri_of(&incoming).unwrap().to_string(), "http://127.0.0.1:9000/jobs/v1/run?x=1");
+        assert_eq!(upstream.host, "127.0.0.1:9000");
         for bad in ["https://api.internal", "api.internal", "/relative", "ftp://x"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
         }

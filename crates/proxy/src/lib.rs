@@ -116,16 +116,16 @@ impl Proxy {
             Err(error) => return token_problem(&error),
         };
         match held {
-            HeldBody::Streaming(body) => self.send(parts, body, &fresh.token).await,
+            HeldBody::Streaming(body) => self.send(parts, body, &fresh.header).await,
             HeldBody::Held(bytes) => {
-                let first = self.send(parts.clone(), full(bytes.clone()), &fresh.token).await;
+                let first = self.send(parts.clone(), full(bytes.clone()), &fresh.header).await;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return first;
                 }
                 // The token may have been revoked or its key rotated: one fresh try.
                 self.tokens.invalidate(&fresh.token).await;
                 match self.tokens.get().await {
-                    Ok(again) => self.send(parts, full(bytes), &again.token).await,
+                    Ok(again) => self.send(parts, full(bytes), &again.header).await,
                     Err(TokenError::Refused(reason)) => problem(
                         StatusCode::UNAUTHORIZED,
                         &format!("The upstream refused the token and the run credential was refused too: {reason}"),
@@ -136,13 +136,14 @@ impl Proxy {
         }
     }
 
-    async fn send(&self, parts: hyper::http::request::Parts, body: Body, token: &str) -> Response<Body> {
-        let mut extra = HeaderMap::new();
-        match HeaderValue::from_str(&format!("Bearer {token}")) {
-            Ok(value) => extra.insert(header::AUTHORIZATION, value),
-            Err(_) => return problem(StatusCode::BAD_GATEWAY, "the token server returned an unusable token"),
-        };
-        match self.forwarder.forward(&self.upstream, parts, body, &extra).await {
+    async fn send(
+        &self,
+        mut parts: hyper::http::request::Parts,
+        body: Body,
+        authorization: &HeaderValue,
+    ) -> Response<Body> {
+        parts.headers.insert(header::AUTHORIZATION, authorization.clone());
+        match self.forwarder.forward(&self.upstream, parts, body, &HeaderMap::new()).await {
             Ok(response) => response,
             Err(error) => problem(
                 StatusCode::BAD_GATEWAY,

@@ -31,14 +31,24 @@ pub enum TokenError {
 #[derive(Clone)]
 struct Cached {
     token: Arc<str>,
+    /// `Bearer <token>`, made once per token rather than once per call.
+    header: HeaderValue,
     refresh_at: Instant,
     expires_at: Instant,
+}
+
+impl Cached {
+    fn fresh(&self, refresh_at: Instant) -> Fresh {
+        Fresh { token: self.token.clone(), header: self.header.clone(), refresh_at }
+    }
 }
 
 /// A token and when it should be refreshed.
 #[derive(Clone, Debug)]
 pub struct Fresh {
     pub token: Arc<str>,
+    /// The `Authorization` value that carries it.
+    pub header: HeaderValue,
     pub refresh_at: Instant,
 }
 
@@ -137,7 +147,10 @@ impl TokenSource {
             let answer: TokenResponse = serde_json::from_slice(&body)
                 .map_err(|error| TokenError::Unavailable(format!("unreadable token response: {error}")))?;
             let lifetime = Duration::from_secs(answer.expires_in.max(1));
+            let header = HeaderValue::from_str(&format!("Bearer {}", answer.access_token))
+                .map_err(|_| TokenError::Unavailable("the token server returned an unusable token".to_string()))?;
             return Ok(Cached {
+                header,
                 token: answer.access_token.into(),
                 refresh_at: started + lifetime.mul_f64(REFRESH_AT),
                 expires_at: started + lifetime,
@@ -169,7 +182,7 @@ impl TokenSource {
     fn current_if_fresh(&self, now: Instant) -> Option<Fresh> {
         let current = self.current.read().ok()?;
         let current = current.as_ref().filter(|current| now < current.refresh_at)?;
-        Some(Fresh { token: current.token.clone(), refresh_at: current.refresh_at })
+        Some(current.fresh(current.refresh_at))
     }
 
     fn publish(&self, cached: Option<&Cached>) {
@@ -181,18 +194,18 @@ impl TokenSource {
     async fn refresh(&self, cached: &mut Option<Cached>) -> Result<Fresh, TokenError> {
         let now = Instant::now();
         if let Some(current) = cached.as_ref().filter(|current| now < current.refresh_at) {
-            return Ok(Fresh { token: current.token.clone(), refresh_at: current.refresh_at });
+            return Ok(current.fresh(current.refresh_at));
         }
         match self.exchange().await {
             Ok(fresh) => {
-                let answer = Fresh { token: fresh.token.clone(), refresh_at: fresh.refresh_at };
+                let answer = fresh.fresh(fresh.refresh_at);
                 *cached = Some(fresh);
                 Ok(answer)
             }
             Err(error) => match cached.as_ref().filter(|current| now + USABLE_MARGIN < current.expires_at) {
                 Some(current) if matches!(error, TokenError::Unavailable(_)) => {
                     tracing::warn!(%error, "token refresh failed; serving the current token meanwhile");
-                    Ok(Fresh { token: current.token.clone(), refresh_at: now + Duration::from_secs(1) })
+                    Ok(current.fresh(now + Duration::from_secs(1)))
                 }
                 _ => {
                     *cached = None;
