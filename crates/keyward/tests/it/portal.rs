@@ -815,3 +815,99 @@ async fn an_admin_manages_people_groups_and_roles(backend: Backend) {
     assert!(!get(&server, "/admin/users", &session).await.text.contains(">ann<"));
 }
 on_each_store!(an_admin_manages_people_groups_and_roles);
+
+// ---- Deployer ----
+
+/// A realm with the deployer's objects, made with the bootstrap admin key: the service
+/// `churn` (API keys, one key) deployed on `dev`, and `prod`, which only admins see.
+/// `dana` holds Deploy on both churn and dev, `vic` Read on churn and View on dev,
+/// `nina` nothing.
+struct DeployerWorld {
+    dev: String,
+    prod: String,
+    service: String,
+    deployment: String,
+    key: String,
+}
+
+async fn deployer_world(server: &Server) -> DeployerWorld {
+    let admin = server.bootstrap_key();
+    let upstream = crate::deployer::echo_upstream().await;
+    let dana = person(server, &admin, "dana").await;
+    let vic = person(server, &admin, "vic").await;
+    person(server, &admin, "nina").await;
+    let deployers = crate::deployer::group(server, &admin, "deployers", &[&dana], None).await;
+    let readers = crate::deployer::group(server, &admin, "readers", &[&vic], None).await;
+    let id = |answer: crate::harness::Answer| {
+        assert!(answer.status < 300, "{}", answer.text);
+        answer.json()["id"].as_str().unwrap().to_string()
+    };
+    let dev =
+        id(server.post("/api/v1/infrastructures", &admin, json!({"name": "dev", "description": "sandbox"})).await);
+    let prod = id(server.post("/api/v1/infrastructures", &admin, json!({"name": "prod"})).await);
+    let service = id(server.post("/api/v1/api-services", &admin, json!({"name": "churn"})).await);
+    let grants = [
+        (format!("/api/v1/infrastructures/{dev}/permissions/{deployers}"), "deploy"),
+        (format!("/api/v1/infrastructures/{dev}/permissions/{readers}"), "view"),
+        (format!("/api/v1/api-services/{service}/permissions/{deployers}"), "deploy"),
+        (format!("/api/v1/api-services/{service}/permissions/{readers}"), "read"),
+    ];
+    for (path, privilege) in grants {
+        let granted = server.call("PUT", &path, Via::Bearer(&admin), Some(json!({"privilege": privilege}))).await;
+        assert_eq!(granted.status, 200, "{}", granted.text);
+    }
+    let path = format!("/api/v1/api-services/{service}/versions");
+    let version = id(server.post(&path, &admin, json!({"upstream": format!("{upstream}/model")})).await);
+    let body = json!({"serviceId": service, "infrastructureId": dev, "versionId": version});
+    let deployment = id(server.post("/api/v1/deployments", &admin, body).await);
+    let created = server.post(&format!("/api/v1/api-services/{service}/keys"), &admin, json!({"name": "dev"})).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let key = created.json()["secret"].as_str().unwrap().to_string();
+    DeployerWorld { dev, prod, service, deployment, key }
+}
+
+async fn the_deployer_page_shows_each_person_what_the_api_lets_them_see(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let world = deployer_world(&server).await;
+
+    // The reader sees the service, the infrastructure they view and the deployment, with
+    // its gateway URL, each linking to its page; never prod, never a key.
+    let vic = session_of(&server, "vic").await;
+    let page = get(&server, "/deployer", &vic).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_security_headers(&page);
+    assert!(page.text.contains("<nav aria-label=\"Deployer\">"), "{}", page.text);
+    for wanted in [
+        format!("href=\"/deployer/services/{}\"", world.service),
+        format!("href=\"/deployer/infrastructures/{}\"", world.dev),
+        format!("href=\"/deployer/deployments/{}\"", world.deployment),
+        "/public/dev/churn/</code>".to_string(),
+        "enabled".to_string(),
+    ] {
+        assert!(page.text.contains(&wanted), "{wanted}: {}", page.text);
+    }
+    assert!(!page.text.contains(&world.prod) && !page.text.contains(">prod<"), "{}", page.text);
+    assert!(!page.text.contains(&world.key), "a key in the list");
+    let dev = get(&server, &format!("/deployer/infrastructures/{}", world.dev), &vic).await;
+    assert_eq!(dev.status, 200, "{}", dev.text);
+    assert!(dev.text.contains("sandbox") && dev.text.contains("/public/dev/churn/"), "{}", dev.text);
+    assert_eq!(get(&server, &format!("/deployer/infrastructures/{}", world.prod), &vic).await.status, 404);
+
+    // Someone without privileges sees none of it, and the pages are not there for them.
+    let nina = session_of(&server, "nina").await;
+    let page = get(&server, "/deployer", &nina).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for unseen in [&world.service, &world.dev, &world.deployment, &world.prod] {
+        assert!(!page.text.contains(unseen.as_str()), "{unseen}: {}", page.text);
+    }
+    assert!(!page.text.contains("churn"), "{}", page.text);
+    let refused = get(&server, &format!("/deployer/infrastructures/{}", world.dev), &nina).await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+    assert!(refused.text.contains("No infrastructure with that id"), "{}", refused.text);
+
+    // No session: the login page.
+    let anonymous = send(&server, "GET", "/deployer", &[], None).await;
+    assert_eq!((anonymous.status, anonymous.location()), (303, "/login"));
+}
+on_each_store!(the_deployer_page_shows_each_person_what_the_api_lets_them_see);

@@ -10,6 +10,7 @@
 mod account;
 mod api_keys;
 mod api_tokens;
+mod deployer;
 mod login;
 mod people;
 mod service_accounts;
@@ -74,6 +75,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/service-accounts/{id}/tokens/{token_id}/invalidate", post(service_accounts::invalidate_token))
         .route("/admin/service-accounts/{id}/deactivate", post(service_accounts::deactivate))
         .route("/admin/service-accounts/{id}/activate", post(service_accounts::activate))
+        .route("/deployer", get(deployer::overview))
+        .route("/deployer/infrastructures/{id}", get(deployer::show_infrastructure))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(
