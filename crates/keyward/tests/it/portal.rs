@@ -823,10 +823,13 @@ on_each_store!(an_admin_manages_people_groups_and_roles);
 /// `dana` holds Deploy on both churn and dev, `vic` Read on churn and View on dev,
 /// `nina` nothing.
 struct DeployerWorld {
+    admin: String,
+    vic: String,
     dev: String,
     prod: String,
     service: String,
     deployment: String,
+    key_id: String,
     key: String,
 }
 
@@ -862,8 +865,9 @@ async fn deployer_world(server: &Server) -> DeployerWorld {
     let deployment = id(server.post("/api/v1/deployments", &admin, body).await);
     let created = server.post(&format!("/api/v1/api-services/{service}/keys"), &admin, json!({"name": "dev"})).await;
     assert_eq!(created.status, 201, "{}", created.text);
+    let key_id = created.json()["id"].as_str().unwrap().to_string();
     let key = created.json()["secret"].as_str().unwrap().to_string();
-    DeployerWorld { dev, prod, service, deployment, key }
+    DeployerWorld { admin, vic, dev, prod, service, deployment, key_id, key }
 }
 
 async fn the_deployer_page_shows_each_person_what_the_api_lets_them_see(backend: Backend) {
@@ -911,3 +915,114 @@ async fn the_deployer_page_shows_each_person_what_the_api_lets_them_see(backend:
     assert_eq!((anonymous.status, anonymous.location()), (303, "/login"));
 }
 on_each_store!(the_deployer_page_shows_each_person_what_the_api_lets_them_see);
+
+/// A gateway call with a key, as a client makes it.
+async fn call_with_key(server: &Server, path: &str, key: &str) -> u16 {
+    let request = server.http.post(format!("{}{path}", server.url)).header("Authorization", format!("Bearer {key}"));
+    request.body(r#"{"key": "value"}"#).send().await.unwrap().status().as_u16()
+}
+
+async fn a_deployer_switches_a_deployment_and_a_reader_reveals_its_key_on_the_record(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let world = deployer_world(&server).await;
+    let deployment_path = format!("/deployer/deployments/{}", world.deployment);
+    let service_key_path = format!("/deployer/services/{}/keys/{}/reveal", world.service, world.key_id);
+
+    // A reader sees the deployment, its auth and its key's reveal button, but neither the
+    // key nor the switch, which the API refuses them.
+    let vic = session_of(&server, "vic").await;
+    let page = get(&server, &deployment_path, &vic).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_security_headers(&page);
+    let csrf = page.field("csrf");
+    for wanted in ["API keys (kwd_", "/public/dev/churn/</code>", &service_key_path, "Get a sample call"] {
+        assert!(page.text.contains(wanted), "{wanted}: {}", page.text);
+    }
+    assert!(!page.text.contains("/disable\"") && !page.text.contains("/enable\""), "{}", page.text);
+    assert!(!page.text.contains(&world.key), "the key is in the deployment page");
+    let refused = post(&server, &format!("{deployment_path}/disable"), &vic, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("deploy privilege on both"), "{}", refused.text);
+    assert_eq!(call_with_key(&server, "/public/dev/churn/predict", &world.key).await, 200);
+
+    // The reveal: the key behind the Copy button, on the audit record; without the CSRF
+    // token, nothing.
+    let no_csrf = post(&server, &service_key_path, &vic, &[]).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.text);
+    assert!(!no_csrf.text.contains(&world.key));
+    let revealed = post(&server, &service_key_path, &vic, &[("csrf", &csrf)]).await;
+    assert_eq!(revealed.status, 200, "{}", revealed.text);
+    assert_security_headers(&revealed);
+    assert_eq!(attribute_after(&revealed.text, "id=\"new-secret\" value=\""), world.key);
+    assert!(revealed.text.contains("data-copy-from=\"new-secret\""), "{}", revealed.text);
+    let sample = post(&server, &format!("{deployment_path}/sample"), &vic, &[("csrf", &csrf)]).await;
+    assert_eq!(sample.status, 200, "{}", sample.text);
+    let curl = attribute_after(&sample.text, "id=\"new-secret\" value=\"");
+    assert!(curl.contains(&world.key) && curl.contains("/public/dev/churn"), "{curl}");
+    assert!(sample.text.contains("Bearer $KEY"), "{}", sample.text);
+    let audit = server.get("/api/v1/audit?limit=100", &world.admin).await.text;
+    let reveals = audit.matches("deployment_key.reveal").count();
+    assert_eq!(reveals, 2, "the reveal and the sample, each once: {audit}");
+    assert!(audit.contains(&format!("user:{} (vic)", world.vic)), "{audit}");
+
+    // Someone without privileges: the deployment is not there, nor its key.
+    let nina = session_of(&server, "nina").await;
+    let nina_csrf = get(&server, "/deployer", &nina).await.field("csrf");
+    assert_eq!(get(&server, &deployment_path, &nina).await.status, 404);
+    for path in [service_key_path.clone(), format!("{deployment_path}/enable"), format!("{deployment_path}/sample")] {
+        let refused = post(&server, &path, &nina, &[("csrf", &nina_csrf)]).await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.text);
+        assert!(!refused.text.contains(&world.key));
+    }
+
+    // A deployer disables it (the gateway answers 404) and enables it again.
+    let dana = session_of(&server, "dana").await;
+    let page = get(&server, &deployment_path, &dana).await;
+    let csrf = page.field("csrf");
+    assert!(page.text.contains(&format!("action=\"{deployment_path}/disable\" data-confirm=\"Disable churn on dev?")));
+    let no_csrf = post(&server, &format!("{deployment_path}/disable"), &dana, &[]).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.text);
+    assert_eq!(call_with_key(&server, "/public/dev/churn/predict", &world.key).await, 200, "still enabled");
+    let disabled = post(&server, &format!("{deployment_path}/disable"), &dana, &[("csrf", &csrf)]).await;
+    assert_eq!((disabled.status, disabled.location()), (303, deployment_path.as_str()), "{}", disabled.text);
+    assert_eq!(call_with_key(&server, "/public/dev/churn/predict", &world.key).await, 404);
+    let page = get(&server, &deployment_path, &dana).await;
+    assert!(page.text.contains("disabled") && page.text.contains(&format!("{deployment_path}/enable")));
+    let enabled = post(&server, &format!("{deployment_path}/enable"), &dana, &[("csrf", &csrf)]).await;
+    assert_eq!(enabled.status, 303, "{}", enabled.text);
+    assert_eq!(call_with_key(&server, "/public/dev/churn/predict", &world.key).await, 200);
+    let audit = server.get("/api/v1/audit?limit=100", &world.admin).await.text;
+    assert!(audit.contains("deployment.disable") && audit.contains("deployment.enable"), "{audit}");
+
+    // Another realm's deployment and key are not there, even for an administrator.
+    let ada = person(&server, &world.admin, "ada").await;
+    let granted =
+        server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&world.admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+    let realm = server.post("/api/v1/realms", &world.admin, json!({"name": "acme"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let (ok, acme_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "acme", "--name", "acme-admin"]);
+    assert!(ok, "{stderr}");
+    let acme_admin = acme_admin.trim().to_string();
+    server.wait_for_status("/api/v1/realms", &acme_admin, 200, std::time::Duration::from_secs(2)).await;
+    let id = |answer: crate::harness::Answer| answer.json()["id"].as_str().unwrap().to_string();
+    let acme_dev = id(server.post("/api/v1/infrastructures", &acme_admin, json!({"name": "dev"})).await);
+    let acme_service = id(server.post("/api/v1/api-services", &acme_admin, json!({"name": "churn"})).await);
+    let path = format!("/api/v1/api-services/{acme_service}/versions");
+    let acme_version = id(server.post(&path, &acme_admin, json!({"upstream": "http://10.0.0.1/"})).await);
+    let body = json!({"serviceId": acme_service, "infrastructureId": acme_dev, "versionId": acme_version});
+    let acme_deployment = id(server.post("/api/v1/deployments", &acme_admin, body).await);
+    let path = format!("/api/v1/api-services/{acme_service}/keys");
+    let acme_key = id(server.post(&path, &acme_admin, json!({"name": "k"})).await);
+    let ada = session_of(&server, "ada").await;
+    let ada_csrf = get(&server, "/deployer", &ada).await.field("csrf");
+    assert_eq!(get(&server, &format!("/deployer/deployments/{acme_deployment}"), &ada).await.status, 404);
+    assert_eq!(get(&server, &format!("/deployer/infrastructures/{acme_dev}"), &ada).await.status, 404);
+    let path = format!("/deployer/services/{acme_service}/keys/{acme_key}/reveal");
+    assert_eq!(post(&server, &path, &ada, &[("csrf", &ada_csrf)]).await.status, 404);
+    let path = format!("/deployer/deployments/{acme_deployment}/disable");
+    assert_eq!(post(&server, &path, &ada, &[("csrf", &ada_csrf)]).await.status, 404);
+    assert!(!get(&server, "/deployer", &ada).await.text.contains(&acme_deployment));
+}
+on_each_store!(a_deployer_switches_a_deployment_and_a_reader_reveals_its_key_on_the_record);

@@ -9,7 +9,7 @@
 //! change feed are the API's. The deployment and service pages are in
 //! `deployer_deployments` and `deployer_services`.
 
-use super::{Chrome, PortalRequest, caller_of, error_page, page, require_session};
+use super::{Chrome, Form, PortalRequest, caller_of, error_page, page, require_session, require_session_post};
 use crate::api::{api_services, deployments, infrastructures};
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -20,7 +20,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use proto::deployer::{ApiService, Deployment, DeploymentQuery, GatewayAuth, Infrastructure};
+use proto::deployer::{ApiService, Deployment, DeploymentKey, DeploymentQuery, GatewayAuth, Infrastructure};
 
 use super::api_keys::date_time;
 use super::session::Session;
@@ -28,6 +28,17 @@ use super::session::Session;
 /// The session and the caller it acts as, for a page every logged-in person may open.
 pub(super) async fn signed_in(state: &AppState, request: &PortalRequest) -> Result<(Session, Caller), Response> {
     let session = require_session(state, request).await?;
+    let caller = caller_of(&session, request.client_ip);
+    Ok((session, caller))
+}
+
+/// The same for a form POST, whose CSRF token is checked first.
+pub(super) async fn signed_in_post(
+    state: &AppState,
+    request: &PortalRequest,
+    form: &Form,
+) -> Result<(Session, Caller), Response> {
+    let session = require_session_post(state, request, form).await?;
     let caller = caller_of(&session, request.client_ip);
     Ok((session, caller))
 }
@@ -114,6 +125,29 @@ impl From<Deployment> for DeploymentLine {
             infrastructure_name: deployment.infrastructure_name,
             version_number: deployment.version_number,
             enabled: deployment.enabled,
+        }
+    }
+}
+
+/// A key as listed: never its secret.
+pub(super) struct KeyLine {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub created_by: String,
+    pub last_used: String,
+}
+
+impl From<DeploymentKey> for KeyLine {
+    fn from(key: DeploymentKey) -> Self {
+        KeyLine {
+            id: key.id,
+            name: key.name,
+            prefix: key.prefix,
+            created: date_time(Some(key.created_at)),
+            created_by: key.created_by,
+            last_used: date_time(key.last_used_at),
         }
     }
 }

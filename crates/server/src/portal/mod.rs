@@ -11,6 +11,7 @@ mod account;
 mod api_keys;
 mod api_tokens;
 mod deployer;
+mod deployer_deployments;
 mod login;
 mod people;
 mod service_accounts;
@@ -77,6 +78,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/service-accounts/{id}/activate", post(service_accounts::activate))
         .route("/deployer", get(deployer::overview))
         .route("/deployer/infrastructures/{id}", get(deployer::show_infrastructure))
+        .route("/deployer/deployments/{id}", get(deployer_deployments::show))
+        .route("/deployer/deployments/{id}/enable", post(deployer_deployments::enable))
+        .route("/deployer/deployments/{id}/disable", post(deployer_deployments::disable))
+        .route("/deployer/deployments/{id}/sample", post(deployer_deployments::sample))
+        .route("/deployer/deployments/{id}/keys/{key_id}/reveal", post(deployer_deployments::reveal_key))
+        .route("/deployer/services/{id}/keys/{key_id}/reveal", post(deployer_deployments::reveal_service_key))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(
