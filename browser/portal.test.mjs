@@ -671,6 +671,42 @@ await test("deployer: see the deployment, reveal and copy its key without showin
   await context.close();
 });
 
+await test("deployer: an API service's page shows its versions, keys and deployments; a version is uploaded through its form", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // Chromium logs the refused form's 422 as a failed load; anything else is a problem.
+  const problems = [];
+  page.on("console", (message) => {
+    const expected = message.text().includes("status of 422");
+    if (!expected && (message.type() === "error" || message.type() === "warning")) problems.push(`console ${message.type()}: ${message.text()}`);
+  });
+  await logIn(page);
+  await page.goto("/deployer");
+  await page.getByRole("table").first().getByRole("link", { name: "churn", exact: true }).click();
+  await page.getByRole("heading", { name: "API service", level: 1 }).waitFor();
+  const servicePath = new URL(page.url()).pathname;
+  check(/^\/deployer\/services\/[0-9a-f]{24}$/.test(servicePath), `the service page is ${servicePath}`);
+  check((await page.getByRole("button", { name: "Reveal key dev" }).count()) === 1, "the service's key has no Reveal button");
+  check((await page.getByRole("row").filter({ hasText: "/public/dev/churn/" }).count()) === 1, "the deployment is not listed");
+
+  // A bad upstream comes back with what was typed and what to fix.
+  await page.getByLabel(/^Upstream URL/).fill("file:///etc");
+  await page.getByLabel("Description (optional)").fill("second");
+  const refused = await submitting(page, `${servicePath}/versions`, () => page.getByRole("button", { name: "Upload version" }).click());
+  check(refused.status() === 422, `a bad upstream answered ${refused.status()}`);
+  check((await page.getByRole("alert").innerText()).includes("upstream: must be an http:// URL"), "the page does not say what to fix");
+  check((await page.getByLabel(/^Upstream URL/).inputValue()) === "file:///etc", "the form lost what was typed");
+  await page.getByLabel(/^Upstream URL/).fill(`${URL_}/v2`);
+  await page.getByLabel(/^Upstream URL/).press("Enter");
+  await page.waitForURL((url) => url.pathname === servicePath);
+  await page.getByRole("row").filter({ hasText: `${URL_}/v2` }).waitFor({ timeout: 5000 });
+  const versions = await page.getByLabel("Version", { exact: true }).locator("option").allInnerTexts();
+  check(versions[0].startsWith("2:"), `the deploy form offers ${versions.join(", ")} first`);
+  await screenshot(page, "22-api-service");
+  check(problems.length === 0, problems.join("; "));
+  await context.close();
+});
+
 await browser.close();
 console.log(failures === 0 ? "browser: all passed" : `browser: ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

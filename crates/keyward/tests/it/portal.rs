@@ -824,6 +824,8 @@ on_each_store!(an_admin_manages_people_groups_and_roles);
 /// `nina` nothing.
 struct DeployerWorld {
     admin: String,
+    upstream: String,
+    dana: String,
     vic: String,
     dev: String,
     prod: String,
@@ -867,7 +869,7 @@ async fn deployer_world(server: &Server) -> DeployerWorld {
     assert_eq!(created.status, 201, "{}", created.text);
     let key_id = created.json()["id"].as_str().unwrap().to_string();
     let key = created.json()["secret"].as_str().unwrap().to_string();
-    DeployerWorld { admin, vic, dev, prod, service, deployment, key_id, key }
+    DeployerWorld { admin, upstream, dana, vic, dev, prod, service, deployment, key_id, key }
 }
 
 async fn the_deployer_page_shows_each_person_what_the_api_lets_them_see(backend: Backend) {
@@ -1026,3 +1028,127 @@ async fn a_deployer_switches_a_deployment_and_a_reader_reveals_its_key_on_the_re
     assert!(!get(&server, "/deployer", &ada).await.text.contains(&acme_deployment));
 }
 on_each_store!(a_deployer_switches_a_deployment_and_a_reader_reveals_its_key_on_the_record);
+
+async fn a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_with_a_new_key(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let world = deployer_world(&server).await;
+    let service_path = format!("/deployer/services/{}", world.service);
+
+    // A reader sees the service, its versions, keys and deployments, never a key; the
+    // forms are there, and the API refuses what Read does not allow, keeping the form.
+    let vic = session_of(&server, "vic").await;
+    let page = get(&server, &service_path, &vic).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_security_headers(&page);
+    let csrf = page.field("csrf");
+    for wanted in [
+        format!("{}/model</code>", world.upstream),
+        format!("{service_path}/keys/{}/reveal", world.key_id),
+        format!("href=\"/deployer/deployments/{}\"", world.deployment),
+        "<label for=\"version-upstream\">".to_string(),
+    ] {
+        assert!(page.text.contains(&wanted), "{wanted}: {}", page.text);
+    }
+    assert!(!page.text.contains(&world.key), "a key in the service page");
+    let upstream = format!("{}/v2", world.upstream);
+    let fields = [("csrf", csrf.as_str()), ("upstream", upstream.as_str()), ("description", "")];
+    let refused = post(&server, &format!("{service_path}/versions"), &vic, &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("write privilege") && refused.text.contains(&upstream), "{}", refused.text);
+    let overview = get(&server, "/deployer", &vic).await;
+    assert!(!overview.text.contains("action=\"/deployer/services\""), "the create form for someone without the role");
+    let fields = [("csrf", csrf.as_str()), ("name", "fraud"), ("description", ""), ("auth", "apiKeys")];
+    let refused = post(&server, "/deployer/services", &vic, &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("create-api-service"), "{}", refused.text);
+
+    // Someone without privileges: the service is not there.
+    let nina = session_of(&server, "nina").await;
+    assert_eq!(get(&server, &service_path, &nina).await.status, 404);
+    let nina_csrf = get(&server, "/deployer", &nina).await.field("csrf");
+    let fields = [("csrf", nina_csrf.as_str()), ("name", "k")];
+    assert_eq!(post(&server, &format!("{service_path}/keys"), &nina, &fields).await.status, 404);
+
+    // A holder of create-api-service makes a service (bad input first, kept in the form).
+    crate::deployer::group(&server, &world.admin, "creators", &[&world.dana], Some("create-api-service")).await;
+    let dana = session_of(&server, "dana").await;
+    let overview = get(&server, "/deployer", &dana).await;
+    let csrf = overview.field("csrf");
+    assert!(overview.text.contains("<label for=\"service-name\">"), "{}", overview.text);
+    let bad = [("csrf", csrf.as_str()), ("name", "Fraud/EU"), ("description", "scores"), ("auth", "apiKeys")];
+    let refused = post(&server, "/deployer/services", &dana, &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("name: ") && refused.text.contains("value=\"Fraud/EU\""), "{}", refused.text);
+    let no_csrf = post(&server, "/deployer/services", &dana, &bad[1..]).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.text);
+    let good = [("csrf", csrf.as_str()), ("name", "fraud"), ("description", "scores"), ("auth", "apiKeys")];
+    let created = post(&server, "/deployer/services", &dana, &good).await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let fraud_path = created.location().to_string();
+    assert!(fraud_path.starts_with("/deployer/services/"), "{fraud_path}");
+
+    // A version: a bad upstream is a 422 that keeps what was typed.
+    let fields = [("csrf", csrf.as_str()), ("upstream", "file:///etc"), ("description", "first")];
+    let refused = post(&server, &format!("{fraud_path}/versions"), &dana, &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("upstream: must be an http:// URL"), "{}", refused.text);
+    assert!(refused.text.contains("value=\"file:///etc\"") && refused.text.contains(">first</textarea>"));
+    let upstream = format!("{}/fraud", world.upstream);
+    let fields = [("csrf", csrf.as_str()), ("upstream", upstream.as_str()), ("description", "first")];
+    let uploaded = post(&server, &format!("{fraud_path}/versions"), &dana, &fields).await;
+    assert_eq!((uploaded.status, uploaded.location()), (303, fraud_path.as_str()), "{}", uploaded.text);
+    let page = get(&server, &fraud_path, &dana).await;
+    let version = attribute_after(&page.text, "<option value=\"");
+    assert!(page.text.contains(&format!("{upstream}</code>")), "{}", page.text);
+
+    // Deploy it: an infrastructure they cannot view is refused by name; dev works.
+    let deploy = |infrastructure| {
+        [
+            ("csrf", csrf.as_str()),
+            ("version", version.as_str()),
+            ("infrastructure", infrastructure),
+            ("auth", "service"),
+        ]
+    };
+    let fields = deploy("prod");
+    let refused = post(&server, &format!("{fraud_path}/deployments"), &dana, &fields).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("no infrastructure called prod that you can view"), "{}", refused.text);
+    let fields = deploy("dev");
+    let deployed = post(&server, &format!("{fraud_path}/deployments"), &dana, &fields).await;
+    assert_eq!(deployed.status, 303, "{}", deployed.text);
+    let deployment_path = deployed.location().to_string();
+    assert!(deployment_path.starts_with("/deployer/deployments/"), "{deployment_path}");
+    let twice = post(&server, &format!("{fraud_path}/deployments"), &dana, &fields).await;
+    assert_eq!(twice.status, 409, "{}", twice.text);
+    assert!(twice.text.contains("already deployed on dev"), "{}", twice.text);
+
+    // A key made on the page opens it; the pages never show it again unasked.
+    let fields = [("csrf", csrf.as_str()), ("name", "scoring")];
+    let made = post(&server, &format!("{fraud_path}/keys"), &dana, &fields).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let key = attribute_after(&made.text, "id=\"new-secret\" value=\"");
+    assert!(key.starts_with("kwd_"), "{key}");
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &key).await, 200);
+    for path in [fraud_path.as_str(), deployment_path.as_str(), "/deployer"] {
+        let page = get(&server, path, &dana).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text);
+        assert!(!page.text.contains(&key), "{path} shows the key");
+    }
+
+    // Public now: the deployment page shows its sample as text, which reveals nothing.
+    let fields = [("csrf", csrf.as_str()), ("auth", "none")];
+    let changed = post(&server, &format!("{fraud_path}/auth"), &dana, &fields).await;
+    assert_eq!(changed.status, 303, "{}", changed.text);
+    let status = server.http.post(format!("{}/public/dev/fraud/score", server.url)).send().await.unwrap().status();
+    assert_eq!(status, 200);
+    let page = get(&server, &deployment_path, &dana).await;
+    assert!(page.text.contains("none: public") && page.text.contains("curl -X POST http"), "{}", page.text);
+    let audit = server.get("/api/v1/audit?limit=100", &world.admin).await.text;
+    assert_eq!(audit.matches("deployment_key.reveal").count(), 0, "{audit}");
+    for action in ["api_service.create", "api_service.version.create", "deployment.create", "deployment_key.create"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
+on_each_store!(a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_with_a_new_key);

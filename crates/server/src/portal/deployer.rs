@@ -20,6 +20,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use keyward_core::Role;
 use proto::deployer::{ApiService, Deployment, DeploymentKey, DeploymentQuery, GatewayAuth, Infrastructure};
 
 use super::api_keys::date_time;
@@ -162,6 +163,14 @@ pub(super) async fn deployments_where(
     Ok(listed.into_iter().map(DeploymentLine::from).collect())
 }
 
+/// The create-service form as entered.
+#[derive(Default)]
+pub(super) struct NewService {
+    pub name: String,
+    pub description: String,
+    pub auth: String,
+}
+
 #[derive(Template)]
 #[template(path = "deployer.html")]
 struct OverviewPage {
@@ -171,9 +180,22 @@ struct OverviewPage {
     infrastructures: Vec<InfrastructureLine>,
     services: Vec<ServiceLine>,
     deployments: Vec<DeploymentLine>,
+    csrf: String,
+    creates_services: bool,
+    message: Option<String>,
+    service: NewService,
 }
 
-async fn overview_page(state: &AppState, session: &Session, caller: &Caller, status: StatusCode) -> Response {
+/// The overview, with `message` (and the create-service form as entered) after a
+/// refused form.
+pub(super) async fn overview_page(
+    state: &AppState,
+    session: &Session,
+    caller: &Caller,
+    status: StatusCode,
+    message: Option<String>,
+    service: NewService,
+) -> Response {
     let loaded = async {
         let Json(infrastructures) = infrastructures::list(State(state.clone()), caller.clone()).await?;
         let Json(services) = api_services::list(State(state.clone()), caller.clone()).await?;
@@ -194,6 +216,11 @@ async fn overview_page(state: &AppState, session: &Session, caller: &Caller, sta
             infrastructures: infrastructures.into_iter().map(InfrastructureLine::from).collect(),
             services: services.into_iter().map(ServiceLine::from).collect(),
             deployments,
+            csrf: session.csrf_token().to_string(),
+            // Showing the form is a courtesy; the API decides who may create.
+            creates_services: caller.has_role(Role::CreateApiService) || caller.has_role(Role::Admin),
+            message,
+            service,
         },
     )
 }
@@ -203,7 +230,7 @@ pub(super) async fn overview(State(state): State<AppState>, request: PortalReque
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    overview_page(&state, &session, &caller, StatusCode::OK).await
+    overview_page(&state, &session, &caller, StatusCode::OK, None, NewService::default()).await
 }
 
 #[derive(Template)]

@@ -12,6 +12,7 @@ mod api_keys;
 mod api_tokens;
 mod deployer;
 mod deployer_deployments;
+mod deployer_services;
 mod login;
 mod people;
 mod service_accounts;
@@ -77,6 +78,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/service-accounts/{id}/deactivate", post(service_accounts::deactivate))
         .route("/admin/service-accounts/{id}/activate", post(service_accounts::activate))
         .route("/deployer", get(deployer::overview))
+        .route("/deployer/services", post(deployer_services::create))
+        .route("/deployer/services/{id}", get(deployer_services::show))
+        .route("/deployer/services/{id}/versions", post(deployer_services::create_version))
+        .route("/deployer/services/{id}/deployments", post(deployer_services::create_deployment))
+        .route("/deployer/services/{id}/auth", post(deployer_services::update_auth))
+        .route("/deployer/services/{id}/keys", post(deployer_services::create_key))
         .route("/deployer/infrastructures/{id}", get(deployer::show_infrastructure))
         .route("/deployer/deployments/{id}", get(deployer_deployments::show))
         .route("/deployer/deployments/{id}/enable", post(deployer_deployments::enable))
