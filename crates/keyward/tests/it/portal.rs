@@ -827,6 +827,7 @@ struct DeployerWorld {
     upstream: String,
     dana: String,
     vic: String,
+    readers: String,
     dev: String,
     prod: String,
     service: String,
@@ -869,7 +870,7 @@ async fn deployer_world(server: &Server) -> DeployerWorld {
     assert_eq!(created.status, 201, "{}", created.text);
     let key_id = created.json()["id"].as_str().unwrap().to_string();
     let key = created.json()["secret"].as_str().unwrap().to_string();
-    DeployerWorld { admin, upstream, dana, vic, dev, prod, service, deployment, key_id, key }
+    DeployerWorld { admin, upstream, dana, vic, readers, dev, prod, service, deployment, key_id, key }
 }
 
 async fn the_deployer_page_shows_each_person_what_the_api_lets_them_see(backend: Backend) {
@@ -1152,3 +1153,105 @@ async fn a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_wit
     }
 }
 on_each_store!(a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_with_a_new_key);
+
+async fn admins_make_infrastructures_and_owners_grant_groups_privileges_on_their_pages(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let world = deployer_world(&server).await;
+    let ada = person(&server, &world.admin, "ada").await;
+    let granted =
+        server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&world.admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+
+    // Only administrators get (and may use) the infrastructure form.
+    let vic = session_of(&server, "vic").await;
+    let overview = get(&server, "/deployer", &vic).await;
+    let vic_csrf = overview.field("csrf");
+    assert!(!overview.text.contains("action=\"/deployer/infrastructures\""), "{}", overview.text);
+    let fields = [("csrf", vic_csrf.as_str()), ("name", "staging"), ("description", ""), ("allowed_upstreams", "")];
+    let refused = post(&server, "/deployer/infrastructures", &vic, &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let ada = session_of(&server, "ada").await;
+    let overview = get(&server, "/deployer", &ada).await;
+    let csrf = overview.field("csrf");
+    assert!(overview.text.contains("<label for=\"infrastructure-upstreams\">"), "{}", overview.text);
+    let bad =
+        [("csrf", csrf.as_str()), ("name", "staging"), ("description", "pre-prod"), ("allowed_upstreams", "http://x/")];
+    let refused = post(&server, "/deployer/infrastructures", &ada, &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("allowedUpstreams: ") && refused.text.contains(">http://x/</textarea>"));
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("name", "staging"),
+        ("description", "pre-prod"),
+        ("allowed_upstreams", "*.models.internal\r\n\r\n10.0.0.0/8\r\n"),
+    ];
+    let created = post(&server, "/deployer/infrastructures", &ada, &good).await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let staging = created.location().to_string();
+    let page = get(&server, &staging, &ada).await;
+    assert!(page.text.contains("<code>*.models.internal</code>, <code>10.0.0.0/8</code>"), "{}", page.text);
+    assert_eq!(get(&server, &staging, &vic).await.status, 404);
+
+    // The admin grants the readers View on it with the group list; they see it, until
+    // the grant is removed.
+    assert!(page.text.contains(&format!("<option value=\"{}\">readers</option>", world.readers)), "{}", page.text);
+    let grant = [("csrf", csrf.as_str()), ("group", world.readers.as_str()), ("privilege", "view")];
+    let no_csrf = post(&server, &format!("{staging}/permissions"), &ada, &grant[1..]).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.text);
+    let bad = [("csrf", csrf.as_str()), ("group", world.readers.as_str()), ("privilege", "read")];
+    let refused = post(&server, &format!("{staging}/permissions"), &ada, &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("privilege: must be one of view, deploy, admin"), "{}", refused.text);
+    let done = post(&server, &format!("{staging}/permissions"), &ada, &grant).await;
+    assert_eq!((done.status, done.location()), (303, staging.as_str()), "{}", done.text);
+    assert_eq!(get(&server, &staging, &vic).await.status, 200);
+    assert!(get(&server, "/deployer", &vic).await.text.contains(">staging</a>"));
+    let remove = format!("{staging}/permissions/{}/remove", world.readers);
+    let page = get(&server, &staging, &ada).await;
+    assert!(page.text.contains(&format!("action=\"{remove}\" data-confirm=\"Take view away from readers?")));
+    assert_eq!(post(&server, &remove, &vic, &[("csrf", &vic_csrf)]).await.status, 403, "View is not Admin");
+    assert_eq!(post(&server, &remove, &ada, &[("csrf", &csrf)]).await.status, 303);
+    assert_eq!(get(&server, &staging, &vic).await.status, 404);
+
+    // On a service: its deployers may not grant (the API says so, keeping the form, and
+    // they type a group's id, not being able to list groups); an admin may.
+    let service_path = format!("/deployer/services/{}", world.service);
+    let dana = session_of(&server, "dana").await;
+    let page = get(&server, &service_path, &dana).await;
+    let dana_csrf = page.field("csrf");
+    assert!(page.text.contains("<label for=\"grant-group\">Group id"), "{}", page.text);
+    assert!(page.text.contains(">readers<") && page.text.contains(">deployers<"), "{}", page.text);
+    let grant = [("csrf", dana_csrf.as_str()), ("group", world.readers.as_str()), ("privilege", "write")];
+    let refused = post(&server, &format!("{service_path}/permissions"), &dana, &grant).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("admin privilege on the API service") && refused.text.contains(&world.readers));
+    let nina = session_of(&server, "nina").await;
+    let nina_csrf = get(&server, "/deployer", &nina).await.field("csrf");
+    let grant = [("csrf", nina_csrf.as_str()), ("group", world.readers.as_str()), ("privilege", "admin")];
+    assert_eq!(post(&server, &format!("{service_path}/permissions"), &nina, &grant).await.status, 404);
+    let remove = format!("{service_path}/permissions/{}/remove", world.readers);
+    let grant = [("csrf", csrf.as_str()), ("group", world.readers.as_str()), ("privilege", "write")];
+    assert_eq!(post(&server, &format!("{service_path}/permissions"), &ada, &grant).await.status, 303);
+    assert!(get(&server, &service_path, &vic).await.text.contains("<dd>write</dd>"));
+    assert_eq!(post(&server, &remove, &ada, &[("csrf", &csrf)]).await.status, 303);
+    assert_eq!(get(&server, &service_path, &vic).await.status, 404);
+    let audit = server.get("/api/v1/audit?limit=100", &world.admin).await.text;
+    for action in ["infrastructure.create", "infrastructure.grant", "infrastructure.revoke", "api_service.grant"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+
+    // Another realm's service is not there, even for an administrator.
+    let realm = server.post("/api/v1/realms", &world.admin, json!({"name": "acme"})).await;
+    assert_eq!(realm.status, 201, "{}", realm.text);
+    let (ok, acme_admin, stderr) = env.cli(&["admin-key", "create", "--realm", "acme", "--name", "acme-admin"]);
+    assert!(ok, "{stderr}");
+    let acme_admin = acme_admin.trim().to_string();
+    server.wait_for_status("/api/v1/realms", &acme_admin, 200, std::time::Duration::from_secs(2)).await;
+    let acme_service = server.post("/api/v1/api-services", &acme_admin, json!({"name": "churn"})).await;
+    let acme_service = acme_service.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&server, &format!("/deployer/services/{acme_service}"), &ada).await.status, 404);
+    let path = format!("/deployer/services/{acme_service}/permissions");
+    assert_eq!(post(&server, &path, &ada, &grant).await.status, 404);
+}
+on_each_store!(admins_make_infrastructures_and_owners_grant_groups_privileges_on_their_pages);

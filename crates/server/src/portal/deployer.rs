@@ -13,17 +13,21 @@ use super::{Chrome, Form, PortalRequest, caller_of, error_page, page, require_se
 use crate::api::{api_services, deployments, infrastructures};
 use crate::authn::Caller;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::Role;
-use proto::deployer::{ApiService, Deployment, DeploymentKey, DeploymentQuery, GatewayAuth, Infrastructure};
+use proto::deployer::{
+    ApiService, CreateInfrastructure, Deployment, DeploymentKey, DeploymentQuery, GatewayAuth, Infrastructure,
+};
 
 use super::api_keys::date_time;
+use super::deployer_permissions::{GrantEntered, INFRASTRUCTURE_PRIVILEGES, Permissions};
 use super::session::Session;
 
 /// The session and the caller it acts as, for a page every logged-in person may open.
@@ -171,6 +175,22 @@ pub(super) struct NewService {
     pub auth: String,
 }
 
+/// The create-infrastructure form as entered.
+#[derive(Default)]
+pub(super) struct NewInfrastructure {
+    pub name: String,
+    pub description: String,
+    /// One entry a line.
+    pub allowed_upstreams: String,
+}
+
+/// The overview's forms as entered.
+#[derive(Default)]
+pub(super) struct OverviewForms {
+    pub service: NewService,
+    pub infrastructure: NewInfrastructure,
+}
+
 #[derive(Template)]
 #[template(path = "deployer.html")]
 struct OverviewPage {
@@ -182,8 +202,9 @@ struct OverviewPage {
     deployments: Vec<DeploymentLine>,
     csrf: String,
     creates_services: bool,
+    creates_infrastructures: bool,
     message: Option<String>,
-    service: NewService,
+    entered: OverviewForms,
 }
 
 /// The overview, with `message` (and the create-service form as entered) after a
@@ -194,7 +215,7 @@ pub(super) async fn overview_page(
     caller: &Caller,
     status: StatusCode,
     message: Option<String>,
-    service: NewService,
+    entered: OverviewForms,
 ) -> Response {
     let loaded = async {
         let Json(infrastructures) = infrastructures::list(State(state.clone()), caller.clone()).await?;
@@ -219,8 +240,9 @@ pub(super) async fn overview_page(
             csrf: session.csrf_token().to_string(),
             // Showing the form is a courtesy; the API decides who may create.
             creates_services: caller.has_role(Role::CreateApiService) || caller.has_role(Role::Admin),
+            creates_infrastructures: caller.has_role(Role::Admin),
             message,
-            service,
+            entered,
         },
     )
 }
@@ -230,7 +252,7 @@ pub(super) async fn overview(State(state): State<AppState>, request: PortalReque
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    overview_page(&state, &session, &caller, StatusCode::OK, None, NewService::default()).await
+    overview_page(&state, &session, &caller, StatusCode::OK, None, OverviewForms::default()).await
 }
 
 #[derive(Template)]
@@ -239,11 +261,59 @@ struct InfrastructurePage {
     title: &'static str,
     chrome: Option<Chrome>,
     asset_version: &'static str,
+    csrf: String,
     infrastructure: InfrastructureLine,
     allowed_upstreams: Vec<String>,
     created: String,
     created_by: String,
     deployments: Vec<DeploymentLine>,
+    message: Option<String>,
+    permissions: Permissions,
+}
+
+/// An infrastructure's page, with `message` (and the grant form as entered) after a
+/// refused form.
+pub(super) async fn infrastructure_page(
+    state: &AppState,
+    session: &Session,
+    caller: &Caller,
+    id: &str,
+    status: StatusCode,
+    message: Option<String>,
+    grant: GrantEntered,
+) -> Response {
+    let loaded = async {
+        let path = || ApiPath(id.to_string());
+        let Json(infrastructure) = infrastructures::get_one(State(state.clone()), caller.clone(), path()).await?;
+        let query = DeploymentQuery { service_id: None, infrastructure_id: Some(infrastructure.id.clone()) };
+        let deployments = deployments_where(state, caller, query).await?;
+        let Json(grants) = infrastructures::list_permissions(State(state.clone()), caller.clone(), path()).await?;
+        let permissions_path = format!("/deployer/infrastructures/{}/permissions", infrastructure.id);
+        let permissions =
+            Permissions::load(state, caller, permissions_path, grants, INFRASTRUCTURE_PRIVILEGES, grant).await?;
+        Ok::<_, ApiError>((infrastructure, deployments, permissions))
+    }
+    .await;
+    let (infrastructure, deployments, permissions) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => return error_page(&error, Chrome::of(session)),
+    };
+    page(
+        status,
+        &InfrastructurePage {
+            title: "Infrastructure",
+            chrome: Chrome::of(session),
+            asset_version: super::ASSET_VERSION,
+            csrf: session.csrf_token().to_string(),
+            allowed_upstreams: infrastructure.allowed_upstreams.clone(),
+            created: date_time(Some(infrastructure.created_at)),
+            created_by: infrastructure.created_by.clone(),
+            infrastructure: InfrastructureLine::from(infrastructure),
+            deployments,
+            message,
+            permissions,
+        },
+    )
 }
 
 pub(super) async fn show_infrastructure(
@@ -255,29 +325,43 @@ pub(super) async fn show_infrastructure(
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    let loaded = async {
-        let Json(infrastructure) =
-            infrastructures::get_one(State(state.clone()), caller.clone(), ApiPath(id.clone())).await?;
-        let query = DeploymentQuery { service_id: None, infrastructure_id: Some(infrastructure.id.clone()) };
-        let deployments = deployments_where(&state, &caller, query).await?;
-        Ok::<_, ApiError>((infrastructure, deployments))
-    }
-    .await;
-    let (infrastructure, deployments) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => return error_page(&error, Chrome::of(&session)),
+    infrastructure_page(&state, &session, &caller, &id, StatusCode::OK, None, GrantEntered::default()).await
+}
+
+pub(super) async fn create_infrastructure(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
     };
-    page(
-        StatusCode::OK,
-        &InfrastructurePage {
-            title: "Infrastructure",
-            chrome: Chrome::of(&session),
-            asset_version: super::ASSET_VERSION,
-            allowed_upstreams: infrastructure.allowed_upstreams.clone(),
-            created: date_time(Some(infrastructure.created_at)),
-            created_by: infrastructure.created_by.clone(),
-            infrastructure: InfrastructureLine::from(infrastructure),
-            deployments,
-        },
-    )
+    let entered = NewInfrastructure {
+        name: form.get("name").trim().to_string(),
+        description: form.get("description").trim().to_string(),
+        allowed_upstreams: form.get("allowed_upstreams").to_string(),
+    };
+    let body = CreateInfrastructure {
+        name: entered.name.clone(),
+        description: entered.description.clone(),
+        allowed_upstreams: entered
+            .allowed_upstreams
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    match infrastructures::create(State(state.clone()), caller.clone(), ApiJson(body)).await {
+        Ok((_, Json(infrastructure))) => {
+            Redirect::to(&format!("/deployer/infrastructures/{}", infrastructure.id)).into_response()
+        }
+        Err(error) => {
+            let (status, text) = error.status_and_message();
+            let entered = OverviewForms { infrastructure: entered, ..OverviewForms::default() };
+            overview_page(&state, &session, &caller, status, Some(text), entered).await
+        }
+    }
 }

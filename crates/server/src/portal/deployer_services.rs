@@ -8,9 +8,11 @@
 //! (issuer, JWKS URL, audience, required claims) are set through the API.
 
 use super::deployer::{
-    DeploymentLine, KeyLine, NewService, deployments_where, describe_auth, overview_page, signed_in, signed_in_post,
+    DeploymentLine, KeyLine, NewService, OverviewForms, deployments_where, describe_auth, overview_page, signed_in,
+    signed_in_post,
 };
 use super::deployer_deployments::RevealedPage;
+use super::deployer_permissions::{GrantEntered, Permissions, SERVICE_PRIVILEGES};
 use super::{Chrome, Form, PortalRequest, error_page, page};
 use crate::api::deployment_keys as keys;
 use crate::api::{api_services as api, deployments, infrastructures};
@@ -46,7 +48,7 @@ fn auth_choice(value: &str, field: &str) -> Result<GatewayAuth, String> {
 
 /// The service page's forms as entered, so a refused one comes back as it was.
 #[derive(Default)]
-struct Entered {
+pub(super) struct Entered {
     upstream: String,
     version_description: String,
     version_id: String,
@@ -54,6 +56,13 @@ struct Entered {
     deployment_auth: String,
     key_name: String,
     auth: String,
+    grant: GrantEntered,
+}
+
+impl From<GrantEntered> for Entered {
+    fn from(grant: GrantEntered) -> Self {
+        Entered { grant, ..Entered::default() }
+    }
 }
 
 struct VersionLine {
@@ -86,9 +95,11 @@ struct ServicePage {
     infrastructures: Vec<String>,
     message: Option<String>,
     entered: Entered,
+    permissions: Permissions,
 }
 
-async fn service_page(
+/// The service's page, with `message` (and the forms as entered) after a refused form.
+pub(super) async fn service_page(
     state: &AppState,
     session: &Session,
     caller: &Caller,
@@ -105,10 +116,14 @@ async fn service_page(
         let query = DeploymentQuery { service_id: Some(service.id.clone()), infrastructure_id: None };
         let deployments = deployments_where(state, caller, query).await?;
         let Json(infrastructures) = infrastructures::list(State(state.clone()), caller.clone()).await?;
-        Ok::<_, ApiError>((service, versions, listed, deployments, infrastructures))
+        let Json(grants) = api::list_permissions(State(state.clone()), caller.clone(), path()).await?;
+        let permissions_path = format!("{SERVICES}/{}/permissions", service.id);
+        let grant = std::mem::take(&mut entered.grant);
+        let permissions = Permissions::load(state, caller, permissions_path, grants, SERVICE_PRIVILEGES, grant).await?;
+        Ok::<_, ApiError>((service, versions, listed, deployments, infrastructures, permissions))
     }
     .await;
-    let (service, versions, listed, deployments, infrastructures) = match loaded {
+    let (service, versions, listed, deployments, infrastructures, permissions) = match loaded {
         Ok(loaded) => loaded,
         Err(error) => return error_page(&error, Chrome::of(session)),
     };
@@ -146,6 +161,7 @@ async fn service_page(
             infrastructures: infrastructures.into_iter().map(|infrastructure| infrastructure.name).collect(),
             message,
             entered,
+            permissions,
             service,
         },
     )
@@ -187,6 +203,7 @@ pub(super) async fn create(State(state): State<AppState>, request: PortalRequest
     let auth = match auth_choice(&entered.auth, "Authentication") {
         Ok(GatewayAuth::Service) | Err(_) => {
             let text = "Authentication: choose API keys or none.".to_string();
+            let entered = OverviewForms { service: entered, ..OverviewForms::default() };
             return overview_page(&state, &session, &caller, StatusCode::UNPROCESSABLE_ENTITY, Some(text), entered)
                 .await;
         }
@@ -198,6 +215,7 @@ pub(super) async fn create(State(state): State<AppState>, request: PortalRequest
         Ok((_, Json(service))) => Redirect::to(&format!("{SERVICES}/{}", service.id)).into_response(),
         Err(error) => {
             let (status, text) = error.status_and_message();
+            let entered = OverviewForms { service: entered, ..OverviewForms::default() };
             overview_page(&state, &session, &caller, status, Some(text), entered).await
         }
     }

@@ -12,6 +12,7 @@ mod api_keys;
 mod api_tokens;
 mod deployer;
 mod deployer_deployments;
+mod deployer_permissions;
 mod deployer_services;
 mod login;
 mod people;
@@ -84,7 +85,15 @@ pub fn routes() -> Router<AppState> {
         .route("/deployer/services/{id}/deployments", post(deployer_services::create_deployment))
         .route("/deployer/services/{id}/auth", post(deployer_services::update_auth))
         .route("/deployer/services/{id}/keys", post(deployer_services::create_key))
+        .route("/deployer/infrastructures", post(deployer::create_infrastructure))
         .route("/deployer/infrastructures/{id}", get(deployer::show_infrastructure))
+        .route("/deployer/infrastructures/{id}/permissions", post(deployer_permissions::grant_on_infrastructure))
+        .route(
+            "/deployer/infrastructures/{id}/permissions/{group_id}/remove",
+            post(deployer_permissions::remove_on_infrastructure),
+        )
+        .route("/deployer/services/{id}/permissions", post(deployer_permissions::grant_on_service))
+        .route("/deployer/services/{id}/permissions/{group_id}/remove", post(deployer_permissions::remove_on_service))
         .route("/deployer/deployments/{id}", get(deployer_deployments::show))
         .route("/deployer/deployments/{id}/enable", post(deployer_deployments::enable))
         .route("/deployer/deployments/{id}/disable", post(deployer_deployments::disable))
