@@ -1151,6 +1151,46 @@ async fn a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_wit
     for action in ["api_service.create", "api_service.version.create", "deployment.create", "deployment_key.create"] {
         assert!(audit.contains(action), "{action}: {audit}");
     }
+
+    // The service's key is deleted on its page; a deployment with keys of its own gets
+    // them on its page (a refused name keeps the form), and deletes them there.
+    // (The deployment is public now: the service's settings say none.)
+    let fields = [("csrf", csrf.as_str()), ("auth", "apiKeys")];
+    assert_eq!(post(&server, &format!("{fraud_path}/auth"), &dana, &fields).await.status, 303);
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &key).await, 200);
+    let page = get(&server, &fraud_path, &dana).await;
+    assert!(page.text.contains("data-confirm=\"Delete the key scoring?"), "{}", page.text);
+    let key_id = attribute_after(&page.text, &format!("action=\"{fraud_path}/keys/"));
+    let key_id = key_id.split('/').next().unwrap();
+    let deleted = post(&server, &format!("{fraud_path}/keys/{key_id}/delete"), &dana, &[("csrf", &csrf)]).await;
+    assert_eq!((deleted.status, deleted.location()), (303, fraud_path.as_str()), "{}", deleted.text);
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &key).await, 401);
+    let deployment_id = deployment_path.trim_start_matches("/deployer/deployments/");
+    let own_keys = server
+        .call(
+            "PATCH",
+            &format!("/api/v1/deployments/{deployment_id}"),
+            Via::Bearer(&world.admin),
+            Some(json!({"auth": {"type": "apiKeys"}})),
+        )
+        .await;
+    assert_eq!(own_keys.status, 200, "{}", own_keys.text);
+    let page = get(&server, &deployment_path, &dana).await;
+    assert!(page.text.contains("has keys of its own") && page.text.contains("There are no keys yet."), "{}", page.text);
+    let refused = post(&server, &format!("{deployment_path}/keys"), &dana, &[("csrf", &csrf), ("name", "")]).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("name: ") && refused.text.contains("id=\"key-name\""), "{}", refused.text);
+    let made = post(&server, &format!("{deployment_path}/keys"), &dana, &[("csrf", &csrf), ("name", "own")]).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let own = attribute_after(&made.text, "id=\"new-secret\" value=\"");
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &own).await, 200);
+    let page = get(&server, &deployment_path, &dana).await;
+    assert!(!page.text.contains(&own), "the deployment page shows its key");
+    let own_id = attribute_after(&page.text, &format!("action=\"{deployment_path}/keys/"));
+    let own_id = own_id.split('/').next().unwrap();
+    let deleted = post(&server, &format!("{deployment_path}/keys/{own_id}/delete"), &dana, &[("csrf", &csrf)]).await;
+    assert_eq!((deleted.status, deleted.location()), (303, deployment_path.as_str()), "{}", deleted.text);
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &own).await, 401);
 }
 on_each_store!(a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_with_a_new_key);
 

@@ -13,7 +13,7 @@ use crate::api::deployments as api;
 use crate::authn::Caller;
 use crate::deployer::Standing;
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
@@ -22,7 +22,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::deployer::DeploymentAction;
-use proto::deployer::{Deployment, GatewayAuth, RevealedDeploymentKey};
+use proto::deployer::{CreateDeploymentKey, Deployment, GatewayAuth, RevealedDeploymentKey};
 
 use super::api_keys::date_time;
 use super::session::Session;
@@ -61,6 +61,11 @@ struct DeploymentPage {
     keys: Vec<KeyLine>,
     /// The deployment a service key's reveal comes back to.
     from_deployment: String,
+    /// Whether the page offers to create and delete keys: its own keys only (the
+    /// service's are managed on the service's page).
+    manage_keys: bool,
+    message: Option<String>,
+    key_name: String,
 }
 
 /// Text with every `kwd_` key in it replaced by `$KEY`: what a page may show of a sample.
@@ -86,7 +91,17 @@ fn keys_of(deployment: &Deployment) -> KeysOf {
     }
 }
 
-async fn deployment_page(state: &AppState, session: &Session, caller: &Caller, id: &str) -> Response {
+/// The deployment's page, with `message` (and the key form as entered) after a refused
+/// form.
+async fn deployment_page(
+    state: &AppState,
+    session: &Session,
+    caller: &Caller,
+    id: &str,
+    status: StatusCode,
+    message: Option<String>,
+    key_name: String,
+) -> Response {
     let loaded = async {
         let Json(deployment) = api::get_one(State(state.clone()), caller.clone(), ApiPath(id.to_string())).await?;
         let (keys_path, listed) = match keys_of(&deployment) {
@@ -124,7 +139,7 @@ async fn deployment_page(state: &AppState, session: &Session, caller: &Caller, i
         Err(error) => return error_page(&error, Chrome::of(session)),
     };
     page(
-        StatusCode::OK,
+        status,
         &DeploymentPage {
             title: "Deployment",
             chrome: Chrome::of(session),
@@ -141,6 +156,9 @@ async fn deployment_page(state: &AppState, session: &Session, caller: &Caller, i
             keys_path,
             keys: listed.into_iter().map(KeyLine::from).collect(),
             from_deployment: deployment.id.clone(),
+            manage_keys: matches!(keys_of(&deployment), KeysOf::Deployment),
+            message,
+            key_name,
             deployment,
         },
     )
@@ -151,7 +169,48 @@ pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, 
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
-    deployment_page(&state, &session, &caller, &id).await
+    deployment_page(&state, &session, &caller, &id, StatusCode::OK, None, String::new()).await
+}
+
+/// Makes a key of the deployment's own; its secret is shown on the answer, behind Copy.
+pub(super) async fn create_key(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let name = form.get("name").trim().to_string();
+    let body = CreateDeploymentKey { name: name.clone() };
+    match keys::create_deployment_key(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
+        Ok((_, Json(created))) => key_created(&session, created, format!("{DEPLOYMENTS}/{id}")),
+        Err(error) => {
+            let (status, text) = error.status_and_message();
+            deployment_page(&state, &session, &caller, &id, status, Some(text), name).await
+        }
+    }
+}
+
+/// Deletes a key of the deployment's own.
+pub(super) async fn delete_key(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path((id, key_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    match keys::delete_deployment_key(State(state.clone()), caller, ApiPath((id.clone(), key_id))).await {
+        Ok(_) => Redirect::to(&format!("{DEPLOYMENTS}/{id}")).into_response(),
+        Err(error) => error_page(&error, Chrome::of(&session)),
+    }
 }
 
 async fn switch(state: AppState, request: PortalRequest, id: String, body: Bytes, enabled: bool) -> Response {
@@ -203,6 +262,26 @@ pub(super) struct RevealedPage {
     pub copy_label: &'static str,
     pub secret: String,
     pub back: String,
+}
+
+/// The page for a key just made: the secret behind Copy.
+pub(super) fn key_created(session: &Session, created: RevealedDeploymentKey, back: String) -> Response {
+    page(
+        StatusCode::CREATED,
+        &RevealedPage {
+            title: "API key created",
+            chrome: Chrome::of(session),
+            asset_version: super::ASSET_VERSION,
+            summary: format!(
+                "The key {} ({}…) was created. Those who may read it can reveal it again, on the audit record.",
+                created.key.name, created.key.prefix
+            ),
+            shown: String::new(),
+            copy_label: "Copy key",
+            secret: created.secret,
+            back,
+        },
+    )
 }
 
 /// The page for a key the API revealed.

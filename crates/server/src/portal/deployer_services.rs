@@ -11,7 +11,7 @@ use super::deployer::{
     DeploymentLine, KeyLine, NewService, OverviewForms, deployments_where, describe_auth, overview_page, signed_in,
     signed_in_post,
 };
-use super::deployer_deployments::RevealedPage;
+use super::deployer_deployments::key_created;
 use super::deployer_permissions::{GrantEntered, Permissions, SERVICE_PRIVILEGES};
 use super::{Chrome, Form, PortalRequest, error_page, page};
 use crate::api::deployment_keys as keys;
@@ -91,6 +91,7 @@ struct ServicePage {
     keys: Vec<KeyLine>,
     /// Reveals here come back here (the deployment page's name a deployment).
     from_deployment: String,
+    manage_keys: bool,
     deployments: Vec<DeploymentLine>,
     infrastructures: Vec<String>,
     message: Option<String>,
@@ -157,6 +158,7 @@ pub(super) async fn service_page(
             keys_path: format!("{SERVICES}/{}/keys", service.id),
             keys: listed.into_iter().map(KeyLine::from).collect(),
             from_deployment: String::new(),
+            manage_keys: true,
             deployments,
             infrastructures: infrastructures.into_iter().map(|infrastructure| infrastructure.name).collect(),
             message,
@@ -332,23 +334,25 @@ pub(super) async fn create_key(
     let entered = Entered { key_name: form.get("name").trim().to_string(), ..Entered::default() };
     let body = CreateDeploymentKey { name: entered.key_name.clone() };
     match keys::create_service_key(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
-        Ok((_, Json(created))) => page(
-            StatusCode::CREATED,
-            &RevealedPage {
-                title: "API key created",
-                chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
-                summary: format!(
-                    "The key {} ({}…) was created. Those who may read the service can reveal it again, on the audit \
-                     record.",
-                    created.key.name, created.key.prefix
-                ),
-                shown: String::new(),
-                copy_label: "Copy key",
-                secret: created.secret,
-                back: format!("{SERVICES}/{id}"),
-            },
-        ),
+        Ok((_, Json(created))) => key_created(&session, created, format!("{SERVICES}/{id}")),
         Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+/// Deletes one of the service's keys.
+pub(super) async fn delete_key(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path((id, key_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    match keys::delete_service_key(State(state.clone()), caller, ApiPath((id.clone(), key_id))).await {
+        Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
+        Err(error) => error_page(&error, Chrome::of(&session)),
     }
 }
