@@ -647,6 +647,105 @@ await test("portal pages carry the CSP and X-Frame-Options: DENY, with no consol
   await context.close();
 });
 
+async function gateway(path, key) {
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  return (await fetch(`${URL_}${path}`, { headers })).status;
+}
+
+await test("deployer: see the deployment, reveal and copy its key without showing it, disable and enable it", async () => {
+  const context = await newContext();
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL_ });
+  const page = await context.newPage();
+  await logIn(page);
+  await page.getByRole("navigation", { name: "Deployer" }).getByRole("link", { name: "API services" }).click();
+  await page.getByRole("heading", { name: "API services", level: 1 }).waitFor();
+  const row = page.getByRole("row").filter({ hasText: "/public/dev/churn/" });
+  check((await row.count()) === 1, "the deployment of churn on dev is not listed once");
+  check((await row.innerText()).includes("enabled"), "the deployment is not shown enabled");
+  await screenshot(page, "20-deployer");
+
+  await page.getByRole("link", { name: "Deployment of churn on dev" }).click();
+  await page.getByRole("heading", { name: "Deployment", level: 1 }).waitFor();
+  const deploymentPath = new URL(page.url()).pathname;
+  check(/^\/deployer\/deployments\/[0-9a-f]{24}$/.test(deploymentPath), `the deployment page is ${deploymentPath}`);
+  check((await page.locator("main").innerText()).includes("API keys (kwd_"), "the page does not say API keys apply");
+  await screenshot(page, "21-deployment");
+
+  // Reveal: by keyboard, the key behind the Copy button only.
+  const revealPath = await page.locator('form[action$="/reveal"]').getAttribute("action");
+  await page.getByRole("button", { name: "Reveal key dev" }).focus();
+  const revealed = await submitting(page, revealPath, () => page.keyboard.press("Enter"));
+  check(revealed.status() === 200, `revealing answered ${revealed.status()}`);
+  await page.getByRole("button", { name: "Copy key" }).click();
+  await page.getByRole("status").filter({ hasText: "Copied to the clipboard." }).waitFor({ timeout: 5000 });
+  const key = await clipboard(page);
+  check(key.startsWith("kwd_"), "the copied key is not a deployment key");
+  check(!(await page.evaluate(() => document.body.innerText)).includes(key), "the key is visible on the page");
+  const opened = await gateway("/public/dev/churn/healthz", key);
+  check(opened === 200, `the revealed key answered ${opened} at the gateway`);
+  await page.getByRole("link", { name: "Done: back" }).click();
+  await page.getByRole("heading", { name: "Deployment", level: 1 }).waitFor();
+  check(new URL(page.url()).pathname === deploymentPath, `back after the reveal is ${page.url()}`);
+  check(!(await page.content()).includes(key), "the key is in the deployment page");
+
+  // Disable asks first; cancelled, nothing changes.
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    dialog.dismiss();
+  });
+  await page.getByRole("button", { name: "Disable" }).click();
+  check(asked.includes("Disable churn on dev"), `the confirmation said ${JSON.stringify(asked)}`);
+  check((await gateway("/public/dev/churn/healthz", key)) === 200, "the deployment stopped though disabling was cancelled");
+  page.once("dialog", (dialog) => dialog.accept());
+  const disabled = await submitting(page, `${deploymentPath}/disable`, () => page.getByRole("button", { name: "Disable" }).click());
+  check(disabled.status() === 303, `disabling answered ${disabled.status()}`);
+  await page.getByRole("button", { name: "Enable" }).waitFor({ timeout: 5000 });
+  check((await gateway("/public/dev/churn/healthz", key)) === 404, "the disabled deployment still answers");
+  const enabled = await submitting(page, `${deploymentPath}/enable`, () => page.getByRole("button", { name: "Enable" }).click());
+  check(enabled.status() === 303, `enabling answered ${enabled.status()}`);
+  await page.getByRole("button", { name: "Disable" }).waitFor({ timeout: 5000 });
+  check((await gateway("/public/dev/churn/healthz", key)) === 200, "the enabled deployment does not answer");
+  check((await gateway("/public/dev/churn/healthz", null)) === 401, "the deployment answers without a key");
+  await context.close();
+});
+
+await test("deployer: an API service's page shows its versions, keys and deployments; a version is uploaded through its form", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // Chromium logs the refused form's 422 as a failed load; anything else is a problem.
+  const problems = [];
+  page.on("console", (message) => {
+    const expected = message.text().includes("status of 422");
+    if (!expected && (message.type() === "error" || message.type() === "warning")) problems.push(`console ${message.type()}: ${message.text()}`);
+  });
+  await logIn(page);
+  await page.goto("/deployer");
+  await page.getByRole("table").first().getByRole("link", { name: "churn", exact: true }).click();
+  await page.getByRole("heading", { name: "API service", level: 1 }).waitFor();
+  const servicePath = new URL(page.url()).pathname;
+  check(/^\/deployer\/services\/[0-9a-f]{24}$/.test(servicePath), `the service page is ${servicePath}`);
+  check((await page.getByRole("button", { name: "Reveal key dev" }).count()) === 1, "the service's key has no Reveal button");
+  check((await page.getByRole("row").filter({ hasText: "/public/dev/churn/" }).count()) === 1, "the deployment is not listed");
+
+  // A bad upstream comes back with what was typed and what to fix.
+  await page.getByLabel(/^Upstream URL/).fill("file:///etc");
+  await page.getByLabel("Description (optional)").fill("second");
+  const refused = await submitting(page, `${servicePath}/versions`, () => page.getByRole("button", { name: "Upload version" }).click());
+  check(refused.status() === 422, `a bad upstream answered ${refused.status()}`);
+  check((await page.getByRole("alert").innerText()).includes("upstream: must be an http:// URL"), "the page does not say what to fix");
+  check((await page.getByLabel(/^Upstream URL/).inputValue()) === "file:///etc", "the form lost what was typed");
+  await page.getByLabel(/^Upstream URL/).fill(`${URL_}/v2`);
+  await page.getByLabel(/^Upstream URL/).press("Enter");
+  await page.waitForURL((url) => url.pathname === servicePath);
+  await page.getByRole("row").filter({ hasText: `${URL_}/v2` }).waitFor({ timeout: 5000 });
+  const versions = await page.getByLabel("Version", { exact: true }).locator("option").allInnerTexts();
+  check(versions[0].startsWith("2:"), `the deploy form offers ${versions.join(", ")} first`);
+  await screenshot(page, "22-api-service");
+  check(problems.length === 0, problems.join("; "));
+  await context.close();
+});
+
 await browser.close();
 console.log(failures === 0 ? "browser: all passed" : `browser: ${failures} failed`);
 process.exit(failures === 0 ? 0 : 1);

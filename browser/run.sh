@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The portal's browser suite: starts keyward on a free port with a fresh data dir,
 # creates with the bootstrap admin key a user `pat`, an API Token Manager `tess` and an
-# admin `ada` (role admin) with a password, and a service account, then runs
-# portal.test.mjs, which drives headless Chromium (Debian's `chromium`, through
-# playwright-core) through the portal. Screenshots of each page go
+# admin `ada` (role admin) with a password, a service account, and the API service
+# `churn` deployed on `dev` (pat deploys it through a group), then runs portal.test.mjs,
+# which drives headless Chromium (Debian's `chromium`, through playwright-core) through
+# the portal. Screenshots of each page go
 # to target/portal-screenshots/.
 #
 #   bash browser/run.sh
@@ -124,6 +125,20 @@ admin_id=$(call POST /api/v1/users "{\"username\":\"$ADMIN_USER\",\"email\":\"ad
 call PUT "/api/v1/users/$admin_id/password" "{\"password\":\"$PASSWORD\"}" >/dev/null
 call PUT "/api/v1/users/$admin_id/roles/admin" >/dev/null
 echo "browser: user $USERNAME ($user_id) with a password, API Token Manager $MANAGER, admin $ADMIN_USER, service account $SERVICE"
+
+# The deployer's objects: the service churn (API keys, one key) deployed on dev, with
+# keyward itself as its upstream (so /public/dev/churn/healthz answers 200); the group
+# deployers (pat) holds Deploy on both.
+dev_id=$(call POST /api/v1/infrastructures '{"name":"dev","description":"sandbox"}' | field id)
+churn_id=$(call POST /api/v1/api-services '{"name":"churn","description":"predicts churn"}' | field id)
+version_id=$(call POST "/api/v1/api-services/$churn_id/versions" "{\"upstream\":\"$URL\"}" | field id)
+call POST /api/v1/deployments "{\"serviceId\":\"$churn_id\",\"infrastructureId\":\"$dev_id\",\"versionId\":\"$version_id\"}" >/dev/null
+call POST "/api/v1/api-services/$churn_id/keys" '{"name":"dev"}' >/dev/null
+deployers_id=$(call POST /api/v1/groups '{"name":"deployers"}' | field id)
+call PUT "/api/v1/groups/$deployers_id/members/$user_id" >/dev/null
+call PUT "/api/v1/infrastructures/$dev_id/permissions/$deployers_id" '{"privilege":"deploy"}' >/dev/null
+call PUT "/api/v1/api-services/$churn_id/permissions/$deployers_id" '{"privilege":"deploy"}' >/dev/null
+echo "browser: API service churn deployed on dev, with a key; $USERNAME deploys it through the group deployers"
 
 cd "$ROOT/browser"
 if [ -f package-lock.json ]; then

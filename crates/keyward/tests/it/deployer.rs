@@ -6,7 +6,7 @@ use crate::on_each_store;
 use serde_json::{Value, json};
 
 /// An upstream that answers every request with what it received.
-async fn echo_upstream() -> String {
+pub(crate) async fn echo_upstream() -> String {
     use axum::extract::Request;
     let app = axum::Router::new().fallback(|request: Request| async move {
         let headers: serde_json::Map<String, Value> = request
@@ -26,7 +26,7 @@ async fn echo_upstream() -> String {
 }
 
 /// A group with these members and (optionally) a role; returns its id.
-async fn group(server: &Server, admin: &str, name: &str, members: &[&str], role: Option<&str>) -> String {
+pub(crate) async fn group(server: &Server, admin: &str, name: &str, members: &[&str], role: Option<&str>) -> String {
     let created = server.post("/api/v1/groups", admin, json!({"name": name})).await;
     assert_eq!(created.status, 201, "{}", created.text);
     let id = created.json()["id"].as_str().unwrap().to_string();

@@ -11,6 +11,10 @@ mod account;
 mod api_keys;
 mod api_tokens;
 mod audit;
+mod deployer;
+mod deployer_deployments;
+mod deployer_permissions;
+mod deployer_services;
 mod login;
 mod people;
 mod service_accounts;
@@ -78,6 +82,31 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/audit", get(audit::show))
         .route("/admin/audit.csv", get(audit::download_csv))
         .route("/admin/audit.jsonl", get(audit::download_jsonl))
+        .route("/deployer", get(deployer::overview))
+        .route("/deployer/services", post(deployer_services::create))
+        .route("/deployer/services/{id}", get(deployer_services::show))
+        .route("/deployer/services/{id}/versions", post(deployer_services::create_version))
+        .route("/deployer/services/{id}/deployments", post(deployer_services::create_deployment))
+        .route("/deployer/services/{id}/auth", post(deployer_services::update_auth))
+        .route("/deployer/services/{id}/keys", post(deployer_services::create_key))
+        .route("/deployer/services/{id}/keys/{key_id}/delete", post(deployer_services::delete_key))
+        .route("/deployer/infrastructures", post(deployer::create_infrastructure))
+        .route("/deployer/infrastructures/{id}", get(deployer::show_infrastructure))
+        .route("/deployer/infrastructures/{id}/permissions", post(deployer_permissions::grant_on_infrastructure))
+        .route(
+            "/deployer/infrastructures/{id}/permissions/{group_id}/remove",
+            post(deployer_permissions::remove_on_infrastructure),
+        )
+        .route("/deployer/services/{id}/permissions", post(deployer_permissions::grant_on_service))
+        .route("/deployer/services/{id}/permissions/{group_id}/remove", post(deployer_permissions::remove_on_service))
+        .route("/deployer/deployments/{id}", get(deployer_deployments::show))
+        .route("/deployer/deployments/{id}/enable", post(deployer_deployments::enable))
+        .route("/deployer/deployments/{id}/disable", post(deployer_deployments::disable))
+        .route("/deployer/deployments/{id}/sample", post(deployer_deployments::sample))
+        .route("/deployer/deployments/{id}/keys", post(deployer_deployments::create_key))
+        .route("/deployer/deployments/{id}/keys/{key_id}/reveal", post(deployer_deployments::reveal_key))
+        .route("/deployer/deployments/{id}/keys/{key_id}/delete", post(deployer_deployments::delete_key))
+        .route("/deployer/services/{id}/keys/{key_id}/reveal", post(deployer_deployments::reveal_service_key))
         .route("/portal/static/portal.js", get(|| async { asset("text/javascript; charset=utf-8", PORTAL_JS) }))
         .route("/portal/static/portal.css", get(|| async { asset("text/css; charset=utf-8", PORTAL_CSS) }))
         .layer(SetResponseHeaderLayer::overriding(

@@ -1,0 +1,358 @@
+//! Deployer > an API service (`/deployer/services/{id}`): its settings, versions, keys
+//! and deployments, with forms to create a service, upload a version, deploy it, make a
+//! key and change its authentication.
+//!
+//! The forms are shown to everyone who can read the service; the API's handlers, called
+//! with the session as the caller, refuse those who may not (and say why), audit what
+//! is done and feed the gateway. Auth settings here are API keys or none: JWT settings
+//! (issuer, JWKS URL, audience, required claims) are set through the API.
+
+use super::deployer::{
+    DeploymentLine, KeyLine, NewService, OverviewForms, deployments_where, describe_auth, overview_page, signed_in,
+    signed_in_post,
+};
+use super::deployer_deployments::key_created;
+use super::deployer_permissions::{GrantEntered, Permissions, SERVICE_PRIVILEGES};
+use super::{Chrome, Form, PortalRequest, error_page, page};
+use crate::api::deployment_keys as keys;
+use crate::api::{api_services as api, deployments, infrastructures};
+use crate::authn::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use askama::Template;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use proto::deployer::{
+    ApiService, CreateApiService, CreateDeployment, CreateDeploymentKey, CreateVersion, DeploymentQuery, GatewayAuth,
+    UpdateApiService,
+};
+
+use super::api_keys::date_time;
+use super::session::Session;
+
+const SERVICES: &str = "/deployer/services";
+
+/// The auth choices the forms offer, by their form value.
+fn auth_choice(value: &str, field: &str) -> Result<GatewayAuth, String> {
+    match value {
+        "apiKeys" => Ok(GatewayAuth::ApiKeys),
+        "none" => Ok(GatewayAuth::None),
+        "service" => Ok(GatewayAuth::Service),
+        _ => Err(format!("{field}: choose one of the listed settings.")),
+    }
+}
+
+/// The service page's forms as entered, so a refused one comes back as it was.
+#[derive(Default)]
+pub(super) struct Entered {
+    upstream: String,
+    version_description: String,
+    version_id: String,
+    infrastructure: String,
+    deployment_auth: String,
+    key_name: String,
+    auth: String,
+    grant: GrantEntered,
+}
+
+impl From<GrantEntered> for Entered {
+    fn from(grant: GrantEntered) -> Self {
+        Entered { grant, ..Entered::default() }
+    }
+}
+
+struct VersionLine {
+    id: String,
+    number: i64,
+    upstream: String,
+    description: String,
+    created: String,
+    created_by: String,
+}
+
+#[derive(Template)]
+#[template(path = "api_service.html")]
+struct ServicePage {
+    title: &'static str,
+    chrome: Option<Chrome>,
+    asset_version: &'static str,
+    csrf: String,
+    service: ApiService,
+    auth: String,
+    takes_keys: bool,
+    privilege: String,
+    created: String,
+    versions: Vec<VersionLine>,
+    keys_path: String,
+    keys: Vec<KeyLine>,
+    /// Reveals here come back here (the deployment page's name a deployment).
+    from_deployment: String,
+    manage_keys: bool,
+    deployments: Vec<DeploymentLine>,
+    infrastructures: Vec<String>,
+    message: Option<String>,
+    entered: Entered,
+    permissions: Permissions,
+}
+
+/// The service's page, with `message` (and the forms as entered) after a refused form.
+pub(super) async fn service_page(
+    state: &AppState,
+    session: &Session,
+    caller: &Caller,
+    id: &str,
+    status: StatusCode,
+    message: Option<String>,
+    mut entered: Entered,
+) -> Response {
+    let loaded = async {
+        let Json(service) = api::get_one(State(state.clone()), caller.clone(), ApiPath(id.to_string())).await?;
+        let path = || ApiPath(service.id.clone());
+        let Json(versions) = api::list_versions(State(state.clone()), caller.clone(), path()).await?;
+        let Json(listed) = keys::list_service_keys(State(state.clone()), caller.clone(), path()).await?;
+        let query = DeploymentQuery { service_id: Some(service.id.clone()), infrastructure_id: None };
+        let deployments = deployments_where(state, caller, query).await?;
+        let Json(infrastructures) = infrastructures::list(State(state.clone()), caller.clone()).await?;
+        let Json(grants) = api::list_permissions(State(state.clone()), caller.clone(), path()).await?;
+        let permissions_path = format!("{SERVICES}/{}/permissions", service.id);
+        let grant = std::mem::take(&mut entered.grant);
+        let permissions = Permissions::load(state, caller, permissions_path, grants, SERVICE_PRIVILEGES, grant).await?;
+        Ok::<_, ApiError>((service, versions, listed, deployments, infrastructures, permissions))
+    }
+    .await;
+    let (service, versions, listed, deployments, infrastructures, permissions) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => return error_page(&error, Chrome::of(session)),
+    };
+    if entered.auth.is_empty() {
+        entered.auth = if service.auth == GatewayAuth::None { "none" } else { "apiKeys" }.to_string();
+    }
+    page(
+        status,
+        &ServicePage {
+            title: "API service",
+            chrome: Chrome::of(session),
+            asset_version: super::ASSET_VERSION,
+            csrf: session.csrf_token().to_string(),
+            auth: describe_auth(&service.auth),
+            takes_keys: service.auth == GatewayAuth::ApiKeys,
+            privilege: service.my_privilege.clone().unwrap_or_else(|| "none".to_string()),
+            created: date_time(Some(service.created_at)),
+            // Newest first: the version to deploy is usually the latest.
+            versions: versions
+                .into_iter()
+                .rev()
+                .map(|version| VersionLine {
+                    id: version.id,
+                    number: version.number,
+                    upstream: version.upstream,
+                    description: version.description,
+                    created: date_time(Some(version.created_at)),
+                    created_by: version.created_by,
+                })
+                .collect(),
+            keys_path: format!("{SERVICES}/{}/keys", service.id),
+            keys: listed.into_iter().map(KeyLine::from).collect(),
+            from_deployment: String::new(),
+            manage_keys: true,
+            deployments,
+            infrastructures: infrastructures.into_iter().map(|infrastructure| infrastructure.name).collect(),
+            message,
+            entered,
+            permissions,
+            service,
+        },
+    )
+}
+
+pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, Path(id): Path<String>) -> Response {
+    let (session, caller) = match signed_in(&state, &request).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    service_page(&state, &session, &caller, &id, StatusCode::OK, None, Entered::default()).await
+}
+
+/// The answer to a service-page form the API refused: the page with its status and
+/// message, and the form as entered.
+async fn refused(
+    state: &AppState,
+    session: &Session,
+    caller: &Caller,
+    id: &str,
+    error: ApiError,
+    entered: Entered,
+) -> Response {
+    let (status, text) = error.status_and_message();
+    service_page(state, session, caller, id, status, Some(text), entered).await
+}
+
+pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let entered = NewService {
+        name: form.get("name").trim().to_string(),
+        description: form.get("description").trim().to_string(),
+        auth: form.get("auth").to_string(),
+    };
+    let auth = match auth_choice(&entered.auth, "Authentication") {
+        Ok(GatewayAuth::Service) | Err(_) => {
+            let text = "Authentication: choose API keys or none.".to_string();
+            let entered = OverviewForms { service: entered, ..OverviewForms::default() };
+            return overview_page(&state, &session, &caller, StatusCode::UNPROCESSABLE_ENTITY, Some(text), entered)
+                .await;
+        }
+        Ok(auth) => auth,
+    };
+    let body =
+        CreateApiService { name: entered.name.clone(), description: entered.description.clone(), auth: Some(auth) };
+    match api::create(State(state.clone()), caller.clone(), ApiJson(body)).await {
+        Ok((_, Json(service))) => Redirect::to(&format!("{SERVICES}/{}", service.id)).into_response(),
+        Err(error) => {
+            let (status, text) = error.status_and_message();
+            let entered = OverviewForms { service: entered, ..OverviewForms::default() };
+            overview_page(&state, &session, &caller, status, Some(text), entered).await
+        }
+    }
+}
+
+pub(super) async fn create_version(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let entered = Entered {
+        upstream: form.get("upstream").trim().to_string(),
+        version_description: form.get("description").trim().to_string(),
+        ..Entered::default()
+    };
+    let body = CreateVersion { upstream: entered.upstream.clone(), description: entered.version_description.clone() };
+    match api::create_version(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
+        Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
+        Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+pub(super) async fn create_deployment(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let entered = Entered {
+        version_id: form.get("version").to_string(),
+        infrastructure: form.get("infrastructure").trim().to_string(),
+        deployment_auth: form.get("auth").to_string(),
+        ..Entered::default()
+    };
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let auth = match auth_choice(&entered.deployment_auth, "Authentication") {
+        Ok(auth) => auth,
+        Err(text) => return service_page(&state, &session, &caller, &id, unprocessable, Some(text), entered).await,
+    };
+    // The infrastructure is chosen by name, among those the caller can view.
+    let found = match infrastructures::list(State(state.clone()), caller.clone()).await {
+        Ok(Json(listed)) => listed.into_iter().find(|infrastructure| infrastructure.name == entered.infrastructure),
+        Err(error) => return error_page(&error, Chrome::of(&session)),
+    };
+    let Some(infrastructure) = found else {
+        let text = format!(
+            "Infrastructure: there is no infrastructure called {} that you can view; choose one from the list.",
+            entered.infrastructure
+        );
+        return service_page(&state, &session, &caller, &id, unprocessable, Some(text), entered).await;
+    };
+    let body = CreateDeployment {
+        service_id: id.clone(),
+        infrastructure_id: infrastructure.id,
+        version_id: entered.version_id.clone(),
+        enabled: None,
+        auth: Some(auth),
+    };
+    match deployments::create(State(state.clone()), caller.clone(), ApiJson(body)).await {
+        Ok((_, Json(deployment))) => Redirect::to(&format!("/deployer/deployments/{}", deployment.id)).into_response(),
+        Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+pub(super) async fn update_auth(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let entered = Entered { auth: form.get("auth").to_string(), ..Entered::default() };
+    let auth = match auth_choice(&entered.auth, "Authentication") {
+        Ok(GatewayAuth::Service) | Err(_) => {
+            let text = "Authentication: choose API keys or none.".to_string();
+            return service_page(&state, &session, &caller, &id, StatusCode::UNPROCESSABLE_ENTITY, Some(text), entered)
+                .await;
+        }
+        Ok(auth) => auth,
+    };
+    let body = UpdateApiService { description: None, auth: Some(auth) };
+    match api::update(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
+        Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
+        Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+pub(super) async fn create_key(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let entered = Entered { key_name: form.get("name").trim().to_string(), ..Entered::default() };
+    let body = CreateDeploymentKey { name: entered.key_name.clone() };
+    match keys::create_service_key(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
+        Ok((_, Json(created))) => key_created(&session, created, format!("{SERVICES}/{id}")),
+        Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+/// Deletes one of the service's keys.
+pub(super) async fn delete_key(
+    State(state): State<AppState>,
+    request: PortalRequest,
+    Path((id, key_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let (session, caller) = match signed_in_post(&state, &request, &form).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    match keys::delete_service_key(State(state.clone()), caller, ApiPath((id.clone(), key_id))).await {
+        Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
+        Err(error) => error_page(&error, Chrome::of(&session)),
+    }
+}
