@@ -9,7 +9,7 @@
 //! change feed are the API's. The deployment and service pages are in
 //! `deployer_deployments` and `deployer_services`.
 
-use super::{Chrome, Form, PortalRequest, caller_of, error_page, page, require_session, require_session_post};
+use super::{Anyone, Chrome, Gate, Posted, error_page, page};
 use crate::api::{api_services, deployments, infrastructures};
 use crate::authn::Caller;
 use crate::error::ApiError;
@@ -17,7 +17,6 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,24 +28,6 @@ use proto::deployer::{
 use super::api_keys::date_time;
 use super::deployer_permissions::{GrantEntered, INFRASTRUCTURE_PRIVILEGES, Permissions};
 use super::session::Session;
-
-/// The session and the caller it acts as, for a page every logged-in person may open.
-pub(super) async fn signed_in(state: &AppState, request: &PortalRequest) -> Result<(Session, Caller), Response> {
-    let session = require_session(state, request).await?;
-    let caller = caller_of(&session, request.client_ip);
-    Ok((session, caller))
-}
-
-/// The same for a form POST, whose CSRF token is checked first.
-pub(super) async fn signed_in_post(
-    state: &AppState,
-    request: &PortalRequest,
-    form: &Form,
-) -> Result<(Session, Caller), Response> {
-    let session = require_session_post(state, request, form).await?;
-    let caller = caller_of(&session, request.client_ip);
-    Ok((session, caller))
-}
 
 /// Auth settings in words.
 pub(super) fn describe_auth(auth: &GatewayAuth) -> String {
@@ -247,11 +228,7 @@ pub(super) async fn overview_page(
     )
 }
 
-pub(super) async fn overview(State(state): State<AppState>, request: PortalRequest) -> Response {
-    let (session, caller) = match signed_in(&state, &request).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+pub(super) async fn overview(State(state): State<AppState>, Gate { session, caller, .. }: Gate<Anyone>) -> Response {
     overview_page(&state, &session, &caller, StatusCode::OK, None, OverviewForms::default()).await
 }
 
@@ -318,26 +295,16 @@ pub(super) async fn infrastructure_page(
 
 pub(super) async fn show_infrastructure(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<Anyone>,
 ) -> Response {
-    let (session, caller) = match signed_in(&state, &request).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     infrastructure_page(&state, &session, &caller, &id, StatusCode::OK, None, GrantEntered::default()).await
 }
 
 pub(super) async fn create_infrastructure(
     State(state): State<AppState>,
-    request: PortalRequest,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let entered = NewInfrastructure {
         name: form.get("name").trim().to_string(),
         description: form.get("description").trim().to_string(),

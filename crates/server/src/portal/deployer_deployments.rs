@@ -6,8 +6,8 @@
 //! key's secret reaches a page only as the answer to its own POST (the API's reveal,
 //! which is audited), behind the Copy button; list and detail pages never hold one.
 
-use super::deployer::{KeyLine, describe_auth, signed_in, signed_in_post};
-use super::{Chrome, Form, PortalRequest, error_page, page};
+use super::deployer::{KeyLine, describe_auth};
+use super::{Anyone, Chrome, Gate, Posted, error_page, page};
 use crate::api::deployment_keys as keys;
 use crate::api::deployments as api;
 use crate::authn::Caller;
@@ -17,7 +17,6 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -164,26 +163,20 @@ async fn deployment_page(
     )
 }
 
-pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, Path(id): Path<String>) -> Response {
-    let (session, caller) = match signed_in(&state, &request).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<Anyone>,
+) -> Response {
     deployment_page(&state, &session, &caller, &id, StatusCode::OK, None, String::new()).await
 }
 
 /// Makes a key of the deployment's own; its secret is shown on the answer, behind Copy.
 pub(super) async fn create_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let name = form.get("name").trim().to_string();
     let body = CreateDeploymentKey { name: name.clone() };
     match keys::create_deployment_key(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
@@ -198,27 +191,17 @@ pub(super) async fn create_key(
 /// Deletes a key of the deployment's own.
 pub(super) async fn delete_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, key_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     match keys::delete_deployment_key(State(state.clone()), caller, ApiPath((id.clone(), key_id))).await {
         Ok(_) => Redirect::to(&format!("{DEPLOYMENTS}/{id}")).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),
     }
 }
 
-async fn switch(state: AppState, request: PortalRequest, id: String, body: Bytes, enabled: bool) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+async fn switch(state: AppState, posted: Posted<Anyone>, id: String, enabled: bool) -> Response {
+    let Posted { session, caller, .. } = posted;
     let path = ApiPath(id);
     let done = if enabled {
         api::enable(State(state.clone()), caller, path).await
@@ -231,22 +214,12 @@ async fn switch(state: AppState, request: PortalRequest, id: String, body: Bytes
     }
 }
 
-pub(super) async fn enable(
-    State(state): State<AppState>,
-    request: PortalRequest,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    switch(state, request, id, body, true).await
+pub(super) async fn enable(State(state): State<AppState>, Path(id): Path<String>, posted: Posted<Anyone>) -> Response {
+    switch(state, posted, id, true).await
 }
 
-pub(super) async fn disable(
-    State(state): State<AppState>,
-    request: PortalRequest,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    switch(state, request, id, body, false).await
+pub(super) async fn disable(State(state): State<AppState>, Path(id): Path<String>, posted: Posted<Anyone>) -> Response {
+    switch(state, posted, id, false).await
 }
 
 /// A secret shown again on request: a revealed key, or a sample call holding one.
@@ -307,15 +280,9 @@ fn revealed_key(session: &Session, revealed: RevealedDeploymentKey, back: String
 /// Reveals one of a deployment's own keys.
 pub(super) async fn reveal_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, key_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let back = format!("{DEPLOYMENTS}/{id}");
     match keys::reveal_deployment_key(State(state.clone()), caller, ApiPath((id, key_id))).await {
         Ok(Json(revealed)) => revealed_key(&session, revealed, back),
@@ -326,15 +293,9 @@ pub(super) async fn reveal_key(
 /// Reveals one of a service's keys: from its page, or a deployment's that takes them.
 pub(super) async fn reveal_service_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, key_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     // The deployment page's forms say where they came from; the way back is built
     // here, from an id only.
     let from = form.get("deployment");
@@ -352,15 +313,9 @@ pub(super) async fn reveal_service_key(
 /// The API's sample call with the first key (a reveal, audited), behind Copy.
 pub(super) async fn sample(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let Json(sample) = match keys::deployment_sample(State(state.clone()), caller, ApiPath(id.clone())).await {
         Ok(sample) => sample,
         Err(error) => return error_page(&error, Chrome::of(&session)),

@@ -5,9 +5,9 @@
 //! which use `api::grants`) called with the session as the caller: who may grant, which
 //! privileges exist, the realm scoping and the audit events are the API's.
 
-use super::deployer::{infrastructure_page, signed_in_post};
+use super::deployer::infrastructure_page;
 use super::deployer_services::service_page;
-use super::{Chrome, Form, PortalRequest, error_page};
+use super::{Anyone, Chrome, Posted, error_page};
 use crate::api::groups;
 use crate::api::{api_services, infrastructures};
 use crate::authn::Caller;
@@ -15,7 +15,6 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use proto::PageQuery;
@@ -100,12 +99,8 @@ impl Resource {
     }
 }
 
-async fn grant(state: AppState, request: PortalRequest, resource: Resource, id: String, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+async fn grant(state: AppState, posted: Posted<Anyone>, resource: Resource, id: String) -> Response {
+    let Posted { session, caller, form, .. } = posted;
     let entered =
         GrantEntered { group: form.get("group").trim().to_string(), privilege: form.get("privilege").to_string() };
     let path = ApiPath((id.clone(), entered.group.clone()));
@@ -132,19 +127,8 @@ async fn grant(state: AppState, request: PortalRequest, resource: Resource, id: 
     }
 }
 
-async fn remove(
-    state: AppState,
-    request: PortalRequest,
-    resource: Resource,
-    id: String,
-    group_id: String,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+async fn remove(state: AppState, posted: Posted<Anyone>, resource: Resource, id: String, group_id: String) -> Response {
+    let Posted { session, caller, .. } = posted;
     let path = ApiPath((id.clone(), group_id));
     let done = match resource {
         Resource::Service => api_services::remove_permission(State(state.clone()), caller, path).await,
@@ -158,36 +142,32 @@ async fn remove(
 
 pub(super) async fn grant_on_service(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    posted: Posted<Anyone>,
 ) -> Response {
-    grant(state, request, Resource::Service, id, body).await
+    grant(state, posted, Resource::Service, id).await
 }
 
 pub(super) async fn grant_on_infrastructure(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    posted: Posted<Anyone>,
 ) -> Response {
-    grant(state, request, Resource::Infrastructure, id, body).await
+    grant(state, posted, Resource::Infrastructure, id).await
 }
 
 pub(super) async fn remove_on_service(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, group_id)): Path<(String, String)>,
-    body: Bytes,
+    posted: Posted<Anyone>,
 ) -> Response {
-    remove(state, request, Resource::Service, id, group_id, body).await
+    remove(state, posted, Resource::Service, id, group_id).await
 }
 
 pub(super) async fn remove_on_infrastructure(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, group_id)): Path<(String, String)>,
-    body: Bytes,
+    posted: Posted<Anyone>,
 ) -> Response {
-    remove(state, request, Resource::Infrastructure, id, group_id, body).await
+    remove(state, posted, Resource::Infrastructure, id, group_id).await
 }

@@ -8,12 +8,11 @@
 //! (issuer, JWKS URL, audience, required claims) are set through the API.
 
 use super::deployer::{
-    DeploymentLine, KeyLine, NewService, OverviewForms, deployments_where, describe_auth, overview_page, signed_in,
-    signed_in_post,
+    DeploymentLine, KeyLine, NewService, OverviewForms, deployments_where, describe_auth, overview_page,
 };
 use super::deployer_deployments::key_created;
 use super::deployer_permissions::{GrantEntered, Permissions, SERVICE_PRIVILEGES};
-use super::{Chrome, Form, PortalRequest, error_page, page};
+use super::{Anyone, Chrome, Gate, Posted, error_page, page};
 use crate::api::deployment_keys as keys;
 use crate::api::{api_services as api, deployments, infrastructures};
 use crate::authn::Caller;
@@ -22,7 +21,6 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use askama::Template;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -169,11 +167,11 @@ pub(super) async fn service_page(
     )
 }
 
-pub(super) async fn show(State(state): State<AppState>, request: PortalRequest, Path(id): Path<String>) -> Response {
-    let (session, caller) = match signed_in(&state, &request).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Gate { session, caller, .. }: Gate<Anyone>,
+) -> Response {
     service_page(&state, &session, &caller, &id, StatusCode::OK, None, Entered::default()).await
 }
 
@@ -191,12 +189,10 @@ async fn refused(
     service_page(state, session, caller, id, status, Some(text), entered).await
 }
 
-pub(super) async fn create(State(state): State<AppState>, request: PortalRequest, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
+pub(super) async fn create(
+    State(state): State<AppState>,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
+) -> Response {
     let entered = NewService {
         name: form.get("name").trim().to_string(),
         description: form.get("description").trim().to_string(),
@@ -225,15 +221,9 @@ pub(super) async fn create(State(state): State<AppState>, request: PortalRequest
 
 pub(super) async fn create_version(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let entered = Entered {
         upstream: form.get("upstream").trim().to_string(),
         version_description: form.get("description").trim().to_string(),
@@ -248,15 +238,9 @@ pub(super) async fn create_version(
 
 pub(super) async fn create_deployment(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let entered = Entered {
         version_id: form.get("version").to_string(),
         infrastructure: form.get("infrastructure").trim().to_string(),
@@ -295,15 +279,9 @@ pub(super) async fn create_deployment(
 
 pub(super) async fn update_auth(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let entered = Entered { auth: form.get("auth").to_string(), ..Entered::default() };
     let auth = match auth_choice(&entered.auth, "Authentication") {
         Ok(GatewayAuth::Service) | Err(_) => {
@@ -322,15 +300,9 @@ pub(super) async fn update_auth(
 
 pub(super) async fn create_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     let entered = Entered { key_name: form.get("name").trim().to_string(), ..Entered::default() };
     let body = CreateDeploymentKey { name: entered.key_name.clone() };
     match keys::create_service_key(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
@@ -342,15 +314,9 @@ pub(super) async fn create_key(
 /// Deletes one of the service's keys.
 pub(super) async fn delete_key(
     State(state): State<AppState>,
-    request: PortalRequest,
     Path((id, key_id)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, caller, .. }: Posted<Anyone>,
 ) -> Response {
-    let form = Form::parse(&body);
-    let (session, caller) = match signed_in_post(&state, &request, &form).await {
-        Ok(signed_in) => signed_in,
-        Err(response) => return response,
-    };
     match keys::delete_service_key(State(state.clone()), caller, ApiPath((id.clone(), key_id))).await {
         Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
         Err(error) => error_page(&error, Chrome::of(&session)),

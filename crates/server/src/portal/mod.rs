@@ -237,7 +237,7 @@ pub(crate) fn error_page(error: &ApiError, chrome: Option<Chrome>) -> Response {
 }
 
 /// The session, or the way to the login page.
-pub(crate) async fn require_session(state: &AppState, request: &PortalRequest) -> Result<Session, Response> {
+async fn require_session(state: &AppState, request: &PortalRequest) -> Result<Session, Response> {
     match session::current(state, &request.headers, OffsetDateTime::now_utc()).await {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(Redirect::to("/login").into_response()),
@@ -247,7 +247,7 @@ pub(crate) async fn require_session(state: &AppState, request: &PortalRequest) -
 
 /// The session of a form POST whose synchronizer token is right; otherwise the 403 page
 /// (or the login page), before anything is changed.
-pub(crate) async fn require_session_post(
+async fn require_session_post(
     state: &AppState,
     request: &PortalRequest,
     form: &Form,
