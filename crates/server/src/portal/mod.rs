@@ -247,11 +247,7 @@ async fn require_session(state: &AppState, request: &PortalRequest) -> Result<Se
 
 /// The session of a form POST whose synchronizer token is right; otherwise the 403 page
 /// (or the login page), before anything is changed.
-async fn require_session_post(
-    state: &AppState,
-    request: &PortalRequest,
-    form: &Form,
-) -> Result<Session, Response> {
+async fn require_session_post(state: &AppState, request: &PortalRequest, form: &Form) -> Result<Session, Response> {
     let session = require_session(state, request).await?;
     if !session.csrf_matches(form.get("csrf")) {
         return Err(csrf_refused(Chrome::of(&session)));
