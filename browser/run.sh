@@ -48,14 +48,14 @@ user_id=$(person "$USERNAME" Pat Portal)
 SERVICE=portal-robot
 call POST /api/v1/service-accounts "$ADMIN" "{\"username\":\"$SERVICE\",\"email\":\"portal-robot@example.com\"}" >/dev/null
 MANAGER=tess
-person "$MANAGER" Tess Manager token-manager >/dev/null
+manager_id=$(person "$MANAGER" Tess Manager token-manager)
 ADMIN_USER=ada
 person "$ADMIN_USER" Ada Admin admin >/dev/null
 echo "browser: user $USERNAME ($user_id) with a password, API Token Manager $MANAGER, admin $ADMIN_USER, service account $SERVICE"
 
 # The deployer's objects: the service churn (API keys, one key) deployed on dev, with
 # keyward itself as its upstream (so /public/dev/churn/healthz answers 200); the group
-# deployers (pat) holds Deploy on both.
+# deployers (pat, tess) holds Deploy on both.
 dev_id=$(call POST /api/v1/infrastructures "$ADMIN" '{"name":"dev","description":"sandbox"}' | field id)
 churn_id=$(call POST /api/v1/api-services "$ADMIN" '{"name":"churn","description":"predicts churn"}' | field id)
 version_id=$(call POST "/api/v1/api-services/$churn_id/versions" "$ADMIN" "{\"upstream\":\"$URL\"}" | field id)
@@ -63,6 +63,9 @@ call POST /api/v1/deployments "$ADMIN" "{\"serviceId\":\"$churn_id\",\"infrastru
 call POST "/api/v1/api-services/$churn_id/keys" "$ADMIN" '{"name":"dev"}' >/dev/null
 deployers_id=$(call POST /api/v1/groups "$ADMIN" '{"name":"deployers"}' | field id)
 call PUT "/api/v1/groups/$deployers_id/members/$user_id" "$ADMIN" >/dev/null
+# tess is a deployer too: a token manager may make tokens only for people whose groups
+# are hers as well.
+call PUT "/api/v1/groups/$deployers_id/members/$manager_id" "$ADMIN" >/dev/null
 call PUT "/api/v1/infrastructures/$dev_id/permissions/$deployers_id" "$ADMIN" '{"privilege":"deploy"}' >/dev/null
 call PUT "/api/v1/api-services/$churn_id/permissions/$deployers_id" "$ADMIN" '{"privilege":"deploy"}' >/dev/null
 echo "browser: API service churn deployed on dev, with a key; $USERNAME deploys it through the group deployers"

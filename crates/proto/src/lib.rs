@@ -594,6 +594,9 @@ pub struct AuditQuery {
     /// RFC 3339 time; only events before it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub until: Option<OffsetDateTime>,
+    /// `oldest` (default: the log's sequence order) or `newest` first; `nextCursor`
+    /// pages on in the same order.
+    pub order: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

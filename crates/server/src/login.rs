@@ -290,6 +290,7 @@ mod tests {
         let filter = AuditFilter {
             realm: "default".to_string(),
             after_seq: 0,
+            newest_first: false,
             action: Some("auth.login".to_string()),
             actor: None,
             result: None,

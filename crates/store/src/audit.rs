@@ -39,7 +39,10 @@ pub struct AuditEventRow {
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
     pub realm: String,
+    /// The cursor: the last event of the page before (0 for the first page). Oldest
+    /// first, the events after it; newest first, those before it.
     pub after_seq: i64,
+    pub newest_first: bool,
     pub action: Option<String>,
     pub actor: Option<String>,
     pub result: Option<String>,
@@ -69,14 +72,19 @@ const EVENT_COLUMNS: &str = "seq, realm, at, actor, action, target, client_ip, r
 impl Store {
     /// Events of one realm in sequence order, narrowed by the filter.
     pub async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEventRow>> {
+        let (from, order, cursor) = match (filter.newest_first, filter.after_seq) {
+            (false, after) => ("seq > $2", "seq", after),
+            (true, 0) => ("seq < $2", "seq DESC", i64::MAX),
+            (true, before) => ("seq < $2", "seq DESC", before),
+        };
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE realm = $1 AND seq > $2 \
+            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE realm = $1 AND {from} \
              AND ($3 IS NULL OR action = $3) AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR result = $5) \
-             AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) ORDER BY seq LIMIT $8"
+             AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) ORDER BY {order} LIMIT $8"
         );
         let rows = sqlx::query(&sql)
             .bind(&filter.realm)
-            .bind(filter.after_seq)
+            .bind(cursor)
             .bind(filter.action.as_deref())
             .bind(filter.actor.as_deref())
             .bind(filter.result.as_deref())

@@ -658,3 +658,14 @@ impl DeploymentColumn {
         }
     }
 }
+
+impl Store {
+    /// Whether `user_id` owns at least one API service.
+    pub async fn owns_api_services(&self, user_id: i64) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT id FROM api_services WHERE owner_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}

@@ -373,6 +373,60 @@ async fn token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_a
 }
 on_each_store!(token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_as_they_are_now);
 
+/// Privileges on infrastructures and API services come from groups and ownership, not
+/// roles: a token manager cannot borrow them through a token either.
+async fn token_managers_cannot_reach_group_privileges_or_owned_services_they_lack(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let manager = create_user(&server, &admin, "tess").await;
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{manager}/roles/token-manager"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let (_, manager_key) = create_key(&server, &admin, &manager, json!({"name": "k"})).await;
+
+    // alice holds no role, but her group administers the prod infrastructure.
+    let alice = create_user(&server, &admin, "alice").await;
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "prod-admins"})).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let joined =
+        server.call("PUT", &format!("/api/v1/groups/{group}/members/{alice}"), Via::Bearer(&admin), None).await;
+    assert!(joined.status < 300, "{}", joined.text);
+    let prod = server.post("/api/v1/infrastructures", &admin, json!({"name": "prod"})).await;
+    assert_eq!(prod.status, 201, "{}", prod.text);
+    let prod = prod.json()["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/infrastructures/{prod}/permissions/{group}");
+    let granted = server.call("PUT", &path, Via::Bearer(&admin), Some(json!({"privilege": "admin"}))).await;
+    assert!(granted.status < 300, "{}", granted.text);
+    let answer = create_token(&server, &manager_key, json!({"userId": alice, "name": "borrow"})).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(detail(&answer).contains("prod-admins"), "names the group: {}", answer.text);
+    // In the same group, the manager may.
+    let joined =
+        server.call("PUT", &format!("/api/v1/groups/{group}/members/{manager}"), Via::Bearer(&admin), None).await;
+    assert!(joined.status < 300, "{}", joined.text);
+    let answer = create_token(&server, &manager_key, json!({"userId": alice, "name": "shared"})).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+
+    // bob owns an API service (he made it while he held create-api-service).
+    let bob = create_user(&server, &admin, "bob").await;
+    let role = format!("/api/v1/users/{bob}/roles/create-api-service");
+    assert!(server.call("PUT", &role, Via::Bearer(&admin), None).await.status < 300);
+    let (_, bob_key) = create_key(&server, &admin, &bob, json!({"name": "k"})).await;
+    let service = server.post("/api/v1/api-services", &bob_key, json!({"name": "churn"})).await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    assert!(server.call("DELETE", &role, Via::Bearer(&admin), None).await.status < 300);
+    let answer = create_token(&server, &manager_key, json!({"userId": bob, "name": "borrow"})).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(detail(&answer).contains("owns API services"), "{}", answer.text);
+    // An admin may act for anyone.
+    let answer = create_token(&server, &admin, json!({"userId": bob, "name": "by-admin"})).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+on_each_store!(token_managers_cannot_reach_group_privileges_or_owned_services_they_lack);
+
 async fn the_filter_sees_the_real_client_address_behind_trusted_proxies_only(backend: Backend) {
     let env = Env::new(backend);
     // One issuer for the three servers, so each accepts the others' tokens.

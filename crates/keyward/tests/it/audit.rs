@@ -66,6 +66,27 @@ async fn every_mutation_and_refusal_is_audited_and_downloadable(backend: Backend
     assert_eq!(rows.len(), 2, "{}", csv.text);
     assert!(rows[1].contains("\"user.create\"") && rows[1].contains("\"127.0.0.1\""), "{}", rows[1]);
     assert_eq!(server.get("/api/v1/audit?format=xml", &admin).await.status, 422);
+
+    // Newest first, page by page, meets oldest first the other way round.
+    let seqs = |page: &serde_json::Value| -> Vec<i64> {
+        page["items"].as_array().unwrap().iter().map(|event| event["seq"].as_i64().unwrap()).collect()
+    };
+    let oldest = server.get("/api/v1/audit?limit=200", &admin).await.json();
+    let mut newest = Vec::new();
+    let mut path = "/api/v1/audit?order=newest&limit=2".to_string();
+    loop {
+        let page = server.get(&path, &admin).await.json();
+        newest.extend(seqs(&page));
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/audit?order=newest&limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut expected = seqs(&oldest);
+    expected.reverse();
+    let newest: Vec<i64> = newest.into_iter().filter(|seq| expected.contains(seq)).collect();
+    assert_eq!(newest, expected, "newest first is the log backwards");
+    assert_eq!(server.get("/api/v1/audit?order=random", &admin).await.status, 422);
     assert_eq!(server.get("/api/v1/audit", &key).await.status, 401);
 
     let (ok, stdout, _) = env.cli(&["audit", "verify"]);

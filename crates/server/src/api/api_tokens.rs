@@ -70,25 +70,37 @@ fn require_manager_for_change(caller: &Caller) -> ApiResult<()> {
 }
 
 /// No privilege escalation through tokens: a token manager may act for a user only if
-/// the manager holds every role that user holds now. Admins may act for anyone. The roles
-/// are read from the store inside the caller's mutation (mutations are serialised, so they
-/// cannot change before it commits); a user who is gone is not acted for.
+/// the manager holds every privilege that user holds now: each of their roles, each of
+/// their groups (groups carry roles, and privileges on infrastructures and API services),
+/// and no API service of their own (its owner holds everything on it). Admins may act for
+/// anyone. Read from the store inside the caller's mutation (mutations are serialised, so
+/// nothing changes before it commits); a user who is gone is not acted for.
 async fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, username: &str) -> ApiResult<()> {
     let principal = state.store.load_principal(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     if caller.has_role(Role::Admin) {
         return Ok(());
     }
-    let held = principal.roles;
-    if caller.roles().is_superset_of(held) {
-        return Ok(());
-    }
+    let refuse = |what: String| {
+        Err(ApiError::Forbidden(format!(
+            "{username} {what}; a token for them would act with those privileges. Ask an administrator to manage it."
+        )))
+    };
     let missing: Vec<&str> =
-        held.iter().filter(|role| !caller.roles().contains(*role)).map(|role| role.as_str()).collect();
-    Err(ApiError::Forbidden(format!(
-        "{username} holds roles you do not ({}); a token for them would act with those roles. Ask an \
-         administrator to manage it.",
-        missing.join(", ")
-    )))
+        principal.roles.iter().filter(|role| !caller.roles().contains(*role)).map(|role| role.as_str()).collect();
+    if !missing.is_empty() {
+        return refuse(format!("holds roles you do not ({})", missing.join(", ")));
+    }
+    let own_groups = caller.principal.as_ref().map_or(&[][..], |own| own.groups.as_slice());
+    let missing: Vec<&str> =
+        principal.groups.iter().filter(|group| !own_groups.contains(group)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        return refuse(format!("is in groups you are not in ({})", missing.join(", ")));
+    }
+    let is_self = caller.principal.as_ref().is_some_and(|own| own.id == user_id);
+    if !is_self && state.store.owns_api_services(user_id).await? {
+        return refuse("owns API services".to_string());
+    }
+    Ok(())
 }
 
 /// API tokens are for people; service accounts hold service-account tokens.

@@ -70,9 +70,15 @@ async fn select(state: &AppState, caller: &Caller, query: AuditQuery) -> ApiResu
         (Format::Csv | Format::Jsonl, Some(limit)) => i64::from(limit).clamp(1, DOWNLOAD_LIMIT),
         (Format::Csv | Format::Jsonl, None) => DOWNLOAD_LIMIT,
     };
+    let newest_first = match query.order.as_deref().unwrap_or("oldest") {
+        "oldest" => false,
+        "newest" => true,
+        _ => return Err(ApiError::invalid("order", "must be oldest or newest")),
+    };
     let filter = AuditFilter {
         realm: caller.realm_name.clone(),
         after_seq: decode_cursor(query.cursor.as_deref())?,
+        newest_first,
         action: query.action,
         actor: query.actor,
         result: query.result,

@@ -33,6 +33,8 @@ struct Filters {
     result: String,
     since: String,
     until: String,
+    /// `newest` (the page's default) or `oldest`.
+    order: String,
     cursor: Option<String>,
 }
 
@@ -48,6 +50,10 @@ impl Filters {
             result: text("result"),
             since: text("since"),
             until: text("until"),
+            order: match text("order").as_str() {
+                "" => "newest".to_string(),
+                order => order.to_string(),
+            },
             cursor: (!cursor.is_empty()).then_some(cursor),
         }
     }
@@ -56,6 +62,9 @@ impl Filters {
     fn query(&self) -> Result<AuditQuery, String> {
         if !self.result.is_empty() && !RESULTS.contains(&self.result.as_str()) {
             return Err("Result: choose any, ok, denied or failed.".to_string());
+        }
+        if !["newest", "oldest"].contains(&self.order.as_str()) {
+            return Err("Order: choose newest first or oldest first.".to_string());
         }
         let since = day_of(&self.since, "Since")?;
         let until = day_of(&self.until, "Until")?;
@@ -76,6 +85,7 @@ impl Filters {
             result: non_empty(&self.result),
             since: since.map(midnight_utc),
             until: until.map(midnight_utc),
+            order: Some(self.order.clone()),
             limit: None,
             cursor: self.cursor.clone(),
         })

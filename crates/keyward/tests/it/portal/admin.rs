@@ -297,15 +297,26 @@ async fn an_admin_reads_filters_and_downloads_the_audit_log_and_no_one_else_can(
     assert!(profile.text.contains("<nav aria-label=\"Admin\">"), "{}", profile.text);
     assert!(profile.text.contains("href=\"/admin/audit\""), "{}", profile.text);
 
-    // Everything, in the API's order (oldest first); then narrowed by action.
+    // Everything, newest first by default, oldest first on request; then narrowed by action.
+    let seqs_of = |page: &Page| -> Vec<i64> {
+        audit_rows(page).iter().map(|row| row.split('|').next().unwrap().parse().unwrap()).collect()
+    };
     let all = audit_page_with(&server, &session, "", "auth.login").await;
     assert_eq!(all.status, 200, "{}", all.text);
     assert_security_headers(&all);
-    assert!(all.text.contains("Oldest first"), "{}", all.text);
+    assert!(all.text.contains("Newest first"), "{}", all.text);
     let rows = audit_rows(&all);
     assert!(rows.iter().any(|row| row.contains("|user.create|")), "{rows:?}");
-    let seqs: Vec<i64> = rows.iter().map(|row| row.split('|').next().unwrap().parse().unwrap()).collect();
-    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+    let seqs = seqs_of(&all);
+    assert!(seqs.windows(2).all(|pair| pair[0] > pair[1]), "{seqs:?}");
+    let oldest = audit_page_with(&server, &session, "order=oldest", "auth.login").await;
+    assert!(oldest.text.contains("Oldest first"), "{}", oldest.text);
+    let oldest_seqs = seqs_of(&oldest);
+    assert!(oldest_seqs.windows(2).all(|pair| pair[0] < pair[1]), "{oldest_seqs:?}");
+    assert_eq!(oldest_seqs.first(), seqs.last(), "the same events, the other way round");
+    let bad_order = get(&server, "/admin/audit?order=sideways", &session).await;
+    assert_eq!(bad_order.status, 422, "{}", bad_order.text);
+    assert!(bad_order.text.contains("Order: choose"), "{}", bad_order.text);
     let query = "action=auth.login&actor=&result=ok&since=&until=";
     let logins = audit_page_with(&server, &session, query, &format!("user:{ada} (ada)")).await;
     let rows = audit_rows(&logins);
@@ -380,11 +391,13 @@ async fn an_admin_reads_filters_and_downloads_the_audit_log_and_no_one_else_can(
     let first = get(&server, "/admin/audit?action=user.create&actor=&result=ok&since=&until=", &session).await;
     assert_eq!(audit_rows(&first).len(), 100);
     let next = attribute_after(&first.text, "<a href=\"/admin/audit?action=user.create&amp;").replace("&amp;", "&");
-    assert!(next.starts_with("actor=&result=ok&since=&until=&cursor="), "{next}");
+    assert!(next.starts_with("actor=&result=ok&since=&until=&order=newest&cursor="), "{next}");
     let second = get(&server, &format!("/admin/audit?action=user.create&{next}"), &session).await;
     let rest = audit_rows(&second);
     assert_eq!(rest.len(), 2, "102 users in all: {rest:?}");
     assert!(rest.iter().all(|row| row.contains("|user.create|")), "{rest:?}");
+    // Newest first, the last page holds the first users made: pat and ada.
+    assert!(seqs_of(&second).iter().all(|seq| seqs_of(&first).iter().all(|earlier| seq < earlier)));
     assert!(!second.text.contains(">Next page<"), "{}", second.text);
     assert!(second.text.contains(">First page<"), "{}", second.text);
 }
