@@ -257,12 +257,16 @@ pub async fn deployment_sample(
         GatewayAuth::Jwt(_) => (Some("Authorization: Bearer $ACCESS_TOKEN".to_string()), None),
         GatewayAuth::None | GatewayAuth::Service => (None, None),
     };
+    Ok(Json(DeploymentSample { curl: sample_curl(&url, header.as_deref()), key_id }))
+}
+
+/// The seeds' sample call to a deployment at `url`, with its credential `header`.
+pub fn sample_curl(url: &str, header: Option<&str>) -> String {
     let data = r#"--data '{"key": "value"}'"#;
-    let curl = match header {
+    match header {
         Some(header) => format!("curl -X POST --header '{header}' {url} {data}"),
         None => format!("curl -X POST {url} {data}"),
-    };
-    Ok(Json(DeploymentSample { curl, key_id }))
+    }
 }
 
 async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_id: &str) -> ApiResult<StatusCode> {

@@ -117,14 +117,15 @@ async fn deployment_page(
             KeysOf::Nobody => (String::new(), Vec::new()),
         };
         // The API's sample reveals a key (audited) when API keys apply: that happens
-        // only on its own button, never on a page view.
-        let sample = match keys_of(&deployment) {
-            KeysOf::Nobody => {
-                let path = ApiPath(deployment.id.clone());
-                let Json(sample) = keys::deployment_sample(State(state.clone()), caller.clone(), path).await?;
-                Some(without_keys(&sample.curl))
+        // only on its own button, never on a page view. Otherwise the sample is made from
+        // the deployment as read above, so a page view never reveals a key even if its
+        // auth changes meanwhile.
+        let sample = match (keys_of(&deployment), &deployment.effective_auth) {
+            (KeysOf::Nobody, GatewayAuth::Jwt(_)) => {
+                Some(keys::sample_curl(&deployment.url, Some("Authorization: Bearer $ACCESS_TOKEN")))
             }
-            KeysOf::Service | KeysOf::Deployment => None,
+            (KeysOf::Nobody, _) => Some(keys::sample_curl(&deployment.url, None)),
+            (KeysOf::Service | KeysOf::Deployment, _) => None,
         };
         // Whether the switch is theirs is the API's decision, asked without acting.
         let standing = Standing::of(state, caller).await?;

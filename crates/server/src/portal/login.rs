@@ -53,22 +53,20 @@ pub(super) struct LoginQuery {
 }
 
 /// The enabled realm a login is for: `named`, or the default realm when it is empty.
-/// Answers also the name to carry in the form (none for the default realm); the error is
-/// the name of a realm that is not there.
-fn login_realm(state: &AppState, named: Option<&str>) -> Result<(Arc<RealmInfo>, Option<String>), String> {
+/// Answers also the name to carry in the form (none for the default realm).
+fn login_realm(state: &AppState, named: Option<&str>) -> Option<(Arc<RealmInfo>, Option<String>)> {
     let named = named.map(str::trim).filter(|name| !name.is_empty() && *name != state.config.default_realm);
     let name = named.unwrap_or(&state.config.default_realm);
-    match state.realm_by_name(name).filter(|realm| realm.enabled) {
-        Some(realm) => Ok((realm, named.map(str::to_string))),
-        None => Err(name.to_string()),
-    }
+    let realm = state.realm_by_name(name).filter(|realm| realm.enabled)?;
+    Some((realm, named.map(str::to_string)))
 }
 
-fn no_such_realm(name: &str) -> Response {
+/// The name is not repeated: the page should not say what a link's author chose.
+fn no_such_realm() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "No such realm",
-        format!("There is no enabled realm called {name:?}; check the address you were given."),
+        "There is no enabled realm by the name in this address; check the address you were given.".to_string(),
         None,
     )
 }
@@ -79,8 +77,8 @@ pub(super) async fn show(
     Query(query): Query<LoginQuery>,
 ) -> Response {
     let (realm, realm_field) = match login_realm(&state, query.realm.as_deref()) {
-        Ok(found) => found,
-        Err(name) => return no_such_realm(&name),
+        Some(found) => found,
+        None => return no_such_realm(),
     };
     if let Ok(Some(session)) = session::current(&state, &request.headers, OffsetDateTime::now_utc()).await {
         if session.realm.id == realm.id {
@@ -116,8 +114,8 @@ pub(super) async fn submit(State(state): State<AppState>, request: PortalRequest
         return csrf_refused(None);
     }
     let (realm, realm_field) = match login_realm(&state, Some(form.get("realm"))) {
-        Ok(found) => found,
-        Err(name) => return no_such_realm(&name),
+        Some(found) => found,
+        None => return no_such_realm(),
     };
     let login = password_login(&state, realm.id, form.get("username"), form.get("password"), request.client_ip).await;
     let principal = match login {
