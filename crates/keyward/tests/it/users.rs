@@ -61,6 +61,42 @@ async fn roles_come_from_direct_grants_and_groups_and_apply_at_once(backend: Bac
 }
 on_each_store!(roles_come_from_direct_grants_and_groups_and_apply_at_once);
 
+/// Nobody takes the admin role from themselves, directly or through the group it comes
+/// from; another admin may.
+async fn an_admin_cannot_drop_their_own_admin_role_through_a_group(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let ada = create_user(&server, &admin, "ada").await;
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "admins"})).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [format!("/api/v1/groups/{group}/roles/admin"), format!("/api/v1/groups/{group}/members/{ada}")] {
+        assert!(server.call("PUT", &path, Via::Bearer(&admin), None).await.status < 300, "{path}");
+    }
+    let (_, key) = create_key(&server, &admin, &ada, json!({"name": "k"})).await;
+    for (method, path) in [
+        ("DELETE", format!("/api/v1/groups/{group}/members/{ada}")),
+        ("DELETE", format!("/api/v1/groups/{group}/roles/admin")),
+        ("DELETE", format!("/api/v1/groups/{group}")),
+    ] {
+        let refused = server.call(method, &path, Via::Bearer(&key), None).await;
+        assert_eq!(refused.status, 409, "{path}: {}", refused.text);
+        assert!(refused.text.contains("take the admin role from you"), "{}", refused.text);
+    }
+    assert_eq!(server.get("/api/v1/users", &key).await.status, 200, "ada is still an admin");
+    // With the role of her own as well, the group may go; and another admin may always act.
+    let own = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(own.status < 300, "{}", own.text);
+    let removed =
+        server.call("DELETE", &format!("/api/v1/groups/{group}/members/{ada}"), Via::Bearer(&key), None).await;
+    assert!(removed.status < 300, "{}", removed.text);
+    let deleted = server.call("DELETE", &format!("/api/v1/groups/{group}"), Via::Bearer(&admin), None).await;
+    assert!(deleted.status < 300, "{}", deleted.text);
+}
+on_each_store!(an_admin_cannot_drop_their_own_admin_role_through_a_group);
+
 async fn user_lists_page_with_cursors_without_gaps_or_repeats(backend: Backend) {
     let env = Env::new(backend);
     let server = env.serve(&[]);

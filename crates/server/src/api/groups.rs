@@ -9,7 +9,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::validate;
+use keyward_core::{Role, validate};
 use proto::{CreateGroup, Group, GroupMember, Page, PageQuery};
 use store::GroupRow;
 use time::OffsetDateTime;
@@ -91,6 +91,29 @@ pub async fn get_group(
     Ok(Json(group_dto(&state, row).await?))
 }
 
+/// Nobody takes the admin role from themselves, directly or through a group: refuses a
+/// change that would leave the caller, a member of `group_id`, without admin when this
+/// group is where their admin role comes from. Admin keys hold no group.
+async fn keep_own_admin(state: &AppState, caller: &Caller, group_id: i64) -> ApiResult<()> {
+    let Some(own) = caller.principal.as_ref() else { return Ok(()) };
+    let groups = state.store.groups_of_user(own.id).await?;
+    if !groups.iter().any(|group| group.id == group_id) || state.store.direct_roles(own.id).await?.contains(Role::Admin)
+    {
+        return Ok(());
+    }
+    for other in groups.iter().filter(|group| group.id != group_id) {
+        if state.store.group_roles(other.id).await?.contains(Role::Admin) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Conflict {
+        field: None,
+        detail: "This would take the admin role from you: you hold it through this group only. Ask another \
+                 administrator."
+            .to_string(),
+    })
+}
+
 #[utoipa::path(delete, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = proto::Problem)))]
 pub async fn delete_group(
@@ -100,6 +123,9 @@ pub async fn delete_group(
 ) -> ApiResult<StatusCode> {
     require_admin(&caller)?;
     let row = load_group(&state, &caller, &id).await?;
+    if state.store.group_roles(row.id).await?.contains(Role::Admin) {
+        keep_own_admin(&state, &caller, row.id).await?;
+    }
     let mut mutation = state.store.begin().await?;
     mutation.delete_group(row.id).await?;
     let event = audit_event(&caller, "group.delete", format!("group:{}", row.public_id), row.name.clone());
@@ -139,6 +165,10 @@ pub async fn remove_member(
     require_admin(&caller)?;
     let group = load_group(&state, &caller, &id).await?;
     let user = load_user(&state, &caller, &user_id).await?;
+    let is_self = caller.principal.as_ref().is_some_and(|own| own.id == user.id);
+    if is_self && state.store.group_roles(group.id).await?.contains(Role::Admin) {
+        keep_own_admin(&state, &caller, group.id).await?;
+    }
     let mut mutation = state.store.begin().await?;
     mutation.remove_group_member(group.id, user.id).await?;
     let event = audit_event(
@@ -179,6 +209,9 @@ pub async fn revoke_group_role(
     require_admin(&caller)?;
     let group = load_group(&state, &caller, &id).await?;
     let role = parse_role(&role)?;
+    if role == Role::Admin {
+        keep_own_admin(&state, &caller, group.id).await?;
+    }
     let mut mutation = state.store.begin().await?;
     mutation.revoke_group_role(group.id, role).await?;
     let event =
