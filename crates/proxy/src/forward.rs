@@ -80,6 +80,11 @@ pub enum UpstreamError {
     NotHttp(String),
     #[error("{0:?} is a link-local address, where cloud metadata services live; keyward never forwards there")]
     LinkLocal(String),
+    /// The URL itself is not repeated: it holds a secret.
+    #[error(
+        "an upstream URL must not carry a user name or password (user:password@host); keyward would store and log it"
+    )]
+    Credentials,
 }
 
 /// Link-local addresses (169.254.0.0/16, fe80::/10, and AWS's fd00:ec2::254): where cloud
@@ -140,6 +145,9 @@ impl Upstream {
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
             return Err(UpstreamError::NotHttp(url.to_string()));
         };
+        if authority.as_str().contains('@') {
+            return Err(UpstreamError::Credentials);
+        }
         if scheme != hyper::http::uri::Scheme::HTTP {
             return Err(UpstreamError::NotHttp(url.to_string()));
         }
@@ -255,6 +263,11 @@ mod tests {
         assert_eq!(upstream.host, "127.0.0.1:9000");
         for bad in ["https://api.internal", "api.internal", "/relative", "ftp://x"] {
             assert!(Upstream::parse(bad).is_err(), "{bad}");
+        }
+        for with_secret in ["http://user:s3cret@api.internal/", "http://token@10.0.0.5:8000"] {
+            let refused = Upstream::parse(with_secret).unwrap_err();
+            assert!(matches!(refused, UpstreamError::Credentials), "{with_secret}");
+            assert!(!refused.to_string().contains("s3cret") && !refused.to_string().contains("token@"));
         }
         for metadata in [
             "http://169.254.169.254/latest/meta-data",

@@ -219,6 +219,13 @@ fn check_jwks_url(url: &str) -> ApiResult<()> {
     if !well_formed {
         return Err(ApiError::invalid("auth.jwksUrl", "must be an http:// or https:// URL with a host"));
     }
+    let authority = url.parse::<axum::http::Uri>().ok().and_then(|uri| uri.authority().map(|a| a.as_str().to_string()));
+    if authority.is_some_and(|authority| authority.contains('@')) {
+        return Err(ApiError::invalid(
+            "auth.jwksUrl",
+            "must not carry a user name or password (user:password@host): a key set is public",
+        ));
+    }
     let literal = host.as_deref().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
     if literal.parse::<std::net::IpAddr>().is_ok_and(proxy::forward::is_link_local) {
         return Err(ApiError::invalid("auth.jwksUrl", "may not be a link-local address (where cloud metadata lives)"));

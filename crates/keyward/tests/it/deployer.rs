@@ -136,6 +136,17 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         .post(&format!("/api/v1/api-services/{service}/versions"), &dana_key, json!({"upstream": "file:///etc"}))
         .await;
     assert_eq!(not_http.status, 422, "{}", not_http.text);
+    // Credentials in an upstream URL would be stored, shown and audited: refused, and the
+    // refusal does not repeat them.
+    let with_secret = server
+        .post(
+            &format!("/api/v1/api-services/{service}/versions"),
+            &dana_key,
+            json!({"upstream": format!("http://model:s3cret@{}", upstream.trim_start_matches("http://"))}),
+        )
+        .await;
+    assert_eq!(with_secret.status, 422, "{}", with_secret.text);
+    assert!(with_secret.text.contains("user name or password") && !with_secret.text.contains("s3cret"));
     let service_key =
         server.post(&format!("/api/v1/api-services/{service}/keys"), &dana_key, json!({"name": "dev"})).await;
     assert_eq!(service_key.status, 201, "{}", service_key.text);
@@ -455,6 +466,10 @@ async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(back
         (json!({"type": "jwt", "realm": "default", "audience": "x", "algorithms": ["HS256"]}), "auth.algorithms"),
         (json!({"type": "jwt", "issuer": "https://idp", "audience": "x"}), "auth"),
         (json!({"type": "jwt", "issuer": "https://idp", "jwksUrl": "ftp://idp/jwks", "audience": "x"}), "auth.jwksUrl"),
+        (
+            json!({"type": "jwt", "issuer": "https://idp", "jwksUrl": "https://me:s3cret@idp/jwks", "audience": "x"}),
+            "auth.jwksUrl",
+        ),
         (
             json!({"type": "jwt", "issuer": "https://idp", "jwksUrl": "https://idp/jwks", "audience": "x",
             "algorithms": ["none"]}),

@@ -287,6 +287,10 @@ pub async fn create_version(
         proxy::forward::UpstreamError::NotHttp(_) => {
             ApiError::invalid("upstream", "must be an http:// URL with a host, e.g. http://10.0.0.5:8000/predict")
         }
+        proxy::forward::UpstreamError::Credentials => ApiError::invalid(
+            "upstream",
+            "must not carry a user name or password (user:password@host): it would be stored, shown and audited",
+        ),
     })?;
     check_description(&body.description)?;
     let public_id = new_public_id();
