@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use proto::deployer::{
     ApiService, CreateApiService, CreateDeployment, CreateDeploymentKey, CreateVersion, DeploymentQuery, GatewayAuth,
-    UpdateApiService,
+    JwtAuth, UpdateApiService,
 };
 
 use super::api_keys::date_time;
@@ -54,7 +54,80 @@ pub(super) struct Entered {
     deployment_auth: String,
     key_name: String,
     auth: String,
+    jwt: JwtEntered,
     grant: GrantEntered,
+}
+
+/// The JWT settings form as entered.
+#[derive(Default)]
+pub(super) struct JwtEntered {
+    /// `realm` (a keyward realm) or `issuer` (an outside one).
+    source: String,
+    realm: String,
+    issuer: String,
+    jwks_url: String,
+    audience: String,
+    /// `name=value`, one a line.
+    claims: String,
+    /// Separated by commas or spaces; empty for the default set.
+    algorithms: String,
+}
+
+impl JwtEntered {
+    fn from_form(form: &super::Form) -> JwtEntered {
+        let text = |name: &str| form.get(name).trim().to_string();
+        JwtEntered {
+            source: text("source"),
+            realm: text("realm"),
+            issuer: text("issuer"),
+            jwks_url: text("jwks_url"),
+            audience: text("audience"),
+            claims: form.get("claims").to_string(),
+            algorithms: text("algorithms"),
+        }
+    }
+
+    /// The form showing `jwt`, the settings in force.
+    fn of(jwt: &JwtAuth) -> JwtEntered {
+        let claims = jwt.required_claims.iter().map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name}={text}"),
+            other => format!("{name}={other}"),
+        });
+        JwtEntered {
+            source: if jwt.realm.is_some() { "realm" } else { "issuer" }.to_string(),
+            realm: jwt.realm.clone().unwrap_or_default(),
+            issuer: jwt.issuer.clone().unwrap_or_default(),
+            jwks_url: jwt.jwks_url.clone().unwrap_or_default(),
+            audience: jwt.audience.clone(),
+            claims: claims.collect::<Vec<_>>().join("\n"),
+            algorithms: jwt.algorithms.join(", "),
+        }
+    }
+
+    /// The settings the API takes, or what to fix in the form. Whether the realm, issuer,
+    /// URL, audience and algorithms are acceptable is the API's to say.
+    fn settings(&self) -> Result<JwtAuth, String> {
+        let mut required_claims = std::collections::BTreeMap::new();
+        for line in self.claims.lines().map(str::trim).filter(|line| !line.is_empty()) {
+            let Some((name, value)) = line.split_once('=') else {
+                return Err(format!("Required claims: write each as name=value, one a line ({line:?} has no =)."));
+            };
+            required_claims.insert(name.trim().to_string(), serde_json::Value::String(value.trim().to_string()));
+        }
+        let algorithms = self
+            .algorithms
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|algorithm| !algorithm.is_empty())
+            .map(str::to_string)
+            .collect();
+        let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_string());
+        let (realm, issuer, jwks_url) = match self.source.as_str() {
+            "realm" => (non_empty(&self.realm), None, None),
+            "issuer" => (None, non_empty(&self.issuer), non_empty(&self.jwks_url)),
+            _ => return Err("Tokens from: choose a keyward realm or an outside issuer.".to_string()),
+        };
+        Ok(JwtAuth { realm, issuer, jwks_url, audience: self.audience.clone(), required_claims, algorithms })
+    }
 }
 
 impl From<GrantEntered> for Entered {
@@ -128,6 +201,12 @@ pub(super) async fn service_page(
     };
     if entered.auth.is_empty() {
         entered.auth = if service.auth == GatewayAuth::None { "none" } else { "apiKeys" }.to_string();
+    }
+    if entered.jwt.source.is_empty() {
+        entered.jwt = match &service.auth {
+            GatewayAuth::Jwt(jwt) => JwtEntered::of(jwt),
+            _ => JwtEntered { source: "realm".to_string(), realm: session.realm.name.clone(), ..JwtEntered::default() },
+        };
     }
     page(
         status,
@@ -292,6 +371,30 @@ pub(super) async fn update_auth(
         Ok(auth) => auth,
     };
     let body = UpdateApiService { description: None, auth: Some(auth) };
+    match api::update(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
+        Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
+        Err(error) => refused(&state, &session, &caller, &id, error, entered).await,
+    }
+}
+
+/// JWT settings for the service: a keyward realm's access tokens or an outside issuer's,
+/// with an audience, required claims and algorithms.
+pub(super) async fn update_jwt(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { session, caller, form, .. }: Posted<Anyone>,
+) -> Response {
+    let jwt = JwtEntered::from_form(&form);
+    let settings = jwt.settings();
+    let entered = Entered { jwt, ..Entered::default() };
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(text) => {
+            return service_page(&state, &session, &caller, &id, StatusCode::UNPROCESSABLE_ENTITY, Some(text), entered)
+                .await;
+        }
+    };
+    let body = UpdateApiService { description: None, auth: Some(GatewayAuth::Jwt(settings)) };
     match api::update(State(state.clone()), caller.clone(), ApiPath(id.clone()), ApiJson(body)).await {
         Ok(_) => Redirect::to(&format!("{SERVICES}/{id}")).into_response(),
         Err(error) => refused(&state, &session, &caller, &id, error, entered).await,

@@ -88,6 +88,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deployer/services/{id}/versions", post(deployer_services::create_version))
         .route("/deployer/services/{id}/deployments", post(deployer_services::create_deployment))
         .route("/deployer/services/{id}/auth", post(deployer_services::update_auth))
+        .route("/deployer/services/{id}/auth/jwt", post(deployer_services::update_jwt))
         .route("/deployer/services/{id}/keys", post(deployer_services::create_key))
         .route("/deployer/services/{id}/keys/{key_id}/delete", post(deployer_services::delete_key))
         .route("/deployer/infrastructures", post(deployer::create_infrastructure))

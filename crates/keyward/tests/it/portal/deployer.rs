@@ -336,6 +336,45 @@ async fn a_creator_makes_a_service_uploads_a_version_deploys_it_and_calls_it_wit
         assert!(audit.contains(action), "{action}: {audit}");
     }
 
+    // JWT settings through the form: a keyward realm's tokens with a required claim; a
+    // malformed claim or an outside issuer the API refuses keep the form.
+    let jwt = |source: &'static str, claims: &'static str, jwks_url: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("source", source.to_string()),
+            ("realm", "default".to_string()),
+            ("issuer", "https://login.example.com/".to_string()),
+            ("jwks_url", jwks_url.to_string()),
+            ("audience", "fraud".to_string()),
+            ("claims", claims.to_string()),
+            ("algorithms", String::new()),
+        ]
+    };
+    let jwt_path = format!("{fraud_path}/auth/jwt");
+    for (fields, says) in [
+        (jwt("realm", "organization acme", ""), "Required claims: write each as name=value"),
+        (jwt("issuer", "", "ftp://login.example.com/keys"), "auth.jwksUrl"),
+    ] {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        let refused = post(&server, &jwt_path, &dana, &fields).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert!(refused.text.contains(says) && refused.text.contains("value=\"fraud\""), "{says}: {}", refused.text);
+    }
+    let fields = jwt("realm", "organization=acme\n", "");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let saved = post(&server, &jwt_path, &dana, &fields).await;
+    assert_eq!((saved.status, saved.location()), (303, fraud_path.as_str()), "{}", saved.text);
+    let service_id = fraud_path.trim_start_matches("/deployer/services/");
+    let auth = server.get(&format!("/api/v1/api-services/{service_id}"), &world.admin).await.json()["auth"].clone();
+    assert_eq!(auth["type"], "jwt", "{auth}");
+    assert_eq!((auth["realm"].as_str(), auth["audience"].as_str()), (Some("default"), Some("fraud")), "{auth}");
+    assert_eq!(auth["requiredClaims"], json!({"organization": "acme"}), "{auth}");
+    let page = get(&server, &fraud_path, &dana).await;
+    assert!(page.text.contains("organization=acme</textarea>"), "the form shows the settings: {}", page.text);
+    assert_eq!(call_with_key(&server, "/public/dev/fraud/score", &key).await, 401, "a key is no JWT");
+    let page = get(&server, &deployment_path, &dana).await;
+    assert!(page.text.contains("Authorization: Bearer $ACCESS_TOKEN"), "{}", page.text);
+
     // The service's key is deleted on its page; a deployment with keys of its own gets
     // them on its page (a refused name keeps the form), and deletes them there.
     // (The deployment is public now: the service's settings say none.)
