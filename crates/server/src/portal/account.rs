@@ -10,7 +10,6 @@ use axum::response::Response;
 struct ProfilePage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     username: String,
     email: String,
     user_id: String,
@@ -25,7 +24,6 @@ pub(super) async fn profile(Gate { session, .. }: Gate<Anyone>) -> Response {
         &ProfilePage {
             title: "Profile",
             chrome: Chrome::of(&session),
-            asset_version: super::ASSET_VERSION,
             username: principal.username.clone(),
             email: principal.email.clone(),
             user_id: principal.public_id.clone(),
@@ -40,18 +38,12 @@ pub(super) async fn profile(Gate { session, .. }: Gate<Anyone>) -> Response {
 struct AboutPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     version: &'static str,
 }
 
 pub(super) async fn about(Gate { session, .. }: Gate<Anyone>) -> Response {
     page(
         StatusCode::OK,
-        &AboutPage {
-            title: "About",
-            chrome: Chrome::of(&session),
-            asset_version: super::ASSET_VERSION,
-            version: env!("CARGO_PKG_VERSION"),
-        },
+        &AboutPage { title: "About", chrome: Chrome::of(&session), version: env!("CARGO_PKG_VERSION") },
     )
 }

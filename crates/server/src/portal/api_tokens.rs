@@ -147,7 +147,6 @@ fn expiry_of(text: &str) -> Result<OffsetDateTime, String> {
 struct TokensPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     tokens: Vec<TokenLine>,
     next: Option<String>,
@@ -161,7 +160,6 @@ struct TokensPage {
 struct EditPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     id: String,
     message: Option<String>,
@@ -174,7 +172,6 @@ struct EditPage {
 struct DeletePage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     token: TokenLine,
 }
@@ -214,7 +211,6 @@ async fn tokens_page(
         &TokensPage {
             title: "API tokens",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             tokens: listed.items.into_iter().map(|token| TokenLine::of(token, open)).collect(),
             next: listed.next_cursor,
@@ -284,7 +280,6 @@ pub(super) async fn create(
             &SecretPage {
                 title: "API token created",
                 chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
                 summary: format!(
                     "The API token {} for {} was created and expires {}.",
                     issued.record.name,
@@ -327,7 +322,6 @@ fn edit_page(session: &Session, status: StatusCode, id: String, message: Option<
         &EditPage {
             title: "Edit API token",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             id,
             message,
@@ -383,7 +377,6 @@ pub(super) async fn edit(
                 &SecretPage {
                     title: "API token saved",
                     chrome: Chrome::of(&session),
-                    asset_version: super::ASSET_VERSION,
                     summary: format!(
                         "The API token {} now acts as {}; its earlier JWT has stopped working.",
                         updated.record.name, updated.record.username
@@ -434,7 +427,6 @@ pub(super) async fn unlock(
             &SecretPage {
                 title: "API token unlocked",
                 chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
                 summary: format!(
                     "{} has a new JWT (generation {}); the one before it has stopped working.",
                     issued.record.name, issued.record.generation
@@ -478,7 +470,6 @@ pub(super) async fn delete_form(
             &DeletePage {
                 title: "Delete API token",
                 chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
                 csrf: session.csrf_token().to_string(),
                 token: TokenLine::of(token, None),
             },

@@ -146,7 +146,6 @@ impl EventLine {
 struct AuditPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     filters: Filters,
     results: [&'static str; 3],
     page_size: u32,
@@ -171,7 +170,6 @@ fn audit_page(
         &AuditPage {
             title: "Audit log",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             filters,
             results: RESULTS,
             page_size: PAGE_SIZE,

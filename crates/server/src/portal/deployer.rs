@@ -177,7 +177,6 @@ pub(super) struct OverviewForms {
 struct OverviewPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     infrastructures: Vec<InfrastructureLine>,
     services: Vec<ServiceLine>,
     deployments: Vec<DeploymentLine>,
@@ -214,7 +213,6 @@ pub(super) async fn overview_page(
         &OverviewPage {
             title: "API services",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             infrastructures: infrastructures.into_iter().map(InfrastructureLine::from).collect(),
             services: services.into_iter().map(ServiceLine::from).collect(),
             deployments,
@@ -237,7 +235,6 @@ pub(super) async fn overview(State(state): State<AppState>, Gate { session, call
 struct InfrastructurePage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     infrastructure: InfrastructureLine,
     allowed_upstreams: Vec<String>,
@@ -280,7 +277,6 @@ pub(super) async fn infrastructure_page(
         &InfrastructurePage {
             title: "Infrastructure",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             allowed_upstreams: infrastructure.allowed_upstreams.clone(),
             created: date_time(Some(infrastructure.created_at)),

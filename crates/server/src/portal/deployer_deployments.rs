@@ -43,7 +43,6 @@ enum KeysOf {
 struct DeploymentPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     deployment: Deployment,
     url: String,
@@ -143,7 +142,6 @@ async fn deployment_page(
         &DeploymentPage {
             title: "Deployment",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             url: format!("{}/", deployment.url),
             auth: describe_auth(&deployment.auth),
@@ -229,7 +227,6 @@ pub(super) async fn disable(State(state): State<AppState>, Path(id): Path<String
 pub(super) struct RevealedPage {
     pub title: &'static str,
     pub chrome: Option<Chrome>,
-    pub asset_version: &'static str,
     pub summary: String,
     /// What may be shown of it as text (a sample without its key), or empty.
     pub shown: String,
@@ -245,7 +242,6 @@ pub(super) fn key_created(session: &Session, created: RevealedDeploymentKey, bac
         &RevealedPage {
             title: "API key created",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             summary: format!(
                 "The key {} ({}…) was created. Those who may read it can reveal it again, on the audit record.",
                 created.key.name, created.key.prefix
@@ -265,7 +261,6 @@ fn revealed_key(session: &Session, revealed: RevealedDeploymentKey, back: String
         &RevealedPage {
             title: "API key revealed",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             summary: format!(
                 "The key {} ({}…) was revealed to you; the audit log records it.",
                 revealed.key.name, revealed.key.prefix
@@ -332,7 +327,6 @@ pub(super) async fn sample(
         &RevealedPage {
             title: "Sample call",
             chrome: Chrome::of(&session),
-            asset_version: super::ASSET_VERSION,
             summary: summary.to_string(),
             shown: without_keys(&sample.curl),
             copy_label: "Copy command",

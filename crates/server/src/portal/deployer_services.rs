@@ -150,7 +150,6 @@ struct VersionLine {
 struct ServicePage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     service: ApiService,
     auth: String,
@@ -213,7 +212,6 @@ pub(super) async fn service_page(
         &ServicePage {
             title: "API service",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             auth: describe_auth(&service.auth),
             takes_keys: service.auth == GatewayAuth::ApiKeys,

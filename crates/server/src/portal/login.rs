@@ -35,7 +35,6 @@ const LOGIN_CSRF_COOKIE: &str = "kw_login_csrf";
 struct LoginPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     message: Option<String>,
     login_csrf: String,
     /// The realm, when it is not the default one.
@@ -44,7 +43,7 @@ struct LoginPage {
 
 fn login_page(status: StatusCode, message: Option<String>, login_csrf: String, realm: Option<String>) -> Response {
     let title = "Log in";
-    page(status, &LoginPage { title, chrome: None, asset_version: super::ASSET_VERSION, message, login_csrf, realm })
+    page(status, &LoginPage { title, chrome: None, message, login_csrf, realm })
 }
 
 #[derive(Deserialize)]

@@ -208,7 +208,6 @@ pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
 pub(crate) struct SecretPage {
     pub title: &'static str,
     pub chrome: Option<Chrome>,
-    pub asset_version: &'static str,
     /// What was made, without the secret.
     pub summary: String,
     /// Where to send it, or empty.
@@ -224,11 +223,10 @@ pub(crate) struct MessagePage {
     pub title: &'static str,
     pub message: String,
     pub chrome: Option<Chrome>,
-    pub asset_version: &'static str,
 }
 
 pub(crate) fn message(status: StatusCode, title: &'static str, message: String, chrome: Option<Chrome>) -> Response {
-    page(status, &MessagePage { title, message, chrome, asset_version: ASSET_VERSION })
+    page(status, &MessagePage { title, message, chrome })
 }
 
 /// An API error as a page with its status and message.

@@ -80,7 +80,6 @@ fn role_lines(direct: &[String], effective: &[String]) -> Vec<RoleLine> {
 struct UsersPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     users: Vec<User>,
     next: Option<String>,
@@ -101,7 +100,6 @@ struct NewUser {
 struct UserPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     user: User,
     created: String,
@@ -129,7 +127,6 @@ async fn users_page(
         &UsersPage {
             title: "Users",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             users: listed.items,
             next: listed.next_cursor,
@@ -202,7 +199,6 @@ async fn user_page(
         &UserPage {
             title: "User",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             created: date_time(Some(user.created_at)),
             roles: role_lines(&user.roles, &user.effective_roles),
@@ -279,7 +275,6 @@ pub(super) async fn user_password(
 struct GroupsPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     groups: Vec<Group>,
     next: Option<String>,
@@ -293,7 +288,6 @@ struct GroupsPage {
 struct GroupPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     group: Group,
     created: String,
@@ -321,7 +315,6 @@ async fn groups_page(
         &GroupsPage {
             title: "Groups",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             groups: listed.items,
             next: listed.next_cursor,
@@ -382,7 +375,6 @@ async fn group_page(
         &GroupPage {
             title: "Group",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             created: date_time(Some(group.created_at)),
             roles: role_lines(&group.roles, &[]),

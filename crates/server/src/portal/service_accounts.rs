@@ -111,7 +111,6 @@ impl TokenLine {
 struct ListPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     accounts: Vec<AccountLine>,
     expiring: Vec<TokenLine>,
@@ -126,7 +125,6 @@ struct ListPage {
 struct AccountPage {
     title: &'static str,
     chrome: Option<Chrome>,
-    asset_version: &'static str,
     csrf: String,
     account: AccountLine,
     roles: String,
@@ -168,7 +166,6 @@ async fn list_page(
         &ListPage {
             title: "Service accounts",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             accounts: listed.items.into_iter().map(AccountLine::from).collect(),
             // The expiring list holds valid tokens only; their accounts are active.
@@ -253,7 +250,6 @@ async fn account_page(
         &AccountPage {
             title: "Service account",
             chrome: Chrome::of(session),
-            asset_version: super::ASSET_VERSION,
             csrf: session.csrf_token().to_string(),
             roles: if account.roles.is_empty() { "none".to_string() } else { account.roles.join(", ") },
             account: AccountLine::from(account),
@@ -302,7 +298,6 @@ pub(super) async fn create_token(
             &SecretPage {
                 title: "Service account token created",
                 chrome: Chrome::of(&session),
-                asset_version: super::ASSET_VERSION,
                 summary: format!(
                     "The token {} ({}…) of {} was created and expires {}.",
                     created.token.name,
