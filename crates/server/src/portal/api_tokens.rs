@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use keyward_core::policy::ApiTokenPolicy;
 use proto::{ApiToken, ApiTokenQuery, CreateApiToken, UpdateApiToken};
 use serde::Deserialize;
-use time::{Date, OffsetDateTime, Time};
+use time::{Date, OffsetDateTime};
 
 use super::api_keys::date_time;
 use super::session::Session;
@@ -136,10 +136,8 @@ fn date_text(date: Date) -> String {
 
 /// "Expires on" is a UTC date; the token stops working at 00:00 UTC that day.
 fn expiry_of(text: &str) -> Result<OffsetDateTime, String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, &format)
-        .map(|date| date.with_time(Time::MIDNIGHT).assume_utc())
-        .map_err(|_| "Expires on: enter a date as YYYY-MM-DD.".to_string())
+    let day = super::day_of(text, "Expires on")?;
+    day.map(super::midnight_utc).ok_or_else(|| "Expires on: enter a date as YYYY-MM-DD (UTC).".to_string())
 }
 
 #[derive(Template)]

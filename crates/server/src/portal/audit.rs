@@ -10,7 +10,7 @@
 //! CSRF token, but each still needs the session and the admin role.
 
 use super::session::Session;
-use super::{Admins, Chrome, Form, Gate, page};
+use super::{Admins, Chrome, Form, Gate, day_of, midnight_utc, page};
 use crate::api::audit as api;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -19,7 +19,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use proto::{AuditEvent, AuditQuery};
-use time::{Date, OffsetDateTime, Time};
 
 const PAGE_SIZE: u32 = 100;
 
@@ -90,19 +89,6 @@ impl Filters {
             cursor: self.cursor.clone(),
         })
     }
-}
-
-/// A `YYYY-MM-DD` field's day, or `None` when it is empty.
-fn day_of(text: &str, label: &str) -> Result<Option<Date>, String> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, &format).map(Some).map_err(|_| format!("{label}: enter a date as YYYY-MM-DD (UTC)."))
-}
-
-fn midnight_utc(day: Date) -> OffsetDateTime {
-    day.with_time(Time::MIDNIGHT).assume_utc()
 }
 
 /// One event as the table shows it.

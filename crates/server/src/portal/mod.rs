@@ -140,7 +140,13 @@ impl FromRequestParts<AppState> for PortalRequest {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(parts, state) })
+        Ok(PortalRequest::of(parts, state))
+    }
+}
+
+impl PortalRequest {
+    fn of(parts: &Parts, state: &AppState) -> PortalRequest {
+        PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(parts, state) }
     }
 }
 
@@ -260,10 +266,6 @@ pub(crate) struct Needs {
     pub why: &'static str,
 }
 
-/// The pages of the Admin section.
-pub(crate) const ADMINS: Needs =
-    Needs { roles: &[Role::Admin], why: "This page is for administrators; ask one to grant you the admin role." };
-
 /// A section of the portal, as a type: who may open its pages.
 pub(crate) trait Section {
     const NEEDS: Needs;
@@ -280,7 +282,8 @@ impl Section for Anyone {
 pub(crate) struct Admins;
 
 impl Section for Admins {
-    const NEEDS: Needs = ADMINS;
+    const NEEDS: Needs =
+        Needs { roles: &[Role::Admin], why: "This page is for administrators; ask one to grant you the admin role." };
 }
 
 /// Management > API tokens.
@@ -307,8 +310,7 @@ impl<S: Section> FromRequestParts<AppState> for Gate<S> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let request = PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(parts, state) };
-        let (session, caller) = session_with(state, &request, &S::NEEDS).await?;
+        let (session, caller) = session_with(state, &PortalRequest::of(parts, state), &S::NEEDS).await?;
         Ok(Gate { session, caller, section: std::marker::PhantomData })
     }
 }
@@ -327,7 +329,7 @@ impl<S: Section> axum::extract::FromRequest<AppState> for Posted<S> {
 
     async fn from_request(request: axum::extract::Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
-        let portal = PortalRequest { headers: parts.headers.clone(), client_ip: client_ip(&parts, state) };
+        let portal = PortalRequest::of(&parts, state);
         let request = axum::extract::Request::from_parts(parts, body);
         let body = axum::body::Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
         let form = Form::parse(&body);
@@ -339,11 +341,7 @@ impl<S: Section> axum::extract::FromRequest<AppState> for Posted<S> {
 /// The session and its caller, if the person holds one of `needs.roles`; otherwise the
 /// 403 page that says why (or the way to the login page). The API's handlers that the
 /// page then calls check the same roles again.
-pub(crate) async fn session_with(
-    state: &AppState,
-    request: &PortalRequest,
-    needs: &Needs,
-) -> Result<(Session, Caller), Response> {
+async fn session_with(state: &AppState, request: &PortalRequest, needs: &Needs) -> Result<(Session, Caller), Response> {
     let session = require_session(state, request).await?;
     match with_role(&session, request, needs) {
         Some(caller) => Ok((session, caller)),
@@ -384,6 +382,21 @@ pub(crate) fn csrf_refused(chrome: Option<Chrome>) -> Response {
             .to_string(),
         chrome,
     )
+}
+
+/// A `YYYY-MM-DD` field's day (`label` names the field in the message), or `None` when
+/// it is empty.
+fn day_of(text: &str, label: &str) -> Result<Option<time::Date>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format).map(Some).map_err(|_| format!("{label}: enter a date as YYYY-MM-DD (UTC)."))
+}
+
+/// 00:00 UTC of `day`.
+fn midnight_utc(day: time::Date) -> OffsetDateTime {
+    day.with_time(time::Time::MIDNIGHT).assume_utc()
 }
 
 /// An `application/x-www-form-urlencoded` body; the first value of a name wins and a
