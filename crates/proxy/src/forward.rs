@@ -181,10 +181,6 @@ impl Upstream {
             None => self.uri_for("/"),
         }
     }
-
-    pub fn authority(&self) -> &str {
-        self.authority.as_str()
-    }
 }
 
 impl std::fmt::Display for Upstream {
