@@ -42,6 +42,15 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
+    /// How many kinds there are: `ApiToken` is the last. For tables indexed by
+    /// [`CredentialKind::index`].
+    pub const COUNT: usize = CredentialKind::ApiToken as usize + 1;
+
+    /// This kind's place in a table of [`CredentialKind::COUNT`] entries.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const ALL: [CredentialKind; 6] = [
         CredentialKind::AdminKey,
         CredentialKind::UserApiKey,
@@ -128,8 +137,8 @@ impl Secret {
         let mut text = String::with_capacity(4 + RANDOM_CHARS + CHECKSUM_CHARS);
         text.push_str(kind.prefix());
         push_base62(&mut text, random.as_ref(), RANDOM_CHARS);
-        let checksum = crc32fast::hash(text.as_bytes());
-        push_base62(&mut text, &checksum.to_be_bytes(), CHECKSUM_CHARS);
+        let checksum = checksum_text(crc32fast::hash(text.as_bytes()));
+        text.extend(checksum.iter().map(|digit| char::from(*digit)));
         Secret(Zeroizing::new(text))
     }
 
@@ -183,14 +192,22 @@ pub fn check_format(presented: &str) -> Result<CheckedSecret<'_>, SecretFormatEr
     if !body.iter().all(u8::is_ascii_alphanumeric) {
         return Err(SecretFormatError::NotBase62);
     }
-    let (payload, checksum_text) = presented.split_at(4 + RANDOM_CHARS);
-    let expected = crc32fast::hash(payload.as_bytes());
-    let mut expected_text = String::with_capacity(CHECKSUM_CHARS);
-    push_base62(&mut expected_text, &expected.to_be_bytes(), CHECKSUM_CHARS);
-    if expected_text != checksum_text {
+    let (payload, presented_checksum) = presented.split_at(4 + RANDOM_CHARS);
+    if checksum_text(crc32fast::hash(payload.as_bytes())) != presented_checksum.as_bytes() {
         return Err(SecretFormatError::BadChecksum);
     }
     Ok(CheckedSecret { kind, text: presented })
+}
+
+/// The checksum's characters: the CRC32 in base62, left-padded with '0'. Not secret,
+/// and made on every presented key, so without an allocation.
+fn checksum_text(mut crc: u32) -> [u8; CHECKSUM_CHARS] {
+    let mut digits = [b'0'; CHECKSUM_CHARS];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    digits
 }
 
 /// Appends the base62 form of the big-endian number in `bytes`, left-padded with '0'
@@ -407,6 +424,16 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(check_format(input).map(|c| c.kind).err(), Some(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn checksums_read_as_the_keys_already_issued_wrote_them() {
+        // Keys made before `checksum_text` carry push_base62 of the CRC's big-endian bytes.
+        for crc in [0, 1, 61, 62, 3843, 3844, 0x7fff_ffff, 0xdead_beef, u32::MAX] {
+            let mut old = String::new();
+            push_base62(&mut old, &crc.to_be_bytes(), CHECKSUM_CHARS);
+            assert_eq!(checksum_text(crc), old.as_bytes(), "{crc}");
         }
     }
 

@@ -211,7 +211,7 @@ impl AppState {
                     self.record_use(caller.credential_id, store::to_ms(now));
                 }
                 self.note_near_expiry(&caller, now_secs);
-                crate::metrics::authentication(caller.kind.as_str(), "ok");
+                crate::metrics::authenticated(caller.kind);
                 Ok(caller)
             }
             Err(refused) => {

@@ -166,9 +166,10 @@ pub struct PrincipalInfo {
     pub roles: RoleSet,
     /// Group names, sorted: for the auth check's identity headers.
     pub groups: Vec<String>,
-    /// The identity headers of this principal (`api::auth_check::identity_headers`), made
-    /// on first use and kept: a principal that changes is replaced, not mutated.
-    pub identity: std::sync::OnceLock<axum::http::HeaderMap>,
+    /// This principal's identity headers and auth check answer, one per credential kind
+    /// (`api::auth_check::identity_headers`), made on first use and kept: a principal
+    /// that changes is replaced, not mutated.
+    pub identity: crate::api::auth_check::IdentityCache,
 }
 
 impl From<PrincipalRow> for PrincipalInfo {
@@ -183,7 +184,7 @@ impl From<PrincipalRow> for PrincipalInfo {
             enabled: row.enabled,
             roles: row.roles,
             groups: row.groups,
-            identity: std::sync::OnceLock::new(),
+            identity: Default::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use keyward_core::CredentialKind;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -32,6 +33,19 @@ pub fn handle() -> Option<PrometheusHandle> {
 
 pub fn authentication(kind: &'static str, result: &'static str) {
     metrics::counter!("keyward_authentications_total", "kind" => kind, "result" => result).increment(1);
+}
+
+/// `authentication(kind, "ok")`, on every authenticated request: the counter is looked up
+/// in the registry once per kind, not hashed and found each time.
+pub fn authenticated(kind: CredentialKind) {
+    static OK: [OnceLock<metrics::Counter>; CredentialKind::COUNT] = [const { OnceLock::new() }; CredentialKind::COUNT];
+    OK[kind.index()]
+        .get_or_init(|| {
+            // The recorder first: a handle taken before it is installed would count nothing.
+            handle();
+            metrics::counter!("keyward_authentications_total", "kind" => kind.as_str(), "result" => "ok")
+        })
+        .increment(1);
 }
 
 /// Records each request's latency by route template (never the raw path, which could

@@ -258,7 +258,7 @@ async fn authenticate_jwt(
     };
     match verified {
         Ok(identity) => {
-            crate::metrics::authentication(CredentialKind::AccessToken.as_str(), "ok");
+            crate::metrics::authenticated(CredentialKind::AccessToken);
             Ok(identity)
         }
         // The issuer being down is not the caller's failure: no throttling, no audit

@@ -30,10 +30,52 @@ async fn the_auth_check_answers_the_callers_identity_in_headers(backend: Backend
         assert_eq!(header("x-keyward-kind").as_deref(), Some("user"));
         assert_eq!(header("x-keyward-credential-kind").as_deref(), Some("user_api_key"));
     }
+    // The answer is made once and kept with the user; a change to the user shows at once.
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{ada}/roles/token-manager"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let group = server.post("/api/v1/groups", &admin, json!({"name": "zeta"})).await;
+    let group = group.json()["id"].as_str().unwrap().to_string();
+    let added = server.call("PUT", &format!("/api/v1/groups/{group}/members/{ada}"), Via::Bearer(&admin), None).await;
+    assert!(added.status < 300, "{}", added.text);
+    let check = server.call("GET", "/api/v1/auth/check", Via::Header("X-Api-Key", &key), None).await;
+    assert_eq!(check.headers["x-keyward-groups"], "admins-eu,analysts,zeta");
+    assert_eq!(check.headers["x-keyward-roles"], "token-manager");
+    assert_eq!(check.headers["content-type"], "application/json");
+    assert_eq!(check.headers["cache-control"], "no-store");
+    assert_eq!(
+        check.json(),
+        json!({"subject": ada, "username": "ada", "realm": "default", "credentialKind": "user_api_key",
+               "roles": ["token-manager"]})
+    );
+    // The same user through an access token: the answer names that kind of credential.
+    let exchanged = server
+        .http
+        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", key.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), 200);
+    let exchanged: serde_json::Value = exchanged.json().await.unwrap();
+    let access_token = exchanged["access_token"].as_str().unwrap();
+    let check = server.call("GET", "/api/v1/auth/check", Via::Bearer(access_token), None).await;
+    assert_eq!(check.status, 200, "{}", check.text);
+    assert_eq!(check.headers["x-keyward-credential-kind"], "access_token");
+    assert_eq!(check.headers["x-keyward-user-id"], ada.as_str());
+    assert_eq!(check.json()["credentialKind"], "access_token");
+    let check = server.call("GET", "/api/v1/auth/check", Via::Header("X-Api-Key", &key), None).await;
+    assert_eq!(check.headers["x-keyward-credential-kind"], "user_api_key");
     // An admin key is no user.
     let check = server.call("GET", "/api/v1/auth/check", Via::Header("X-Api-Key", &admin), None).await;
     assert_eq!(check.headers["x-keyward-kind"], "admin-key");
     assert!(check.headers.get("x-keyward-user-id").is_none());
+    assert_eq!(check.json()["credentialKind"], "admin_key");
+    assert_eq!(check.json()["subject"], serde_json::Value::Null);
     // A service account says so.
     let account =
         server.post("/api/v1/service-accounts", &admin, json!({"username": "etl", "email": "etl@example.com"})).await;
