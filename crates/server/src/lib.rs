@@ -45,7 +45,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route keyward serves, with its middleware. Tests call this without a socket.
 pub fn app(state: AppState) -> Router {
@@ -235,18 +235,27 @@ fn is_published_path(path: &str) -> bool {
 }
 
 /// The request path as logged: a segment that looks like a keyward secret (someone
-/// pasted a key into a URL) is replaced, so it never reaches the logs.
-fn redact_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            let lower = segment.to_ascii_lowercase();
-            let secret_like =
-                ["kwa_", "kwu_", "kws_", "kwd_", "kwr_", "kwc_"].iter().any(|prefix| lower.contains(prefix))
-                    || lower.starts_with("eyj");
-            if secret_like { "[redacted]" } else { segment }
+/// pasted a key into a URL) is replaced, so it never reaches the logs. Paths without one,
+/// nearly all, are logged as they are, without a copy.
+fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.split('/').any(secret_like) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> =
+        path.split('/').map(|segment| if secret_like(segment) { "[redacted]" } else { segment }).collect();
+    std::borrow::Cow::Owned(segments.join("/"))
+}
+
+/// Whether a path segment holds something like a keyward secret: a `kw?_` prefix
+/// anywhere in it, or a JWT's start, in any case.
+fn secret_like(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    bytes.len() >= 3 && bytes[..3].eq_ignore_ascii_case(b"eyj")
+        || bytes.windows(4).any(|window| {
+            window[..2].eq_ignore_ascii_case(b"kw")
+                && window[3] == b'_'
+                && matches!(window[2].to_ascii_lowercase(), b'a' | b'u' | b's' | b'd' | b'r' | b'c')
         })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Answers 413 from the `Content-Length` header alone, before reading any of the body.
@@ -290,5 +299,8 @@ mod tests {
         assert_eq!(super::redact_path("/api/v1/users/abc"), "/api/v1/users/abc");
         assert_eq!(super::redact_path("/v4/users/kwu_AbC123/x"), "/v4/users/[redacted]/x");
         assert_eq!(super::redact_path("/x/eyJhbGciOi.e30.sig"), "/x/[redacted]");
+        assert_eq!(super::redact_path("/x/EYJhbG"), "/x/[redacted]");
+        assert_eq!(super::redact_path("/a/prefix-KWS_abc/b/kwc_x"), "/a/[redacted]/b/[redacted]");
+        assert_eq!(super::redact_path("/a/kwx_abc/kw_/eyz"), "/a/kwx_abc/kw_/eyz");
     }
 }

@@ -48,6 +48,20 @@ async fn the_auth_check_answers_the_callers_identity_in_headers(backend: Backend
         json!({"subject": ada, "username": "ada", "realm": "default", "credentialKind": "user_api_key",
                "roles": ["token-manager"]})
     );
+    // Each answer carries its own request id: the one the caller sent, or a new one.
+    let traced = server
+        .http
+        .get(format!("{}/api/v1/auth/check", server.url))
+        .header("X-Api-Key", &key)
+        .header("X-Request-Id", "trace-4711")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "trace-4711");
+    let first = check.headers["x-request-id"].to_str().unwrap().to_string();
+    let again = server.call("GET", "/api/v1/auth/check", Via::Header("X-Api-Key", &key), None).await;
+    let second = again.headers["x-request-id"].to_str().unwrap();
+    assert!(first.len() == 36 && second.len() == 36 && first != second, "{first} {second}");
     // The same user through an access token: the answer names that kind of credential.
     let exchanged = server
         .http

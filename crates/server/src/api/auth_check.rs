@@ -3,13 +3,14 @@
 //! credential, 403 for a credential bound to another audience.
 
 use crate::authn::Caller;
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use keyward_core::CredentialKind;
 use proto::AuthCheckAnswer;
-use std::borrow::Cow;
 use std::sync::OnceLock;
+use tower_http::request_id::RequestId;
 
 /// The identity headers an upstream may trust (once whatever sits in front of it strips
 /// them from clients: keyward's upstream routes do).
@@ -73,75 +74,92 @@ impl Clone for IdentityCache {
 
 impl Rendered {
     fn of(caller: &Caller) -> Rendered {
-        let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 1);
-        let principal = caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey);
-        match principal {
-            Some(principal) => {
-                put(&mut headers, USER_ID_HEADER, &principal.public_id);
-                put(&mut headers, SUBJECT_HEADER, &principal.public_id);
-                put(&mut headers, USERNAME_HEADER, &principal.username);
-                put(&mut headers, EMAIL_HEADER, &principal.email);
-                put(&mut headers, GROUPS_HEADER, &principal.groups.join(","));
-                put(&mut headers, KIND_HEADER, &principal.kind);
-            }
-            // An admin key's roles do not come from a principal; it has none.
-            None => {
-                let kind = match caller.kind {
-                    CredentialKind::DeploymentKey => "deployment-key",
-                    _ => "admin-key",
-                };
-                headers.insert(HeaderName::from_static(KIND_HEADER), HeaderValue::from_static(kind));
-            }
-        }
-        let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
-        put(&mut headers, ROLES_HEADER, &roles.join(","));
-        put(&mut headers, REALM_HEADER, &caller.realm_name);
-        headers.insert(HeaderName::from_static(CREDENTIAL_KIND_HEADER), HeaderValue::from_static(caller.kind.as_str()));
-        let answer = AuthCheckAnswer {
-            subject: principal.map(|principal| principal.public_id.clone()),
-            username: principal.map(|principal| principal.username.clone()),
-            realm: caller.realm_name.clone(),
-            credential_kind: caller.kind.as_str().to_string(),
-            roles: roles.iter().map(|role| role.to_string()).collect(),
-        };
-        // Room for the headers the middleware adds (request id, cache and sniffing
-        // policy) without growing the copy each answer starts from.
-        let mut answer_headers = HeaderMap::with_capacity(16);
-        answer_headers.extend(headers.clone());
-        answer_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let answer_body = serde_json::to_vec(&answer).map(Bytes::from).unwrap_or_default();
+        let headers = headers_of(caller);
+        let (answer_headers, answer_body) = answer_of(caller, &headers);
         Rendered { headers, answer_headers, answer_body }
     }
 }
 
-/// The caller's identity, from its principal's cache when it has one. Admin and
-/// deployment keys have no principal to keep it with; theirs is made each time.
-fn rendered(caller: &Caller) -> Cow<'_, Rendered> {
-    match &caller.principal {
-        Some(principal) if caller.kind != CredentialKind::AdminKey => {
-            let kinds = principal.identity.0.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
-            Cow::Borrowed(kinds[caller.kind.index()].get_or_init(|| Rendered::of(caller)))
+/// The principal's cached identity for this kind of credential. Admin and deployment keys
+/// have no principal to keep it with.
+fn cached(caller: &Caller) -> Option<&Rendered> {
+    let principal = caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey)?;
+    let kinds = principal.identity.0.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
+    Some(kinds[caller.kind.index()].get_or_init(|| Rendered::of(caller)))
+}
+
+fn headers_of(caller: &Caller) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len());
+    match caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey) {
+        Some(principal) => {
+            put(&mut headers, USER_ID_HEADER, &principal.public_id);
+            put(&mut headers, SUBJECT_HEADER, &principal.public_id);
+            put(&mut headers, USERNAME_HEADER, &principal.username);
+            put(&mut headers, EMAIL_HEADER, &principal.email);
+            put(&mut headers, GROUPS_HEADER, &principal.groups.join(","));
+            put(&mut headers, KIND_HEADER, &principal.kind);
         }
-        _ => Cow::Owned(Rendered::of(caller)),
+        // An admin key's roles do not come from a principal; it has none.
+        None => {
+            let kind = match caller.kind {
+                CredentialKind::DeploymentKey => "deployment-key",
+                _ => "admin-key",
+            };
+            headers.insert(HeaderName::from_static(KIND_HEADER), HeaderValue::from_static(kind));
+        }
     }
+    let roles: Vec<&str> = caller.roles().iter().map(|role| role.as_str()).collect();
+    put(&mut headers, ROLES_HEADER, &roles.join(","));
+    put(&mut headers, REALM_HEADER, &caller.realm_name);
+    headers.insert(HeaderName::from_static(CREDENTIAL_KIND_HEADER), HeaderValue::from_static(caller.kind.as_str()));
+    headers
+}
+
+/// The auth check's answer: the identity headers, the JSON content type and length, the
+/// server's cache and sniffing policy and a slot for the request id (all set here, so the
+/// middleware finds them and the copy each answer starts from never grows), and the
+/// JSON body.
+fn answer_of(caller: &Caller, identity: &HeaderMap) -> (HeaderMap, Bytes) {
+    let principal = caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey);
+    let answer = AuthCheckAnswer {
+        subject: principal.map(|principal| principal.public_id.clone()),
+        username: principal.map(|principal| principal.username.clone()),
+        realm: caller.realm_name.clone(),
+        credential_kind: caller.kind.as_str().to_string(),
+        roles: caller.roles().iter().map(|role| role.as_str().to_string()).collect(),
+    };
+    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 4);
+    headers.extend(identity.clone());
+    headers.insert(crate::REQUEST_ID, HeaderValue::from_static(""));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
+    (headers, serde_json::to_vec(&answer).map(Bytes::from).unwrap_or_default())
 }
 
 /// The identity of a caller as headers. A value that cannot be a header value (not
 /// visible ASCII, e.g. an internationalised email address) is left out rather than mangled.
 pub fn identity_headers(caller: &Caller) -> HeaderMap {
-    match rendered(caller) {
-        Cow::Borrowed(rendered) => rendered.headers.clone(),
-        Cow::Owned(rendered) => rendered.headers,
+    match cached(caller) {
+        Some(rendered) => rendered.headers.clone(),
+        None => headers_of(caller),
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/check", tag = "auth",
     responses((status = 200, body = AuthCheckAnswer), (status = 401, body = proto::Problem), (status = 403, body = proto::Problem)))]
-pub async fn check(caller: Caller) -> Response {
-    // The answer's headers and body are the principal's, made once: a check copies no
-    // string and serialises nothing.
-    let rendered = rendered(&caller);
-    let mut response = Response::new(Body::from(rendered.answer_body.clone()));
-    *response.headers_mut() = rendered.answer_headers.clone();
+pub async fn check(caller: Caller, request_id: Option<Extension<RequestId>>) -> Response {
+    // A user's or service account's answer is made once: a check then copies no string
+    // and serialises nothing.
+    let (headers, body) = match cached(&caller) {
+        Some(rendered) => (rendered.answer_headers.clone(), rendered.answer_body.clone()),
+        None => answer_of(&caller, &headers_of(&caller)),
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.headers_mut() = headers;
+    match request_id {
+        Some(Extension(id)) => response.headers_mut().insert(crate::REQUEST_ID, id.into_header_value()),
+        None => response.headers_mut().remove(crate::REQUEST_ID),
+    };
     response
 }
