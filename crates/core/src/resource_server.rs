@@ -5,6 +5,7 @@
 use crate::auth::AuthRefusal;
 use crate::jwt::LEEWAY_SECS;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// What a deployment expects of the tokens it accepts.
 #[derive(Clone, Copy, Debug)]
@@ -45,8 +46,17 @@ pub fn check_claims(claims: &Map<String, Value>, rule: &ClaimRule, now: i64) -> 
 /// list, contains it. Also used on keyward's own tokens, whose other claims the one
 /// verifier has checked.
 pub fn required_claims_hold(claims: &Map<String, Value>, required: &[(String, Value)]) -> Result<(), AuthRefusal> {
+    required_claims_hold_by(|name| claims.get(name).map(Cow::Borrowed), required)
+}
+
+/// [`required_claims_hold`] with the claims looked up one by one, for a token whose
+/// claims are not a JSON map (keyward's own, parsed into their fields).
+pub fn required_claims_hold_by<'a>(
+    claim: impl Fn(&str) -> Option<Cow<'a, Value>>,
+    required: &[(String, Value)],
+) -> Result<(), AuthRefusal> {
     for (name, expected) in required {
-        if !claim_holds(claims.get(name), expected) {
+        if !claim_holds(claim(name).as_deref(), expected) {
             return Err(AuthRefusal::MissingClaim);
         }
     }

@@ -232,6 +232,7 @@ impl Forwarder {
         parts.uri = upstream.uri_of(&parts.uri)?;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.insert(header::HOST, upstream.host.clone());
+        parts.headers.reserve(extra.len());
         for (name, value) in extra {
             parts.headers.insert(name.clone(), value.clone());
         }

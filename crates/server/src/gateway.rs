@@ -185,12 +185,12 @@ pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, r
         Err(failure) => return unauthenticated(failure),
     };
     clean_forwarded_headers(&state, &mut parts.headers, client_ip);
-    let mut extra: HeaderMap = identity_headers(&caller);
+    let mut extra = identity_headers(&caller);
     if let Some(audience) = &route.access_token_audience {
         match route_token(&state, &caller, audience).await {
             Ok(token) => match HeaderValue::from_str(&format!("Bearer {token}")) {
                 Ok(value) => {
-                    extra.insert(header::AUTHORIZATION, value);
+                    Arc::make_mut(&mut extra).insert(header::AUTHORIZATION, value);
                 }
                 Err(_) => return ApiError::Internal("unusable route token".into()).into_response(),
             },

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use keyward_core::CredentialKind;
 use keyward_core::auth::AuthRefusal;
 use proxy::forward::Upstream;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -170,9 +171,15 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
     }
     let client_ip = crate::extract::client_ip(&parts, &state);
     let identity = match &route.check {
-        Some(GatewayCheck::Public) => Ok(HeaderMap::new()),
+        Some(GatewayCheck::Public) => Ok(Arc::default()),
         Some(GatewayCheck::ApiKeys { audience }) => {
-            state.authenticate_gateway_key(&parts.headers, client_ip, audience).map(|caller| identity_headers(&caller))
+            state.authenticate_gateway_key(&parts.headers, client_ip, audience).map(|caller| {
+                if caller.principal.is_none() && caller.realm_id == realm.id {
+                    realm.deployment_key_identity.get_or_init(|| identity_headers(&caller)).clone()
+                } else {
+                    identity_headers(&caller)
+                }
+            })
         }
         Some(GatewayCheck::Jwt(check)) => authenticate_jwt(&state, check, &parts.headers, client_ip, &realm.name).await,
         None => Err(AuthFailure::Refused(AuthRefusal::BadToken)),
@@ -227,7 +234,7 @@ async fn authenticate_jwt(
     headers: &HeaderMap,
     client_ip: IpAddr,
     realm_name: &str,
-) -> Result<HeaderMap, AuthFailure> {
+) -> Result<Arc<HeaderMap>, AuthFailure> {
     let now = OffsetDateTime::now_utc();
     let now_secs = now.unix_timestamp();
     if let Some(retry_after_secs) = state.throttle.retry_after(client_ip, now_secs) {
@@ -275,34 +282,26 @@ async fn authenticate_jwt(
     }
 }
 
-/// The values of the required claims a keyward token carries, as JSON: only those, so a
-/// call does not serialise the whole token. Claim mappers' claims are in `extra`.
-fn required_claim_values(
-    claims: &proto::oidc::AccessTokenClaims,
-    required: &[(String, serde_json::Value)],
-) -> serde_json::Map<String, serde_json::Value> {
+/// One claim of a keyward token, as JSON, for a deployment's required claims: the value
+/// is borrowed where the token holds it as JSON already (claim mappers' claims, in
+/// `extra`), so a call does not copy or serialise the token.
+fn keyward_claim<'a>(claims: &'a proto::oidc::AccessTokenClaims, name: &str) -> Option<Cow<'a, serde_json::Value>> {
     use serde_json::Value;
-    let text = |value: &str| Some(Value::String(value.to_string()));
-    required
-        .iter()
-        .filter_map(|(name, _)| {
-            let value = match name.as_str() {
-                "iss" => text(&claims.iss),
-                "sub" => text(&claims.sub),
-                "azp" => text(&claims.azp),
-                "client_id" => text(&claims.client_id),
-                "preferred_username" => text(&claims.preferred_username),
-                "email" => claims.email.as_deref().and_then(text),
-                "name" => claims.name.as_deref().and_then(text),
-                "scope" => claims.scope.as_deref().and_then(text),
-                "sid" => claims.sid.as_deref().and_then(text),
-                "groups" => Some(Value::from(claims.groups.clone())),
-                "aud" => serde_json::to_value(&claims.aud).ok(),
-                other => claims.extra.get(other).cloned(),
-            }?;
-            Some((name.clone(), value))
-        })
-        .collect()
+    let text = |value: &str| Some(Cow::Owned(Value::String(value.to_string())));
+    match name {
+        "iss" => text(&claims.iss),
+        "sub" => text(&claims.sub),
+        "azp" => text(&claims.azp),
+        "client_id" => text(&claims.client_id),
+        "preferred_username" => text(&claims.preferred_username),
+        "email" => claims.email.as_deref().and_then(text),
+        "name" => claims.name.as_deref().and_then(text),
+        "scope" => claims.scope.as_deref().and_then(text),
+        "sid" => claims.sid.as_deref().and_then(text),
+        "groups" => Some(Cow::Owned(Value::from(claims.groups.clone()))),
+        "aud" => serde_json::to_value(&claims.aud).ok().map(Cow::Owned),
+        other => claims.extra.get(other).map(Cow::Borrowed),
+    }
 }
 
 /// A keyward realm's access token: the one verifier (signature, kid, times, revocation,
@@ -314,7 +313,7 @@ fn verify_realm_jwt(
     token: &str,
     client_ip: IpAddr,
     now: i64,
-) -> Result<HeaderMap, AuthRefusal> {
+) -> Result<Arc<HeaderMap>, AuthRefusal> {
     if !crate::oidc::tokens::looks_like_jwt(token) {
         return Err(AuthRefusal::Malformed);
     }
@@ -328,10 +327,8 @@ fn verify_realm_jwt(
     }
     let accepted = crate::oidc::tokens::accept_access_token(state, signed, Some(&check.audience), now)
         .map_err(|refused| refused.refusal)?;
-    if !check.required_claims.is_empty() {
-        let claims = required_claim_values(&accepted.token.claims, &check.required_claims);
-        keyward_core::resource_server::required_claims_hold(&claims, &check.required_claims)?;
-    }
+    let claims = &accepted.token.claims;
+    keyward_core::resource_server::required_claims_hold_by(|name| keyward_claim(claims, name), &check.required_claims)?;
     let caller = Caller {
         realm_id: accepted.realm.id,
         realm_name: accepted.realm.name.clone(),
@@ -358,7 +355,7 @@ async fn verify_remote_jwt(
     jwks_url: &str,
     token: &str,
     now: i64,
-) -> Result<HeaderMap, AuthRefusal> {
+) -> Result<Arc<HeaderMap>, AuthRefusal> {
     let rule = keyward_core::resource_server::ClaimRule {
         issuer,
         audience: &check.audience,
@@ -371,7 +368,7 @@ async fn verify_remote_jwt(
             keyward_core::resource_server::check_claims(claims, &rule, now)
         })
         .await?;
-    Ok(remote_identity(&claims))
+    Ok(Arc::new(remote_identity(&claims)))
 }
 
 /// Identity headers for an outside issuer's token: its subject and, when present and
@@ -432,11 +429,8 @@ mod tests {
             "tier",
             "absent",
         ];
-        let required: Vec<(String, serde_json::Value)> =
-            names.iter().map(|name| (name.to_string(), serde_json::Value::Null)).collect();
-        let picked = required_claim_values(&claims, &required);
         for name in names {
-            assert_eq!(picked.get(name), whole.get(name), "{name}");
+            assert_eq!(keyward_claim(&claims, name).as_deref(), whole.get(name), "{name}");
         }
     }
 }

@@ -7,12 +7,13 @@ use crate::oidc::clients::ClientRegistry;
 use crate::oidc::keys::KeyRing;
 use crate::oidc::tokens::{Revocations, TokenCache};
 use crate::throttle::Throttle;
+use axum::http::HeaderMap;
 use keyward_core::jwt::TokenSettings;
 use keyward_core::policy::{ServiceTokenPolicy, UserKeyPolicy};
 use keyward_core::secret::KeySealer;
 use keyward_core::{MasterKey, Pepper};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use store::{NewAuditEvent, RealmRow, Store, StoreResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,6 +28,10 @@ pub struct RealmInfo {
     pub service_token_policy: ServiceTokenPolicy,
     pub display_name: String,
     pub token_settings: TokenSettings,
+    /// What the gateway forwards for a call with a deployment key of this realm: such a
+    /// caller has no principal, so this depends on the realm alone. Made on first use; a
+    /// realm that changes is replaced, not mutated.
+    pub deployment_key_identity: OnceLock<Arc<HeaderMap>>,
 }
 
 impl From<RealmRow> for RealmInfo {
@@ -39,6 +44,7 @@ impl From<RealmRow> for RealmInfo {
             service_token_policy: row.service_token_policy,
             display_name: row.display_name,
             token_settings: row.token_settings,
+            deployment_key_identity: OnceLock::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use keyward_core::CredentialKind;
 use proto::AuthCheckAnswer;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tower_http::request_id::RequestId;
 
 /// The identity headers an upstream may trust (once whatever sits in front of it strips
@@ -53,8 +53,8 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
 /// and kind and kept with the principal ([`IdentityCache`]).
 #[derive(Clone, Debug)]
 pub struct Rendered {
-    /// The identity headers.
-    pub headers: HeaderMap,
+    /// The identity headers, shared: a forwarded request reads them without a copy.
+    headers: Arc<HeaderMap>,
     /// The auth check's answer headers: the identity headers and the JSON content type.
     answer_headers: HeaderMap,
     /// The auth check's JSON answer.
@@ -76,7 +76,7 @@ impl Rendered {
     fn of(caller: &Caller) -> Rendered {
         let headers = headers_of(caller);
         let (answer_headers, answer_body) = answer_of(caller, &headers);
-        Rendered { headers, answer_headers, answer_body }
+        Rendered { headers: Arc::new(headers), answer_headers, answer_body }
     }
 }
 
@@ -139,10 +139,10 @@ fn answer_of(caller: &Caller, identity: &HeaderMap) -> (HeaderMap, Bytes) {
 
 /// The identity of a caller as headers. A value that cannot be a header value (not
 /// visible ASCII, e.g. an internationalised email address) is left out rather than mangled.
-pub fn identity_headers(caller: &Caller) -> HeaderMap {
+pub fn identity_headers(caller: &Caller) -> Arc<HeaderMap> {
     match cached(caller) {
         Some(rendered) => rendered.headers.clone(),
-        None => headers_of(caller),
+        None => Arc::new(headers_of(caller)),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct VerifiedToken {
     /// The algorithm of the key that verified it.
     pub alg: keyward_core::jwt::SigningAlg,
     pub claims: AccessTokenClaims,
+    /// `cid` decoded: the head of the digest of the credential the token was minted from.
+    pub credential_head: Option<[u8; 16]>,
 }
 
 /// A verified token, checked against what can change, with its subject.
@@ -204,7 +206,16 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
     if !key.verify(&token.as_bytes()[..signed_len], signature) {
         return Err(refuse(AuthRefusal::BadSignature));
     }
-    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), alg, claims })
+    // Decoded once here rather than on every use; keyward never signs a malformed one.
+    let credential_head = match &claims.cid {
+        Some(cid) => {
+            let mut head = [0u8; 16];
+            hex::decode_to_slice(cid, &mut head).map_err(|_| refuse(AuthRefusal::BadToken))?;
+            Some(head)
+        }
+        None => None,
+    };
+    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), alg, claims, credential_head })
 }
 
 /// The token's signature, issuer and key, from the cache or verified now. Nothing that
@@ -289,11 +300,10 @@ pub fn accept_access_token(
         return Err(refuse(AuthRefusal::OwnerDisabled));
     }
     // A token minted from a credential lives only as long as that credential does.
-    if let Some(cid) = &claims.cid {
-        let mut head = [0u8; 16];
-        if hex::decode_to_slice(cid, &mut head).is_err() || !state.index.holds_head(&head, principal.id, now) {
-            return Err(refuse(AuthRefusal::Revoked));
-        }
+    if let Some(head) = &verified.credential_head
+        && !state.index.holds_head(head, principal.id, now)
+    {
+        return Err(refuse(AuthRefusal::Revoked));
     }
     Ok(AcceptedToken { token: verified.clone(), realm, principal })
 }
@@ -353,7 +363,13 @@ mod tests {
             groups: Vec::new(),
             extra: serde_json::Map::new(),
         };
-        Arc::new(VerifiedToken { realm_id: 1, kid: "k".to_string(), alg: keyward_core::jwt::SigningAlg::Es256, claims })
+        Arc::new(VerifiedToken {
+            realm_id: 1,
+            kid: "k".to_string(),
+            alg: keyward_core::jwt::SigningAlg::Es256,
+            claims,
+            credential_head: None,
+        })
     }
 
     #[test]
