@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use hyper::client::conn::http1;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
@@ -56,10 +57,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
+    remove_where(headers, |name| HOP_BY_HOP.contains(&name.as_str()) || named.contains(name));
+}
+
+/// Removes every header whose name `doomed` picks. It looks at the names the message
+/// has (a handful) instead of looking up each name it might have: a lookup hashes the
+/// name, and a forwarded call drops a dozen or more names that are nearly never there.
+pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let found: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
+    for name in found {
         headers.remove(name);
     }
 }
@@ -168,6 +174,19 @@ impl Upstream {
             .build()
     }
 
+    /// The path and query a request's URI has upstream, under the base path.
+    fn path_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
+        match uri.path_and_query() {
+            Some(path_and_query) if self.base_path.is_empty() => {
+                Uri::builder().path_and_query(path_and_query.clone()).build()
+            }
+            Some(path_and_query) => {
+                Uri::builder().path_and_query(format!("{}{}", self.base_path, path_and_query)).build()
+            }
+            None => Uri::builder().path_and_query(format!("{}/", self.base_path)).build(),
+        }
+    }
+
     /// The upstream URI for a request's URI: its path and query kept as they are (no
     /// copy) when there is no base path to put in front.
     fn uri_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
@@ -193,6 +212,26 @@ impl std::fmt::Display for Upstream {
 #[derive(Clone)]
 pub struct Forwarder {
     client: Client<HttpConnector<GuardedResolver>, Body>,
+    connector: HttpConnector<GuardedResolver>,
+}
+
+/// One upstream connection of its own, for the calls of one client connection (`keyward
+/// proxy`): HTTP/1.1 calls on a connection come one after another, so one upstream
+/// connection carries them all, with no pool to look up or share. Made on the first call
+/// and made again when the upstream closes it.
+#[derive(Default)]
+pub struct Link(std::sync::Mutex<Option<http1::SendRequest<Body>>>);
+
+impl Link {
+    fn take(&self) -> Option<http1::SendRequest<Body>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    fn keep(&self, sender: http1::SendRequest<Body>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(sender);
+        }
+    }
 }
 
 impl Default for Forwarder {
@@ -209,8 +248,8 @@ impl Forwarder {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
-            .build(connector);
-        Forwarder { client }
+            .build(connector.clone());
+        Forwarder { client, connector }
     }
 
     /// Sends `request` (whose URI is already the upstream's) and returns the upstream's
@@ -230,18 +269,81 @@ impl Forwarder {
         extra: &HeaderMap,
     ) -> Result<Response<Body>, BoxError> {
         parts.uri = upstream.uri_of(&parts.uri)?;
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.insert(header::HOST, upstream.host.clone());
-        parts.headers.reserve(extra.len());
-        for (name, value) in extra {
-            parts.headers.insert(name.clone(), value.clone());
-        }
-        parts.version = hyper::Version::HTTP_11;
-        let response = self.send(Request::from_parts(parts, body)).await?;
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, boxed(body)))
+        prepare(upstream, &mut parts, extra);
+        answer(self.send(Request::from_parts(parts, body)).await?)
     }
+
+    /// [`Forwarder::forward`] over `link`'s own connection instead of the pool.
+    pub async fn forward_over(
+        &self,
+        link: &Link,
+        upstream: &Upstream,
+        mut parts: hyper::http::request::Parts,
+        body: Body,
+        extra: &HeaderMap,
+    ) -> Result<Response<Body>, BoxError> {
+        // A connection to one upstream takes the path alone (origin form).
+        parts.uri = upstream.path_of(&parts.uri)?;
+        prepare(upstream, &mut parts, extra);
+        let mut request = Request::from_parts(parts, body);
+        // A kept connection the upstream has closed meanwhile gives the request back
+        // unsent; it then goes over a new one, once.
+        if let Some(mut sender) = link.take()
+            && sender.ready().await.is_ok()
+        {
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    link.keep(sender);
+                    return answer(response);
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(error.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect(upstream).await?;
+        let response = sender.send_request(request).await?;
+        link.keep(sender);
+        answer(response)
+    }
+
+    /// A new connection to `upstream`, through the same guarded connector as the pool's.
+    async fn connect(&self, upstream: &Upstream) -> Result<http1::SendRequest<Body>, BoxError> {
+        let target = Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query("/")
+            .build()?;
+        let io = tower_service::Service::call(&mut self.connector.clone(), target).await?;
+        let (mut sender, connection) = http1::handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream connection ended");
+            }
+        });
+        sender.ready().await?;
+        Ok(sender)
+    }
+}
+
+/// What every forwarded request gets: no hop-by-hop header, the upstream's `Host`,
+/// and the `extra` headers.
+fn prepare(upstream: &Upstream, parts: &mut hyper::http::request::Parts, extra: &HeaderMap) {
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(header::HOST, upstream.host.clone());
+    parts.headers.reserve(extra.len());
+    for (name, value) in extra {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    parts.version = hyper::Version::HTTP_11;
+}
+
+/// The upstream's answer, without its hop-by-hop headers, its body still streaming.
+fn answer(response: Response<hyper::body::Incoming>) -> Result<Response<Body>, BoxError> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, boxed(body)))
 }
 
 #[cfg(test)]
@@ -298,5 +400,56 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::ACCEPT));
+    }
+
+    /// An upstream that answers one call per connection and then hangs up, without saying
+    /// so (as one whose keep-alive timer ran out would). Replies with how many
+    /// connections it has accepted so far.
+    async fn one_call_per_connection() -> (Upstream, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let body = n.to_string();
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(answer.as_bytes()).await;
+                // Let the answer arrive before the hang-up.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        (upstream, accepted)
+    }
+
+    /// A client connection's own upstream connection is made again, and the call sent
+    /// over the new one, when the upstream has closed the old one between calls.
+    #[tokio::test]
+    async fn a_link_reconnects_when_the_upstream_hangs_up() {
+        let (upstream, accepted) = one_call_per_connection().await;
+        let forwarder = Forwarder::new();
+        let link = Link::default();
+        for call in 1..=3 {
+            let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
+            let response = forwarder.forward_over(&link, &upstream, parts, full(""), &HeaderMap::new()).await;
+            let response = response.unwrap_or_else(|error| panic!("call {call}: {error}"));
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, call.to_string(), "call {call} went over connection {body:?}");
+            // The hang-up happens after the answer; give it time to be seen, or not.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

@@ -8,7 +8,7 @@
 pub mod forward;
 pub mod token;
 
-use crate::forward::{Body, Forwarder, Upstream, boxed, full};
+use crate::forward::{Body, Forwarder, Link, Upstream, boxed, full};
 use crate::token::{TokenError, TokenSource};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -48,9 +48,7 @@ struct Proxy {
 
 /// Removes every credential-carrying header a caller sent.
 pub fn strip_credentials(headers: &mut HeaderMap) {
-    for name in CREDENTIAL_HEADERS {
-        headers.remove(name);
-    }
+    forward::remove_where(headers, |name| CREDENTIAL_HEADERS.contains(&name.as_str()));
 }
 
 fn problem(status: StatusCode, detail: &str) -> Response<Body> {
@@ -89,7 +87,7 @@ async fn hold_if_small(request_headers: &HeaderMap, body: hyper::body::Incoming)
 }
 
 impl Proxy {
-    async fn handle(self: Arc<Self>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    async fn handle(self: Arc<Self>, link: Arc<Link>, request: Request<hyper::body::Incoming>) -> Response<Body> {
         if request.method() == Method::CONNECT {
             return problem(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -116,16 +114,16 @@ impl Proxy {
             Err(error) => return token_problem(&error),
         };
         match held {
-            HeldBody::Streaming(body) => self.send(parts, body, &fresh.header).await,
+            HeldBody::Streaming(body) => self.send(&link, parts, body, &fresh.header).await,
             HeldBody::Held(bytes) => {
-                let first = self.send(parts.clone(), full(bytes.clone()), &fresh.header).await;
+                let first = self.send(&link, parts.clone(), full(bytes.clone()), &fresh.header).await;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return first;
                 }
                 // The token may have been revoked or its key rotated: one fresh try.
                 self.tokens.invalidate(&fresh.token).await;
                 match self.tokens.get().await {
-                    Ok(again) => self.send(parts, full(bytes), &again.header).await,
+                    Ok(again) => self.send(&link, parts, full(bytes), &again.header).await,
                     Err(TokenError::Refused(reason)) => problem(
                         StatusCode::UNAUTHORIZED,
                         &format!("The upstream refused the token and the run credential was refused too: {reason}"),
@@ -138,12 +136,13 @@ impl Proxy {
 
     async fn send(
         &self,
+        link: &Link,
         mut parts: hyper::http::request::Parts,
         body: Body,
         authorization: &HeaderValue,
     ) -> Response<Body> {
         parts.headers.insert(header::AUTHORIZATION, authorization.clone());
-        match self.forwarder.forward(&self.upstream, parts, body, &HeaderMap::new()).await {
+        match self.forwarder.forward_over(link, &self.upstream, parts, body, &HeaderMap::new()).await {
             Ok(response) => response,
             Err(error) => problem(
                 StatusCode::BAD_GATEWAY,
@@ -208,9 +207,11 @@ pub async fn run(config: ProxyConfig, ready: impl FnOnce(SocketAddr)) -> std::io
         let _ = stream.set_nodelay(true);
         let proxy = proxy.clone();
         tokio::spawn(async move {
+            // This client connection's own upstream connection (`forward::Link`).
+            let link = Arc::new(Link::default());
             let service = service_fn(move |request| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, std::convert::Infallible>(proxy.handle(request).await) }
+                let (proxy, link) = (proxy.clone(), link.clone());
+                async move { Ok::<_, std::convert::Infallible>(proxy.handle(link, request).await) }
             });
             if let Err(error) =
                 http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await

@@ -124,14 +124,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRefusal> {
     std::str::from_utf8(token).map(Some).map_err(|_| AuthRefusal::Malformed)
 }
 
-/// Removes every header `presented` reads a credential from, so a forwarded request
-/// carries none of the caller's.
-pub fn strip_credential_headers(state: &AppState, headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
-    headers.remove("x-api-key");
-    for alias in &state.config.alias_headers {
-        headers.remove(alias.name.as_str());
-    }
+/// Whether `presented` may read a credential from a header called `name`: what a
+/// forwarded request must not carry of the caller's.
+pub fn is_credential_header(state: &AppState, name: &HeaderName) -> bool {
+    *name == header::AUTHORIZATION
+        || name == "x-api-key"
+        || state.config.alias_headers.iter().any(|alias| name.as_str().eq_ignore_ascii_case(&alias.name))
 }
 
 fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, AuthRefusal> {

@@ -103,10 +103,11 @@ pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client
     // First, so that a `Connection` header naming X-Forwarded-For cannot drop the one
     // set below (the forwarder strips what `Connection` names).
     proxy::forward::strip_hop_by_hop(headers);
-    crate::authn::strip_credential_headers(state, headers);
-    for name in IDENTITY_HEADERS.iter().chain(CLIENT_FORWARDING_HEADERS.iter()) {
-        headers.remove(*name);
-    }
+    proxy::forward::remove_where(headers, |name| {
+        crate::authn::is_credential_header(state, name)
+            || IDENTITY_HEADERS.contains(&name.as_str())
+            || CLIENT_FORWARDING_HEADERS.contains(&name.as_str())
+    });
     if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
         headers.insert("x-forwarded-for", value);
     }
