@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Instructions keyward executes per request, counted by valgrind's callgrind: GET /healthz
+# (the no-op route) against GET /api/v1/auth/check with an API key and with a Bearer
+# access token, on the same keyward, one request at a time over one keep-alive
+# connection. Unlike requests per second on a shared 2-core machine (which moved by ±10 %
+# between runs minutes apart), these counts repeat to within a fraction of a percent, so a
+# change to the request path can be judged by itself. They count user-space instructions
+# only: the kernel's share of a request (about half of it over loopback) and cache misses
+# are not in them, so they are a guide to sections 4.3's ratio, not a substitute.
+# callgrind also does not see SHA-NI (it runs the AVX code of SHA-256 instead), which
+# makes the API key's HMAC look about 4,000 instructions dearer than it is on hardware
+# with it.
+#
+#   bash bench/instructions.sh                 # REQUESTS=2000 by default
+#
+# Installs valgrind, curl and jq from the distribution's packages if missing.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+REQUESTS=${REQUESTS:-2000}
+need_tools
+command -v valgrind >/dev/null || { log "installing valgrind"; apt-get install -y valgrind >/dev/null 2>&1; }
+machine_note
+build_keyward
+start_keyward
+
+# The credentials of section 4.3: a user's API key and a service account's access token.
+user_id=$(call 201 -X POST "$KW_URL/api/v1/users" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
+    -d '{"username":"ada","email":"ada@example.com"}' | jq -r .id)
+API_KEY=$(call 201 -X POST "$KW_URL/api/v1/users/$user_id/api-keys" -H "X-Api-Key: $KW_ADMIN" \
+    -H 'Content-Type: application/json' -d '{"name":"bench"}' | jq -r .secret)
+call 200 -X PATCH "$KW_URL/api/v1/realms/default" -H "X-Api-Key: $KW_ADMIN" \
+    -H 'Content-Type: application/json' -d '{"accessTokenLifetimeSeconds":3600}' >/dev/null
+create_service_account bench-etl
+ACCESS_TOKEN=$(call 200 -u "$SA_NAME:$SA_TOKEN" -d grant_type=client_credentials \
+    "$KW_URL/auth/realms/default/protocol/openid-connect/token" | jq -r .access_token)
+[[ $ACCESS_TOKEN == eyJ* ]] || die "no access token: $ACCESS_TOKEN"
+kill "$KW_PID" && wait "$KW_PID" 2>/dev/null || true
+
+# The same data directory, now under callgrind; counting starts at zero per phase. The
+# same address too: the token's issuer is the server's URL.
+dir="$TMP/keyward"
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
+    "$KEYWARD" serve --data-dir "$dir/data" --listen "${KW_URL#http://}" >"$dir/cg.stdout.log" 2>"$dir/cg.stderr.log" &
+CG_PID=$!
+PIDS+=("$CG_PID")
+wait_for_line "$dir/cg.stdout.log" 'keyward listening on http://' 300
+URL=$(grep -Eo 'keyward listening on http://[0-9.:]+' "$dir/cg.stdout.log" | head -n1 | sed 's/keyward listening on //')
+
+urls() { # path count → the URL count times, for one curl over one connection
+    local i
+    for ((i = 0; i < $2; i++)); do printf '%s%s ' "$URL" "$1"; done
+}
+declare -A COUNT
+phase() { # name path [curl arguments]
+    local name=$1 path=$2
+    shift 2
+    # shellcheck disable=SC2046 # one word per URL
+    curl -s "$@" $(urls "$path" 200) >/dev/null # warm: the token's first verification, caches
+    callgrind_control -z "$CG_PID" >/dev/null
+    # shellcheck disable=SC2046
+    curl -s "$@" $(urls "$path" "$REQUESTS") >/dev/null
+    callgrind_control -d "$name" "$CG_PID" >/dev/null
+    local file total
+    file=$(grep -l "^desc: Trigger: dump $name\$" "$TMP"/callgrind.*.* | head -n1)
+    [ -n "$file" ] || file=$(ls -t "$TMP"/callgrind.*.* | head -n1)
+    total=$(grep -m1 -E '^(summary|totals):' "$file" | awk '{print $2}')
+    COUNT[$name]=$((total / REQUESTS))
+}
+# Each must answer 200 before it is counted.
+call 200 "$URL/healthz" >/dev/null
+call 200 -H "X-Api-Key: $API_KEY" "$URL/api/v1/auth/check" >/dev/null
+call 200 -H "Authorization: Bearer $ACCESS_TOKEN" "$URL/api/v1/auth/check" >/dev/null
+phase healthz /healthz
+phase api_key /api/v1/auth/check -H "X-Api-Key: $API_KEY"
+phase bearer /api/v1/auth/check -H "Authorization: Bearer $ACCESS_TOKEN"
+
+echo
+echo "instructions per request (callgrind, $REQUESTS requests each, one connection):"
+printf '  %-36s %12s %18s %16s\n' "" "per request" "more than healthz" "healthz ÷ this"
+for target in healthz api_key bearer; do
+    case $target in
+        healthz) label="GET /healthz (no-op, baseline)" ;;
+        api_key) label="GET /api/v1/auth/check, API key" ;;
+        bearer) label="GET /api/v1/auth/check, Bearer JWT" ;;
+    esac
+    printf '  %-36s %12d %18d %16s\n' "$label" "${COUNT[$target]}" $((COUNT[$target] - COUNT[healthz])) \
+        "$(ratio "${COUNT[healthz]}" "${COUNT[$target]}")"
+done
