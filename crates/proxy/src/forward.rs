@@ -16,7 +16,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Any request or response body.
@@ -218,18 +218,27 @@ pub struct Forwarder {
 /// One upstream connection of its own, for the calls of one client connection (`keyward
 /// proxy`): HTTP/1.1 calls on a connection come one after another, so one upstream
 /// connection carries them all, with no pool to look up or share. Made on the first call
-/// and made again when the upstream closes it.
+/// and made again when the upstream closes it, when it has been idle for a minute (as the
+/// pool forgets idle connections), or when it is still busy with an earlier answer
+/// nobody has finished reading.
 #[derive(Default)]
-pub struct Link(std::sync::Mutex<Option<http1::SendRequest<Body>>>);
+pub struct Link(std::sync::Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
+
+/// How long a link's connection may sit idle and still be used.
+const LINK_IDLE: Duration = Duration::from_secs(60);
 
 impl Link {
-    fn take(&self) -> Option<http1::SendRequest<Body>> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
+    /// The kept connection, if it can take a request now.
+    fn take_ready(&self) -> Option<http1::SendRequest<Body>> {
+        let (sender, since) = self.0.lock().ok().and_then(|mut slot| slot.take())?;
+        // A busy or closed connection is dropped here: a busy one closes once its answer
+        // has been read, and a call never waits for it.
+        (since.elapsed() < LINK_IDLE && sender.is_ready()).then_some(sender)
     }
 
     fn keep(&self, sender: http1::SendRequest<Body>) {
         if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(sender);
+            *slot = Some((sender, Instant::now()));
         }
     }
 }
@@ -288,9 +297,7 @@ impl Forwarder {
         let mut request = Request::from_parts(parts, body);
         // A kept connection the upstream has closed meanwhile gives the request back
         // unsent; it then goes over a new one, once.
-        if let Some(mut sender) = link.take()
-            && sender.ready().await.is_ok()
-        {
+        if let Some(mut sender) = link.take_ready() {
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     link.keep(sender);
@@ -451,5 +458,79 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// An upstream that answers every call on a connection, keeping it open. With
+    /// `slow_body`, each answer sends its head and first chunk, then waits 5 s before the
+    /// last chunk. Counts connections.
+    async fn keep_alive_upstream(slow_body: bool) -> (Upstream, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    loop {
+                        while let Some(end) = pending.windows(4).position(|window| window == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            let answer: &[u8] = if slow_body {
+                                b"HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\n\r\n2\r\nno\r\n"
+                            } else {
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                            };
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                            if slow_body {
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                let _ = stream.write_all(b"0\r\n\r\n").await;
+                            }
+                        }
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => pending.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                });
+            }
+        });
+        (upstream, accepted)
+    }
+
+    async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
+        let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
+        forwarder.forward_over(link, upstream, parts, full(""), &HeaderMap::new()).await.unwrap()
+    }
+
+    /// Calls whose answers were read go over the one connection, one after another.
+    #[tokio::test]
+    async fn a_link_carries_one_call_after_another_over_one_connection() {
+        let (upstream, accepted) = keep_alive_upstream(false).await;
+        let (forwarder, link) = (Forwarder::new(), Link::default());
+        for _ in 0..5 {
+            let response = call_over(&forwarder, &link, &upstream).await;
+            assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A call does not wait for a connection still busy with an answer nobody has read
+    /// (the proxy's retry after a 401 whose body is chunked): it takes a new one.
+    #[tokio::test]
+    async fn a_link_does_not_wait_for_an_unread_answer() {
+        let (upstream, accepted) = keep_alive_upstream(true).await;
+        let (forwarder, link) = (Forwarder::new(), Link::default());
+        let unread = call_over(&forwarder, &link, &upstream).await;
+        assert_eq!(unread.status(), 401);
+        let again = tokio::time::timeout(Duration::from_secs(2), call_over(&forwarder, &link, &upstream)).await;
+        assert_eq!(again.expect("the second call waited for the first answer").status(), 401);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        drop(unread);
     }
 }

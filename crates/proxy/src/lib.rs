@@ -122,14 +122,20 @@ impl Proxy {
                 }
                 // The token may have been revoked or its key rotated: one fresh try.
                 self.tokens.invalidate(&fresh.token).await;
-                match self.tokens.get().await {
-                    Ok(again) => self.send(&link, parts, full(bytes), &again.header).await,
-                    Err(TokenError::Refused(reason)) => problem(
-                        StatusCode::UNAUTHORIZED,
-                        &format!("The upstream refused the token and the run credential was refused too: {reason}"),
-                    ),
-                    Err(TokenError::Unavailable(_)) => first,
-                }
+                let again = match self.tokens.get().await {
+                    Ok(again) => again,
+                    Err(TokenError::Refused(reason)) => {
+                        return problem(
+                            StatusCode::UNAUTHORIZED,
+                            &format!("The upstream refused the token and the run credential was refused too: {reason}"),
+                        );
+                    }
+                    Err(TokenError::Unavailable(_)) => return first,
+                };
+                // Nobody reads the refusal's body: let it go before the retry, so the
+                // connection it holds is not waited for.
+                drop(first);
+                self.send(&link, parts, full(bytes), &again.header).await
             }
         }
     }

@@ -326,6 +326,11 @@ impl AppState {
             }
             (_, Some(owner_id)) => Some(self.index.principal(owner_id)),
         };
+        // A credential works only in its owner's realm: the answers kept with a principal
+        // (`api::auth_check`) name that realm.
+        if owner_state.as_ref().and_then(Option::as_ref).is_some_and(|principal| principal.realm_id != realm.id) {
+            return Err(in_realm(AuthRefusal::Unknown));
+        }
         let principal_state = owner_state
             .as_ref()
             .map(|principal| principal.as_ref().map(|principal| PrincipalState { enabled: principal.enabled }));
