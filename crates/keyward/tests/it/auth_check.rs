@@ -43,6 +43,8 @@ async fn the_auth_check_answers_the_callers_identity_in_headers(backend: Backend
     assert_eq!(check.headers["x-keyward-roles"], "token-manager");
     assert_eq!(check.headers["content-type"], "application/json");
     assert_eq!(check.headers["cache-control"], "no-store");
+    assert_eq!(check.headers["content-length"], check.text.len().to_string().as_str());
+    assert_eq!(check.headers.get_all("content-length").iter().count(), 1);
     assert_eq!(
         check.json(),
         json!({"subject": ada, "username": "ada", "realm": "default", "credentialKind": "user_api_key",

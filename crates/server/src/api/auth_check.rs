@@ -55,7 +55,8 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
 pub struct Rendered {
     /// The identity headers, shared: a forwarded request reads them without a copy.
     headers: Arc<HeaderMap>,
-    /// The auth check's answer headers: the identity headers and the JSON content type.
+    /// The auth check's answer headers: the identity headers and the rest of
+    /// [`answer_of`]'s.
     answer_headers: HeaderMap,
     /// The auth check's JSON answer.
     answer_body: Bytes,
@@ -134,7 +135,9 @@ fn answer_of(caller: &Caller, identity: &HeaderMap) -> (HeaderMap, Bytes) {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff"));
-    (headers, serde_json::to_vec(&answer).map(Bytes::from).unwrap_or_default())
+    let body = serde_json::to_vec(&answer).map(Bytes::from).unwrap_or_default();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    (headers, body)
 }
 
 /// The identity of a caller as headers. A value that cannot be a header value (not
