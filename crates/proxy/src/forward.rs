@@ -174,7 +174,8 @@ impl Upstream {
             .build()
     }
 
-    /// The path and query a request's URI has upstream, under the base path.
+    /// The path and query a request's URI has upstream, under the base path: kept as
+    /// they are (no copy) when there is no base path to put in front.
     fn path_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
         match uri.path_and_query() {
             Some(path_and_query) if self.base_path.is_empty() => {
@@ -187,18 +188,13 @@ impl Upstream {
         }
     }
 
-    /// The upstream URI for a request's URI: its path and query kept as they are (no
-    /// copy) when there is no base path to put in front.
+    /// The upstream URI for a request's URI: [`Upstream::path_of`] with the upstream's
+    /// scheme and authority.
     fn uri_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
-        match uri.path_and_query() {
-            Some(path_and_query) if self.base_path.is_empty() => Uri::builder()
-                .scheme(self.scheme.clone())
-                .authority(self.authority.clone())
-                .path_and_query(path_and_query.clone())
-                .build(),
-            Some(path_and_query) => self.uri_for(path_and_query.as_str()),
-            None => self.uri_for("/"),
-        }
+        let mut parts = self.path_of(uri)?.into_parts();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        Ok(Uri::from_parts(parts)?)
     }
 }
 

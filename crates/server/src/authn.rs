@@ -108,11 +108,7 @@ fn presented<'a>(state: &'a AppState, headers: &'a HeaderMap) -> Result<Presente
 /// another scheme or an empty token is malformed. Read as bytes: the header carries a
 /// ~600-byte token on every call, and only the token itself needs to be text.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRefusal> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Ok(None) };
-    if values.next().is_some() {
-        return Err(AuthRefusal::Malformed);
-    }
+    let Some(value) = single_value(headers, &header::AUTHORIZATION)? else { return Ok(None) };
     let bytes = value.as_bytes();
     let (scheme, token) = match bytes.iter().position(|byte| *byte == b' ') {
         Some(space) => (&bytes[..space], bytes[space + 1..].trim_ascii()),
@@ -133,12 +129,21 @@ pub fn is_credential_header(state: &AppState, name: &HeaderName) -> bool {
 }
 
 fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, AuthRefusal> {
+    let Some(value) = single_value(headers, name)? else { return Ok(None) };
+    value.to_str().map(Some).map_err(|_| AuthRefusal::Malformed)
+}
+
+/// The header's one value, if it has one; sent twice, it is malformed.
+fn single_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a axum::http::HeaderValue>, AuthRefusal> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(AuthRefusal::Malformed);
     }
-    first.to_str().map(Some).map_err(|_| AuthRefusal::Malformed)
+    Ok(Some(first))
 }
 
 /// Headers that present `text` as an API key.

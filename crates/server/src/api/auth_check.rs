@@ -81,17 +81,23 @@ impl Rendered {
     }
 }
 
+/// The principal whose identity the caller carries: none for an admin key, whose roles
+/// do not come from one.
+fn principal_of(caller: &Caller) -> Option<&Arc<crate::index::PrincipalInfo>> {
+    caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey)
+}
+
 /// The principal's cached identity for this kind of credential. Admin and deployment keys
 /// have no principal to keep it with.
 fn cached(caller: &Caller) -> Option<&Rendered> {
-    let principal = caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey)?;
+    let principal = principal_of(caller)?;
     let kinds = principal.identity.0.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
     Some(kinds[caller.kind.index()].get_or_init(|| Rendered::of(caller)))
 }
 
 fn headers_of(caller: &Caller) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len());
-    match caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey) {
+    match principal_of(caller) {
         Some(principal) => {
             put(&mut headers, USER_ID_HEADER, &principal.public_id);
             put(&mut headers, SUBJECT_HEADER, &principal.public_id);
@@ -121,7 +127,7 @@ fn headers_of(caller: &Caller) -> HeaderMap {
 /// middleware finds them and the copy each answer starts from never grows), and the
 /// JSON body.
 fn answer_of(caller: &Caller, identity: &HeaderMap) -> (HeaderMap, Bytes) {
-    let principal = caller.principal.as_ref().filter(|_| caller.kind != CredentialKind::AdminKey);
+    let principal = principal_of(caller);
     let answer = AuthCheckAnswer {
         subject: principal.map(|principal| principal.public_id.clone()),
         username: principal.map(|principal| principal.username.clone()),
