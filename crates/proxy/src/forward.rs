@@ -405,10 +405,20 @@ mod tests {
         assert!(headers.contains_key(header::ACCEPT));
     }
 
-    /// An upstream that answers one call per connection and then hangs up, without saying
-    /// so (as one whose keep-alive timer ran out would). Replies with how many
-    /// connections it has accepted so far.
-    async fn one_call_per_connection() -> (Upstream, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    /// How a test upstream answers.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Manner {
+        /// One call per connection, answered with how many connections it has accepted so
+        /// far, then a hang-up without saying so (as when a keep-alive timer runs out).
+        HangUpAfterEach,
+        /// Every call on a connection, with `ok`, keeping it open.
+        KeepAlive,
+        /// Every call with a 401 whose chunked body sends one chunk, then waits 5 s.
+        SlowChunked401,
+    }
+
+    /// A test upstream answering in `manner`, and how many connections it has accepted.
+    async fn test_upstream(manner: Manner) -> (Upstream, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -418,74 +428,37 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !request.windows(4).any(|window| window == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => request.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                let body = n.to_string();
-                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                let _ = stream.write_all(answer.as_bytes()).await;
-                // Let the answer arrive before the hang-up.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        (upstream, accepted)
-    }
-
-    /// A client connection's own upstream connection is made again, and the call sent
-    /// over the new one, when the upstream has closed the old one between calls.
-    #[tokio::test]
-    async fn a_link_reconnects_when_the_upstream_hangs_up() {
-        let (upstream, accepted) = one_call_per_connection().await;
-        let forwarder = Forwarder::new();
-        let link = Link::default();
-        for call in 1..=3 {
-            let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
-            let response = forwarder.forward_over(&link, &upstream, parts, full(""), &HeaderMap::new()).await;
-            let response = response.unwrap_or_else(|error| panic!("call {call}: {error}"));
-            assert_eq!(response.status(), 200);
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(body, call.to_string(), "call {call} went over connection {body:?}");
-            // The hang-up happens after the answer; give it time to be seen, or not.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
-    }
-
-    /// An upstream that answers every call on a connection, keeping it open. With
-    /// `slow_body`, each answer sends its head and first chunk, then waits 5 s before the
-    /// last chunk. Counts connections.
-    async fn keep_alive_upstream(slow_body: bool) -> (Upstream, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let mut pending = Vec::new();
                     let mut buffer = [0u8; 1024];
                     loop {
                         while let Some(end) = pending.windows(4).position(|window| window == b"\r\n\r\n") {
                             pending.drain(..end + 4);
-                            let answer: &[u8] = if slow_body {
-                                b"HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\n\r\n2\r\nno\r\n"
-                            } else {
-                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                            let answer = match manner {
+                                Manner::HangUpAfterEach => {
+                                    let body = n.to_string();
+                                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+                                }
+                                Manner::KeepAlive => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_string(),
+                                Manner::SlowChunked401 => {
+                                    "HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\n\r\n2\r\nno\r\n"
+                                        .to_string()
+                                }
                             };
-                            if stream.write_all(answer).await.is_err() {
+                            if stream.write_all(answer.as_bytes()).await.is_err() {
                                 return;
                             }
-                            if slow_body {
-                                tokio::time::sleep(Duration::from_secs(5)).await;
-                                let _ = stream.write_all(b"0\r\n\r\n").await;
+                            match manner {
+                                Manner::HangUpAfterEach => {
+                                    // Let the answer arrive before the hang-up.
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                    return;
+                                }
+                                Manner::KeepAlive => {}
+                                Manner::SlowChunked401 => {
+                                    tokio::time::sleep(Duration::from_secs(5)).await;
+                                    let _ = stream.write_all(b"0\r\n\r\n").await;
+                                }
                             }
                         }
                         match stream.read(&mut buffer).await {
@@ -499,6 +472,23 @@ mod tests {
         (upstream, accepted)
     }
 
+    /// A client connection's own upstream connection is made again, and the call sent
+    /// over the new one, when the upstream has closed the old one between calls.
+    #[tokio::test]
+    async fn a_link_reconnects_when_the_upstream_hangs_up() {
+        let (upstream, accepted) = test_upstream(Manner::HangUpAfterEach).await;
+        let (forwarder, link) = (Forwarder::new(), Link::default());
+        for call in 1..=3 {
+            let response = call_over(&forwarder, &link, &upstream).await;
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, call.to_string(), "call {call} went over connection {body:?}");
+            // The hang-up happens after the answer; give it time to be seen, or not.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
         let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
         forwarder.forward_over(link, upstream, parts, full(""), &HeaderMap::new()).await.unwrap()
@@ -507,7 +497,7 @@ mod tests {
     /// Calls whose answers were read go over the one connection, one after another.
     #[tokio::test]
     async fn a_link_carries_one_call_after_another_over_one_connection() {
-        let (upstream, accepted) = keep_alive_upstream(false).await;
+        let (upstream, accepted) = test_upstream(Manner::KeepAlive).await;
         let (forwarder, link) = (Forwarder::new(), Link::default());
         for _ in 0..5 {
             let response = call_over(&forwarder, &link, &upstream).await;
@@ -520,7 +510,7 @@ mod tests {
     /// (the proxy's retry after a 401 whose body is chunked): it takes a new one.
     #[tokio::test]
     async fn a_link_does_not_wait_for_an_unread_answer() {
-        let (upstream, accepted) = keep_alive_upstream(true).await;
+        let (upstream, accepted) = test_upstream(Manner::SlowChunked401).await;
         let (forwarder, link) = (Forwarder::new(), Link::default());
         let unread = call_over(&forwarder, &link, &upstream).await;
         assert_eq!(unread.status(), 401);
