@@ -28,6 +28,7 @@ pub mod published;
 pub mod remote_jwks;
 pub mod state;
 pub mod throttle;
+pub mod verified_cache;
 
 pub use authn::Caller;
 pub use config::{AliasHeader, ServerConfig};

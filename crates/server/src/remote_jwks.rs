@@ -18,6 +18,7 @@ mod keys;
 
 pub use keys::JwsAlgorithm;
 
+use crate::verified_cache::VerifiedCache;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -33,7 +34,7 @@ use keyward_core::jwt::MAX_TOKEN_BYTES;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -75,7 +76,7 @@ type HttpClient = Client<HttpsConnector<HttpConnector<proxy::forward::GuardedRes
 pub struct RemoteJwks {
     fetcher: Arc<Fetcher>,
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
-    verified: VerifiedCache,
+    verified: VerifiedCache<VerifiedRemote>,
 }
 
 /// What a fetch task needs, shared with the tasks it spawns.
@@ -114,7 +115,7 @@ impl RemoteJwks {
         RemoteJwks {
             fetcher: Arc::new(Fetcher { config, client: OnceLock::new() }),
             issuers: RwLock::new(HashMap::new()),
-            verified: VerifiedCache::default(),
+            verified: VerifiedCache::new(CACHE_CAPACITY),
         }
     }
 
@@ -505,42 +506,6 @@ struct VerifiedRemote {
     alg: JwsAlgorithm,
     key: Arc<RemoteKey>,
     claims: Arc<Map<String, Value>>,
-}
-
-/// Verified tokens by their string, bounded; the oldest entry makes room for a new one
-/// (as `oidc::tokens::TokenCache` does, for the same reasons).
-#[derive(Default)]
-struct VerifiedCache {
-    entries: RwLock<CachedEntries>,
-}
-
-#[derive(Default)]
-struct CachedEntries {
-    by_token: HashMap<Arc<str>, Arc<VerifiedRemote>>,
-    /// The same keys, oldest first.
-    order: VecDeque<Arc<str>>,
-}
-
-impl VerifiedCache {
-    fn get(&self, token: &str) -> Option<Arc<VerifiedRemote>> {
-        self.entries.read().ok()?.by_token.get(token).cloned()
-    }
-
-    fn insert(&self, token: &str, verified: Arc<VerifiedRemote>) {
-        let Ok(mut cache) = self.entries.write() else { return };
-        while cache.by_token.len() >= CACHE_CAPACITY {
-            let Some(oldest) = cache.order.pop_front() else { break };
-            cache.by_token.remove(&oldest);
-        }
-        let key: Arc<str> = Arc::from(token);
-        if cache.by_token.insert(key.clone(), verified).is_none() {
-            cache.order.push_back(key);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.entries.read().map(|cache| cache.by_token.len()).unwrap_or(0)
-    }
 }
 
 #[cfg(test)]

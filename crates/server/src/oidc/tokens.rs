@@ -10,13 +10,14 @@
 
 use crate::index::PrincipalInfo;
 use crate::state::{AppState, RealmInfo};
+use crate::verified_cache::VerifiedCache;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward_core::auth::AuthRefusal;
 use keyward_core::jwt::{HeaderFacts, MAX_TOKEN_BYTES, TimeClaims, TokenTyp, check_header, check_times};
 use proto::oidc::AccessTokenClaims;
 use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// The audience of tokens meant for keyward's own API; the default of every grant.
@@ -72,42 +73,12 @@ impl From<AuthRefusal> for TokenRefusal {
     }
 }
 
-/// Verified tokens by their string. When it is full, the oldest entry makes room for the
-/// new one. (Emptying it all at once made every client's next request pay a signature
-/// check at the same moment, and freeing 16,384 entries in one go left the allocator off
-/// its fast path for the allocations after: the uncached path cost 1 to 2 µs more.)
-#[derive(Default)]
-pub struct TokenCache {
-    verified: RwLock<CachedTokens>,
-}
+/// Verified tokens by their string (see [`VerifiedCache`]).
+pub struct TokenCache(VerifiedCache<VerifiedToken>);
 
-#[derive(Default)]
-struct CachedTokens {
-    /// Keyed with foldhash, not SipHash: a token is ~600 bytes and hashed on every
-    /// request. Only verified tokens are inserted, so no one can fill it with keys of
-    /// their choosing, and its seed is random per process.
-    by_token: HashMap<Arc<str>, Arc<VerifiedToken>, foldhash::fast::RandomState>,
-    /// The same keys, oldest first.
-    order: VecDeque<Arc<str>>,
-}
-
-impl TokenCache {
-    fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
-        self.verified.read().ok()?.by_token.get(token).cloned()
-    }
-
-    fn insert(&self, token: &str, verified: Arc<VerifiedToken>) {
-        let Ok(mut cache) = self.verified.write() else { return };
-        while cache.by_token.len() >= CACHE_CAPACITY {
-            let Some(oldest) = cache.order.pop_front() else { break };
-            cache.by_token.remove(&oldest);
-        }
-        let key: Arc<str> = Arc::from(token);
-        // Two requests may verify the same new token at once; the second insert only
-        // replaces the value, and the key keeps its first place in the order.
-        if cache.by_token.insert(key.clone(), verified).is_none() {
-            cache.order.push_back(key);
-        }
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache(VerifiedCache::new(CACHE_CAPACITY))
     }
 }
 
@@ -222,11 +193,11 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
 /// can change is checked here: callers go on to `verify_access_token`'s checks or, for
 /// API tokens, to their record's.
 pub fn signed_token(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
-    if let Some(verified) = state.token_cache.get(token) {
+    if let Some(verified) = state.token_cache.0.get(token) {
         return Ok(verified);
     }
     let verified = Arc::new(verify_signed(state, token, now)?);
-    state.token_cache.insert(token, verified.clone());
+    state.token_cache.0.insert(token, verified.clone());
     Ok(verified)
 }
 
@@ -334,64 +305,4 @@ pub async fn sign_claims(state: &AppState, realm: &RealmInfo, claims: &AccessTok
     let json = serde_json::to_vec(claims).map_err(|error| SignError::Claims(error.to_string()))?;
     let typ = if claims.api_token_id.is_some() { TokenTyp::Api } else { TokenTyp::Access };
     Ok(key.sign_typed(&json, typ)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::oidc::Audience;
-
-    fn verified(jti: &str) -> Arc<VerifiedToken> {
-        let claims = AccessTokenClaims {
-            iss: "http://127.0.0.1:8080/auth/realms/default".to_string(),
-            sub: "sub".to_string(),
-            aud: Audience::One(API_AUDIENCE.to_string()),
-            exp: 2,
-            iat: 1,
-            nbf: None,
-            jti: jti.to_string(),
-            client_id: String::new(),
-            azp: String::new(),
-            sid: None,
-            scope: None,
-            cid: None,
-            api_token_id: None,
-            api_token_gen: None,
-            name: None,
-            preferred_username: String::new(),
-            email: None,
-            groups: Vec::new(),
-            extra: serde_json::Map::new(),
-        };
-        Arc::new(VerifiedToken {
-            realm_id: 1,
-            kid: "k".to_string(),
-            alg: keyward_core::jwt::SigningAlg::Es256,
-            claims,
-            credential_head: None,
-        })
-    }
-
-    #[test]
-    fn a_full_cache_forgets_its_oldest_token_first_and_stays_full() {
-        let cache = TokenCache::default();
-        for n in 0..CACHE_CAPACITY + 2 {
-            cache.insert(&format!("token-{n}"), verified(&n.to_string()));
-        }
-        assert!(cache.get("token-0").is_none() && cache.get("token-1").is_none());
-        assert_eq!(cache.get("token-2").map(|token| token.claims.jti.clone()), Some("2".to_string()));
-        assert!(cache.get(&format!("token-{}", CACHE_CAPACITY + 1)).is_some());
-        let cached = cache.verified.read().expect("lock");
-        assert_eq!((cached.by_token.len(), cached.order.len()), (CACHE_CAPACITY, CACHE_CAPACITY));
-    }
-
-    #[test]
-    fn the_same_token_inserted_twice_is_one_entry() {
-        let cache = TokenCache::default();
-        cache.insert("token", verified("first"));
-        cache.insert("token", verified("second"));
-        assert_eq!(cache.get("token").map(|token| token.claims.jti.clone()), Some("second".to_string()));
-        let cached = cache.verified.read().expect("lock");
-        assert_eq!((cached.by_token.len(), cached.order.len()), (1, 1));
-    }
 }

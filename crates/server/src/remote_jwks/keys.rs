@@ -101,11 +101,6 @@ impl RemoteKey {
     pub(super) fn algorithms(&self) -> Vec<JwsAlgorithm> {
         self.verifiers.iter().map(|(alg, _)| *alg).collect()
     }
-
-    #[cfg(test)]
-    pub(super) fn placeholder() -> RemoteKey {
-        RemoteKey { identity: String::new(), verifiers: Vec::new() }
-    }
 }
 
 /// An issuer's usable keys by kid, as of one fetch.

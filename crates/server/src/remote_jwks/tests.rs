@@ -570,29 +570,6 @@ fn a_refresh_keeps_unchanged_keys_and_replaces_changed_ones() {
 }
 
 #[test]
-fn a_full_cache_forgets_its_oldest_token_first() {
-    let cache = VerifiedCache::default();
-    let entry = |n: usize| {
-        Arc::new(VerifiedRemote {
-            url: n.to_string(),
-            kid: String::new(),
-            alg: JwsAlgorithm::Es256,
-            key: Arc::new(RemoteKey::placeholder()),
-            claims: Arc::default(),
-        })
-    };
-    for n in 0..CACHE_CAPACITY + 2 {
-        cache.insert(&format!("token-{n}"), entry(n));
-    }
-    assert!(cache.get("token-0").is_none() && cache.get("token-1").is_none());
-    assert_eq!(cache.get("token-2").map(|entry| entry.url.clone()), Some("2".to_string()));
-    assert_eq!(cache.len(), CACHE_CAPACITY);
-    cache.insert("token-2", entry(7));
-    assert_eq!(cache.len(), CACHE_CAPACITY);
-    assert_eq!(cache.entries.read().map(|entries| entries.order.len()).ok(), Some(CACHE_CAPACITY));
-}
-
-#[test]
 fn only_asymmetric_algorithms_parse_by_their_exact_names() {
     for alg in JwsAlgorithm::ALL {
         assert_eq!(JwsAlgorithm::parse(alg.as_str()), Some(alg));
