@@ -13,8 +13,10 @@
 //! token not seen before.
 //!
 //! Keyed with foldhash, not SipHash: a token is ~600 bytes and hashed on every request.
-//! Only verified tokens are inserted, so no one can fill it with keys of their choosing,
-//! and the seed is random per process.
+//! Only verified tokens are inserted: a key is a token its issuer signed, whose bytes
+//! (signature included) no one picks freely, and the seed is random per process, so
+//! flooding one bucket is not a practical attack. Anyone can make a trusted issuer sign
+//! many tokens, but that only cycles the cache, which has a fixed size.
 
 use hashbrown::HashTable;
 use std::collections::VecDeque;
