@@ -41,8 +41,6 @@ use tokio::sync::watch;
 
 /// The largest JWKS document read; a longer body fails the fetch.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
-/// How many verified tokens are remembered; past that, the oldest is forgotten first.
-const CACHE_CAPACITY: usize = 16_384;
 /// The longest signature decoded: RSA-8192.
 const MAX_SIGNATURE_BYTES: usize = 1024;
 /// Longer kids are refused before any lookup.
@@ -115,7 +113,7 @@ impl RemoteJwks {
         RemoteJwks {
             fetcher: Arc::new(Fetcher { config, client: OnceLock::new() }),
             issuers: RwLock::new(HashMap::new()),
-            verified: VerifiedCache::new(CACHE_CAPACITY),
+            verified: VerifiedCache::default(),
         }
     }
 

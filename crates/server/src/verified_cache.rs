@@ -23,6 +23,10 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
 
+/// How many verified tokens a cache remembers by default; past that, the oldest is
+/// forgotten first.
+pub const CAPACITY: usize = 16_384;
+
 pub struct VerifiedCache<V> {
     capacity: usize,
     entries: RwLock<Entries<V>>,
@@ -39,6 +43,12 @@ struct Entry<V> {
     hash: u64,
     token: Arc<str>,
     value: Arc<V>,
+}
+
+impl<V> Default for VerifiedCache<V> {
+    fn default() -> Self {
+        VerifiedCache::new(CAPACITY)
+    }
 }
 
 impl<V> VerifiedCache<V> {

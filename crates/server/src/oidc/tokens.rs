@@ -25,8 +25,6 @@ pub const API_AUDIENCE: &str = "keyward";
 /// The audience of API tokens: not [`API_AUDIENCE`], so that a verifier that checks only
 /// the audience of access tokens refuses them too.
 pub const API_TOKEN_AUDIENCE: &str = "urn:keyward:api-token";
-/// How many verified tokens are remembered; past that, the oldest is forgotten first.
-const CACHE_CAPACITY: usize = 16_384;
 
 /// The only header parameters keyward issues; any other one refuses the token.
 #[derive(Deserialize)]
@@ -74,13 +72,7 @@ impl From<AuthRefusal> for TokenRefusal {
 }
 
 /// Verified tokens by their string (see [`VerifiedCache`]).
-pub struct TokenCache(VerifiedCache<VerifiedToken>);
-
-impl Default for TokenCache {
-    fn default() -> Self {
-        TokenCache(VerifiedCache::new(CACHE_CAPACITY))
-    }
-}
+pub type TokenCache = VerifiedCache<VerifiedToken>;
 
 /// Revoked token ids and session ids, each with the time it no longer matters.
 #[derive(Default)]
@@ -196,11 +188,11 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
 /// can change is checked here: callers go on to `verify_access_token`'s checks or, for
 /// API tokens, to their record's.
 pub fn signed_token(state: &AppState, token: &str, now: i64) -> Result<Arc<VerifiedToken>, TokenRefusal> {
-    if let Some(verified) = state.token_cache.0.get(token) {
+    if let Some(verified) = state.token_cache.get(token) {
         return Ok(verified);
     }
     let verified = Arc::new(verify_signed(state, token, now)?);
-    state.token_cache.0.insert(token, verified.clone());
+    state.token_cache.insert(token, verified.clone());
     Ok(verified)
 }
 
