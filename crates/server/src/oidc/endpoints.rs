@@ -277,18 +277,18 @@ pub async fn introspect(
         let claims = &accepted.token.claims;
         return Ok(Json(Introspection {
             active: true,
-            scope: claims.scope.clone(),
-            client_id: Some(claims.azp.clone()),
+            scope: claims.scope.as_deref().map(str::to_string),
+            client_id: Some(claims.azp.to_string()),
             username: Some(accepted.principal.username.clone()),
             token_type: Some("Bearer".to_string()),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             nbf: claims.nbf,
-            sub: Some(claims.sub.clone()),
+            sub: Some(claims.sub.to_string()),
             aud: Some(claims.aud.clone()),
-            iss: Some(claims.iss.clone()),
-            jti: Some(claims.jti.clone()),
-            sid: claims.sid.clone(),
+            iss: Some(claims.iss.to_string()),
+            jti: Some(claims.jti.to_string()),
+            sid: claims.sid.as_deref().map(str::to_string),
         }));
     }
     // Opaque credentials are secrets, not signed statements: only realm admins may ask
@@ -306,7 +306,7 @@ pub async fn introspect(
             token_type: Some(subject.kind.as_str().to_string()),
             exp: subject.credential_expires_at,
             iss: Some(issuer(&state, &realm.name)),
-            aud: subject.audience.clone().map(proto::oidc::Audience::One),
+            aud: subject.audience.as_deref().map(|audience| proto::oidc::Audience::One(audience.into())),
             ..Introspection::default()
         })),
         _ => Ok(Json(Introspection::default())),
@@ -360,7 +360,7 @@ pub async fn revoke(
     let revoked = RevokedTokenRow {
         realm_id: realm.id,
         kind: "jti".to_string(),
-        value: claims.jti.clone(),
+        value: claims.jti.to_string(),
         expires_at: store::from_ms(claims.exp.saturating_add(keyward_core::jwt::LEEWAY_SECS).saturating_mul(1000)),
     };
     let now = OffsetDateTime::now_utc();

@@ -343,8 +343,8 @@ impl GrantContext<'_> {
             Some(token) => (
                 Some(token.claims.aud.to_vec()),
                 token.claims.scope.as_deref().map(|scope| scope.split(' ').map(str::to_string).collect::<Vec<_>>()),
-                token.claims.sid.clone(),
-                token.claims.cid.clone(),
+                token.claims.sid.as_deref().map(str::to_string),
+                token.claims.cid.as_deref().map(str::to_string),
             ),
             None => (
                 subject.audience.clone().map(|audience| vec![audience]),
@@ -483,27 +483,27 @@ impl GrantContext<'_> {
         let jti = crate::api::new_public_id().to_string();
         let scope = (!issue.scope.is_empty()).then(|| issue.scope.join(" "));
         let audience = match issue.audience.as_slice() {
-            [one] => Audience::One(one.clone()),
+            [one] => Audience::One(one.into()),
             _ => Audience::Many(issue.audience.clone()),
         };
         let claims = AccessTokenClaims {
-            iss: issuer(self.state, &self.realm.name),
-            sub: issue.principal.public_id.clone(),
+            iss: issuer(self.state, &self.realm.name).into(),
+            sub: issue.principal.public_id.as_str().into(),
             aud: audience,
             exp,
             iat: now,
             nbf: Some(now),
-            jti: jti.clone(),
-            client_id: issue.azp.clone(),
-            azp: issue.azp,
-            sid: issue.sid,
-            scope: scope.clone(),
-            cid: issue.cid,
+            jti: jti.as_str().into(),
+            client_id: issue.azp.as_str().into(),
+            azp: issue.azp.into(),
+            sid: issue.sid.map(Into::into),
+            scope: scope.as_deref().map(Into::into),
+            cid: issue.cid.map(Into::into),
             api_token_id: None,
             api_token_gen: None,
-            name,
-            preferred_username: issue.principal.username.clone(),
-            email,
+            name: name.map(Into::into),
+            preferred_username: issue.principal.username.as_str().into(),
+            email: email.map(Into::into),
             groups,
             extra,
         };

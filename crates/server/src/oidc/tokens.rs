@@ -42,7 +42,8 @@ struct JoseHeader<'a> {
 #[derive(Debug)]
 pub struct VerifiedToken {
     pub realm_id: i64,
-    pub kid: String,
+    /// Inline, like the claims' text (see `AccessTokenClaims`).
+    pub kid: proto::oidc::Text,
     /// The algorithm of the key that verified it.
     pub alg: keyward_core::jwt::SigningAlg,
     pub claims: AccessTokenClaims,
@@ -181,7 +182,7 @@ fn verify_signed(state: &AppState, token: &str, now: i64) -> Result<VerifiedToke
         }
         None => None,
     };
-    Ok(VerifiedToken { realm_id: realm.id, kid: kid.to_string(), alg, claims, credential_head })
+    Ok(VerifiedToken { realm_id: realm.id, kid: kid.into(), alg, claims, credential_head })
 }
 
 /// The token's signature, issuer and key, from the cache or verified now. Nothing that
