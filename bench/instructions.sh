@@ -11,14 +11,18 @@
 # makes the API key's HMAC look about 4,000 instructions dearer than it is on hardware
 # with it.
 #
+# Then the same count for `keyward proxy` forwarding GET / to an nginx that answers "ok"
+# from memory (section 5): the proxy under callgrind, nginx and keyward serve outside it.
+#
 #   bash bench/instructions.sh                 # REQUESTS=2000 by default
 #
-# Installs valgrind, curl and jq from the distribution's packages if missing.
+# Installs valgrind, curl, jq and nginx from the distribution's packages if missing.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 REQUESTS=${REQUESTS:-2000}
 need_tools
 command -v valgrind >/dev/null || { log "installing valgrind"; apt-get install -y valgrind >/dev/null 2>&1; }
+command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
 machine_note
 build_keyward
 start_keyward
@@ -34,6 +38,8 @@ create_service_account bench-etl
 ACCESS_TOKEN=$(call 200 -u "$SA_NAME:$SA_TOKEN" -d grant_type=client_credentials \
     "$KW_URL/auth/realms/default/protocol/openid-connect/token" | jq -r .access_token)
 [[ $ACCESS_TOKEN == eyJ* ]] || die "no access token: $ACCESS_TOKEN"
+call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
+    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -r .credential >"$TMP/run-credential"
 kill "$KW_PID" && wait "$KW_PID" 2>/dev/null || true
 
 # The same data directory, now under callgrind; counting starts at zero per phase. The
@@ -51,7 +57,7 @@ urls() { # path count → the URL count times, for one curl over one connection
     for ((i = 0; i < $2; i++)); do printf '%s%s ' "$URL" "$1"; done
 }
 declare -A COUNT
-phase() { # name path [curl arguments]
+phase() { # name path [curl arguments]: URL and CG_PID say where and whom to count
     local name=$1 path=$2
     shift 2
     # shellcheck disable=SC2046 # one word per URL
@@ -74,6 +80,35 @@ phase healthz /healthz
 phase api_key /api/v1/auth/check -H "X-Api-Key: $API_KEY"
 phase bearer /api/v1/auth/check -H "Authorization: Bearer $ACCESS_TOKEN"
 
+# The proxy: an nginx upstream answering from memory, and `keyward proxy` under callgrind
+# exchanging the run credential with the (counted, but not now) server above.
+up="$TMP/upstream"
+mkdir -p "$up"
+cat >"$up/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $up/nginx.pid;
+error_log $up/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $up; proxy_temp_path $up; fastcgi_temp_path $up; uwsgi_temp_path $up; scgi_temp_path $up;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:${UPSTREAM_PORT:-19011}; location / { return 200 'ok\n'; } }
+}
+CONF
+nginx -c "$up/nginx.conf" -e "$up/error.log" >"$up/out.log" 2>&1 &
+PIDS+=("$!")
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
+    "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" --listen 127.0.0.1:0 \
+    --upstream "http://127.0.0.1:${UPSTREAM_PORT:-19011}" --log warn >"$TMP/proxy.log" 2>&1 &
+CG_PID=$!
+PIDS+=("$CG_PID")
+wait_for_line "$TMP/proxy.log" 'keyward proxy listening on http://' 300
+URL=$(grep -Eo 'keyward proxy listening on http://[0-9.:]+' "$TMP/proxy.log" | sed 's/keyward proxy listening on //')
+[ "$(call 200 "$URL/")" = ok ] || die "the proxy did not forward to the upstream"
+phase proxy /
+
 echo
 echo "instructions per request (callgrind, $REQUESTS requests each, one connection):"
 printf '  %-36s %12s %18s %16s\n' "" "per request" "more than healthz" "healthz ÷ this"
@@ -86,3 +121,4 @@ for target in healthz api_key bearer; do
     printf '  %-36s %12d %18d %16s\n' "$label" "${COUNT[$target]}" $((COUNT[$target] - COUNT[healthz])) \
         "$(ratio "${COUNT[healthz]}" "${COUNT[$target]}")"
 done
+printf '  %-36s %12d\n' "GET / through keyward proxy to nginx" "${COUNT[proxy]}"

@@ -13,6 +13,7 @@ use crate::token::{TokenError, TokenSource};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -116,7 +117,7 @@ impl Proxy {
         match held {
             HeldBody::Streaming(body) => self.send(&link, parts, body, &fresh.header).await,
             HeldBody::Held(bytes) => {
-                let first = self.send(&link, parts.clone(), full(bytes.clone()), &fresh.header).await;
+                let first = self.send(&link, head_to_send(&parts), full(bytes.clone()), &fresh.header).await;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return first;
                 }
@@ -140,13 +141,7 @@ impl Proxy {
         }
     }
 
-    async fn send(
-        &self,
-        link: &Link,
-        mut parts: hyper::http::request::Parts,
-        body: Body,
-        authorization: &HeaderValue,
-    ) -> Response<Body> {
+    async fn send(&self, link: &Link, mut parts: Parts, body: Body, authorization: &HeaderValue) -> Response<Body> {
         parts.headers.insert(header::AUTHORIZATION, authorization.clone());
         match self.forwarder.forward_over(link, &self.upstream, parts, body, &HeaderMap::new()).await {
             Ok(response) => response,
@@ -156,6 +151,24 @@ impl Proxy {
             ),
         }
     }
+}
+
+/// A copy of a request's head, kept to be sent while the original stays for a retry,
+/// with room for the two headers every forwarded call gets (`Authorization`, `Host`):
+/// `parts.clone()` copied the map at its exact size, and inserting `Authorization` then
+/// grew it (new tables, every name hashed again) on every call.
+fn head_to_send(parts: &Parts) -> Parts {
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
+    for (name, value) in &parts.headers {
+        headers.append(name.clone(), value.clone());
+    }
+    let mut head = Request::new(());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.version_mut() = parts.version;
+    *head.headers_mut() = headers;
+    *head.extensions_mut() = parts.extensions.clone();
+    head.into_parts().0
 }
 
 fn token_problem(error: &TokenError) -> Response<Body> {
