@@ -117,10 +117,12 @@ pub fn issuer(state: &AppState, realm_name: &str) -> String {
 
 /// Is this presented string shaped like a JWT (rather than an opaque keyward key)?
 pub fn looks_like_jwt(text: &str) -> bool {
-    // Summed rather than filtered and counted, so the compiler can use vector
-    // instructions: it runs over every presented token, ~600 bytes.
+    // It runs over every presented token (~600 bytes), once or twice per request, so the
+    // dots are found with memchr's vector search. A sum over the bytes, left to the
+    // compiler to vectorise, was not where `authenticate` inlined it: 13 instructions a
+    // byte, 16,000 per Bearer request.
     let bytes = text.as_bytes();
-    bytes.starts_with(b"eyJ") && bytes.iter().map(|byte| usize::from(*byte == b'.')).sum::<usize>() == 2
+    bytes.starts_with(b"eyJ") && memchr::memchr_iter(b'.', bytes).take(3).count() == 2
 }
 
 /// A segment's JSON text. Checking the UTF-8 of the whole segment at once lets
@@ -301,4 +303,21 @@ pub async fn sign_claims(state: &AppState, realm: &RealmInfo, claims: &AccessTok
     let json = serde_json::to_vec(claims).map_err(|error| SignError::Claims(error.to_string()))?;
     let typ = if claims.api_token_id.is_some() { TokenTyp::Api } else { TokenTyp::Access };
     Ok(key.sign_typed(&json, typ)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_jwt;
+
+    #[test]
+    fn a_jwt_is_eyj_then_exactly_two_dots() {
+        let long = format!("eyJ{}.{}.{}", "a".repeat(300), "b".repeat(700), "c".repeat(90));
+        for jwt in ["eyJhbGciOiJFUzI1NiJ9.e30.c2ln", "eyJ..", long.as_str()] {
+            assert!(looks_like_jwt(jwt), "{jwt:.40}");
+        }
+        let three_dots = format!("{long}.d");
+        for not in ["", "eyJ", "eyJa.b", "eyJa.b.c.d", "kwu_abc.def.ghi", "EYJa.b.c", three_dots.as_str()] {
+            assert!(!looks_like_jwt(not), "{not:.40}");
+        }
+    }
 }
