@@ -118,7 +118,7 @@ impl utoipa::PartialSchema for Audience {
         use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
         let one = ObjectBuilder::new().schema_type(Type::String);
         let many = ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
-        OneOfBuilder::new().item(one).item(many).into()
+        OneOfBuilder::new().description(Some("`aud`: one audience or several.")).item(one).item(many).into()
     }
 }
 
@@ -141,11 +141,10 @@ impl Audience {
 }
 
 /// The claims of a keyward access token (RFC 9068 plus OIDC profile claims).
-///
-/// Text claims are [`Text`]: up to 24 bytes inline, so a verified token (kept in the
-/// verifier's cache) is one allocation and a couple of strings instead of ten; freeing a
-/// forgotten token's strings, each out of the processor's caches by then, was a
-/// measurable part of verifying a token not seen before.
+// Text claims are `Text`: up to 24 bytes inline, so a verified token (kept in the
+// verifier's cache) is one allocation and a couple of strings instead of ten; freeing a
+// forgotten token's strings, each out of the processor's caches by then, was a
+// measurable part of verifying a token not seen before.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct AccessTokenClaims {
     #[schema(value_type = String)]
