@@ -41,9 +41,11 @@ trap cleanup EXIT
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Installs what the scripts need and is missing (Debian/Ubuntu packages).
+# Installs what the scripts need and is missing (Debian/Ubuntu packages), and the
+# commands given as arguments (each from the package of the same name).
 need_tools() {
-    local missing=()
+    local missing=() extra
+    for extra in "$@"; do command -v "$extra" >/dev/null || missing+=("$extra"); done
     command -v wrk >/dev/null || missing+=(wrk)
     command -v curl >/dev/null || missing+=(curl)
     command -v jq >/dev/null || missing+=(jq)

@@ -14,8 +14,7 @@
 # response must be a 200 containing "ok".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-need_tools
-command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
+need_tools nginx
 machine_note
 build_keyward
 

@@ -20,9 +20,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 REQUESTS=${REQUESTS:-2000}
-need_tools
-command -v valgrind >/dev/null || { log "installing valgrind"; apt-get install -y valgrind >/dev/null 2>&1; }
-command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
+need_tools valgrind nginx
 machine_note
 build_keyward
 start_keyward
@@ -99,6 +97,12 @@ http {
 CONF
 nginx -c "$up/nginx.conf" -e "$up/error.log" >"$up/out.log" 2>&1 &
 PIDS+=("$!")
+tries=0
+until curl -fs "http://127.0.0.1:${UPSTREAM_PORT:-19011}/" >/dev/null; do
+    sleep 0.1
+    tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || die "the upstream nginx did not answer: $(cat "$up/error.log")"
+done
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
     "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" --listen 127.0.0.1:0 \
     --upstream "http://127.0.0.1:${UPSTREAM_PORT:-19011}" --log warn >"$TMP/proxy.log" 2>&1 &

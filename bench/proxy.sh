@@ -17,8 +17,7 @@
 # response must be a 200 containing "ok".
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-need_tools
-command -v nginx >/dev/null || { log "installing nginx"; apt-get install -y nginx >/dev/null 2>&1; }
+need_tools nginx
 machine_note
 build_keyward
 
@@ -79,7 +78,7 @@ user_id=$(call 201 -X POST "$KW_URL/api/v1/users" -H "X-Api-Key: $KW_ADMIN" -H '
 API_KEY=$(call 201 -X POST "$KW_URL/api/v1/users/$user_id/api-keys" -H "X-Api-Key: $KW_ADMIN" \
     -H 'Content-Type: application/json' -d '{"name":"bench"}' | jq -r .secret)
 call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
-    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -r .credential >"$TMP/run-credential"
+    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -j .credential >"$TMP/run-credential"
 
 # nginx's static header is an access token exchanged for the same run credential, as
 # the proxy's is: the upstream reads the same ~600-byte header behind either. (With a
@@ -88,8 +87,9 @@ call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Conten
 STATIC_TOKEN=$(call 200 "$KW_URL/auth/realms/default/protocol/openid-connect/token" \
     --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
     --data-urlencode subject_token_type=urn:ietf:params:oauth:token-type:access_token \
-    --data-urlencode "subject_token=$(cat "$TMP/run-credential")" | jq -r .access_token)
-[[ $STATIC_TOKEN == eyJ* ]] || die "no access token for nginx's static header: $STATIC_TOKEN"
+    --data-urlencode "subject_token@$TMP/run-credential" | jq -r .access_token)
+# Only base64url and dots: nothing that could end the quoted nginx directive.
+[[ $STATIC_TOKEN =~ ^eyJ[A-Za-z0-9_.-]+$ ]] || die "no access token for nginx's static header"
 start_nginx proxy "
     upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {
