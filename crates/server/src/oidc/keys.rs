@@ -207,9 +207,19 @@ impl LoadedKey {
     /// with this key's algorithm, which the parsed key is bound to.
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
         // Room for an RSA-4096 signature; keyward's are 64 (ES256, EdDSA) or 256 bytes.
-        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
-        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut signature) else { return false };
-        self.verifier.verify_sig(message, &signature[..len]).is_ok()
+        // Two bytes more: the decoder asks for room for whole 3-byte groups.
+        let mut signature = [0u8; MAX_SIGNATURE_BYTES + 2];
+        // base64-simd, as for the claims (`oidc::tokens`); its `decode` panics on a
+        // buffer too small, so the length is checked first.
+        let decoder = base64_simd::URL_SAFE_NO_PAD;
+        if decoder.estimated_decoded_length(signature_b64.len()) > signature.len() {
+            return false;
+        }
+        let Ok(signature) = decoder.decode(signature_b64.as_bytes(), base64_simd::Out::from_slice(&mut signature))
+        else {
+            return false;
+        };
+        self.verifier.verify_sig(message, signature).is_ok()
     }
 
     /// The public key as Keycloak's realm document shows it: base64 SPKI DER.
@@ -477,6 +487,32 @@ mod tests {
             removes_at: removes_at.map(|at| OffsetDateTime::from_unix_timestamp(at).expect("time")),
         };
         LoadedKey::from_row(&row, sealer).expect("opens")
+    }
+
+    /// The signature segment is decoded strictly and never overflows its buffer: a
+    /// re-encoded signature with other trailing bits, padding, or one far too long for
+    /// any key does not verify (nor panic); the genuine one does.
+    #[test]
+    fn only_the_exact_signature_encoding_verifies() {
+        let sealer = MasterKey::from_bytes([3; 32]).key_sealer();
+        for alg in [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256] {
+            let key = key(&sealer, "k1", alg, 0, None);
+            let token = key.sign(br#"{"sub":"a"}"#).expect("signs");
+            let (message, signature) = token.rsplit_once('.').expect("three segments");
+            assert!(key.verify(message.as_bytes(), signature), "{alg:?}");
+            let mut tweaked = signature.to_string();
+            // The last character carries trailing bits (64 and 256 bytes are not multiples
+            // of 3): its neighbour in the alphabet decodes to the same bytes, or fails.
+            let last = tweaked.pop().expect("not empty");
+            let next = if last == 'A' { 'B' } else { 'A' };
+            tweaked.push(next);
+            assert!(!key.verify(message.as_bytes(), &tweaked), "{alg:?}: {last} -> {next}");
+            assert!(!key.verify(message.as_bytes(), &format!("{signature}==")), "{alg:?}");
+            assert!(!key.verify(message.as_bytes(), &format!("{signature} ")), "{alg:?}");
+            for length in [683, 684, 686, 10_000] {
+                assert!(!key.verify(message.as_bytes(), &"A".repeat(length)), "{alg:?}, {length}");
+            }
+        }
     }
 
     #[test]
