@@ -207,7 +207,8 @@ impl LoadedKey {
     /// with this key's algorithm, which the parsed key is bound to.
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
         // Room for an RSA-4096 signature; keyward's are 64 (ES256, EdDSA) or 256 bytes.
-        // Two bytes more: the decoder asks for room for whole 3-byte groups.
+        // Two bytes more: the length check below uses the decoder's rounded-up estimate
+        // (513 for a 683-character RSA-4096 signature, which decodes to 512).
         let mut signature = [0u8; MAX_SIGNATURE_BYTES + 2];
         // base64-simd, as for the claims (`oidc::tokens`); its `decode` panics on a
         // buffer too small, so the length is checked first.
