@@ -212,3 +212,49 @@ measure_rounds() {
         printf '%-8s %12s %10s %10s\n' "$target" "$(median ${RPS[$target]})" "$(median ${P50[$target]})" "$(median ${P99[$target]})"
     done
 }
+
+# Starts an nginx with one worker pinned to SERVER_CPU, serving the http{} block in $2,
+# under $TMP/$1. Sets WORKER to the worker's pid.
+start_nginx() {
+    local name=$1 body=$2 dir="$TMP/$1"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+    keepalive_requests 1000000;
+    $body
+}
+CONF
+    taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
+    local master=$! tries=0
+    PIDS+=("$master")
+    WORKER=""
+    while [ -z "$WORKER" ]; do
+        sleep 0.1
+        WORKER=$(pgrep -P "$master" | head -n1 || true)
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || die "nginx $name did not start: $(cat "$dir/error.log")"
+    done
+}
+
+# The upstream the forwarding benchmarks share: an nginx answering "ok" from memory on
+# 127.0.0.1:$1 (started with start_nginx). Sets UPSTREAM (its URL) and UPSTREAM_PID (its
+# worker), once it answers.
+start_ok_upstream() {
+    start_nginx upstream "server { listen 127.0.0.1:$1; location / { return 200 'ok\n'; } }"
+    UPSTREAM_PID=$WORKER
+    UPSTREAM="http://127.0.0.1:$1"
+    local tries=0
+    until curl -fs -o /dev/null "$UPSTREAM/"; do
+        sleep 0.1
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || die "the upstream nginx did not answer: $(cat "$TMP/upstream/error.log")"
+    done
+    call 200 "$UPSTREAM/" >/dev/null
+}

@@ -19,26 +19,7 @@ machine_note
 build_keyward
 
 UPSTREAM_PORT=${UPSTREAM_PORT:-19011}
-dir="$TMP/upstream"
-mkdir -p "$dir"
-cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'ok\n'; } }
-}
-CONF
-taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
-PIDS+=("$!")
-UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT"
-for _ in $(seq 1 50); do curl -s -o /dev/null "$UPSTREAM/" && break; sleep 0.1; done
-call 200 "$UPSTREAM/" >/dev/null
+start_ok_upstream "$UPSTREAM_PORT"
 
 start_keyward
 SERVER_PID=$KW_PID

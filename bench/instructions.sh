@@ -80,32 +80,10 @@ phase bearer /api/v1/auth/check -H "Authorization: Bearer $ACCESS_TOKEN"
 
 # The proxy: an nginx upstream answering from memory, and `keyward proxy` under callgrind
 # exchanging the run credential with the (counted, but not now) server above.
-up="$TMP/upstream"
-mkdir -p "$up"
-cat >"$up/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $up/nginx.pid;
-error_log $up/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $up; proxy_temp_path $up; fastcgi_temp_path $up; uwsgi_temp_path $up; scgi_temp_path $up;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:${UPSTREAM_PORT:-19011}; location / { return 200 'ok\n'; } }
-}
-CONF
-nginx -c "$up/nginx.conf" -e "$up/error.log" >"$up/out.log" 2>&1 &
-PIDS+=("$!")
-tries=0
-until curl -fs "http://127.0.0.1:${UPSTREAM_PORT:-19011}/" >/dev/null; do
-    sleep 0.1
-    tries=$((tries + 1))
-    [ "$tries" -lt 100 ] || die "the upstream nginx did not answer: $(cat "$up/error.log")"
-done
+start_ok_upstream "${UPSTREAM_PORT:-19011}"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
     "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" --listen 127.0.0.1:0 \
-    --upstream "http://127.0.0.1:${UPSTREAM_PORT:-19011}" --log warn >"$TMP/proxy.log" 2>&1 &
+    --upstream "$UPSTREAM" --log warn >"$TMP/proxy.log" 2>&1 &
 CG_PID=$!
 PIDS+=("$CG_PID")
 wait_for_line "$TMP/proxy.log" 'keyward proxy listening on http://' 300

@@ -24,40 +24,7 @@ build_keyward
 UPSTREAM_PORT=${UPSTREAM_PORT:-19001}
 NGINX_PORT=${NGINX_PORT:-19002}
 
-# Starts an nginx with one worker pinned to SERVER_CPU, serving the http{} block in $2,
-# under $TMP/$1. Sets WORKER to the worker's pid.
-start_nginx() {
-    local name=$1 body=$2 dir="$TMP/$1"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-    keepalive_requests 1000000;
-    $body
-}
-CONF
-    taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
-    local master=$! tries=0
-    PIDS+=("$master")
-    WORKER=""
-    while [ -z "$WORKER" ]; do
-        sleep 0.1
-        WORKER=$(pgrep -P "$master" | head -n1 || true)
-        tries=$((tries + 1))
-        [ "$tries" -lt 100 ] || die "nginx $name did not start: $(cat "$dir/error.log")"
-    done
-}
-
-start_nginx upstream "server { listen 127.0.0.1:$UPSTREAM_PORT; location / { return 200 'ok\n'; } }"
-UPSTREAM_PID=$WORKER
-UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT"
-call 200 "$UPSTREAM/" >/dev/null
+start_ok_upstream "$UPSTREAM_PORT"
 
 # keyward with a route to the same upstream, an hour's tokens, a user with an API key
 # and a running workload whose credential the proxy uses.
