@@ -19,8 +19,6 @@ mod keys;
 pub use keys::JwsAlgorithm;
 
 use crate::verified_cache::VerifiedCache;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri, header};
@@ -173,14 +171,12 @@ impl RemoteJwks {
         }
         let key = keys.get(&parsed.kid).ok_or(AuthRefusal::UnknownKey)?;
         let verifier = key.verifier(parsed.alg).ok_or(AuthRefusal::BadToken)?;
-        let mut signature = [0u8; MAX_SIGNATURE_BYTES];
-        let signature_len =
-            URL_SAFE_NO_PAD.decode_slice(parsed.signature, &mut signature).map_err(|_| AuthRefusal::BadSignature)?;
-        verifier
-            .verify_sig(parsed.signed.as_bytes(), &signature[..signature_len])
-            .map_err(|_| AuthRefusal::BadSignature)?;
+        let mut buffer = [0u8; MAX_SIGNATURE_BYTES + crate::oidc::tokens::SIGNATURE_SLACK];
+        let signature =
+            crate::oidc::tokens::decode_signature(parsed.signature, &mut buffer).ok_or(AuthRefusal::BadSignature)?;
+        verifier.verify_sig(parsed.signed.as_bytes(), signature).map_err(|_| AuthRefusal::BadSignature)?;
         // Only now, with the signature good, is the payload worth parsing.
-        let payload = URL_SAFE_NO_PAD.decode(parsed.payload).map_err(|_| AuthRefusal::Malformed)?;
+        let payload = crate::oidc::tokens::decode_segment(parsed.payload).ok_or(AuthRefusal::Malformed)?;
         let claims: Map<String, Value> = serde_json::from_slice(&payload).map_err(|_| AuthRefusal::BadToken)?;
         check(&claims)?;
         let kept: Map<String, Value> = claims
@@ -486,7 +482,7 @@ fn parse_token(token: &str) -> Result<ParsedToken<'_>, AuthRefusal> {
     else {
         return Err(AuthRefusal::Malformed);
     };
-    let header_bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| AuthRefusal::Malformed)?;
+    let header_bytes = crate::oidc::tokens::decode_segment(header).ok_or(AuthRefusal::Malformed)?;
     let header_json: JoseHeader = serde_json::from_slice(&header_bytes).map_err(|_| AuthRefusal::BadToken)?;
     let alg = JwsAlgorithm::parse(&header_json.alg).ok_or(AuthRefusal::BadToken)?;
     let kid = header_json

@@ -207,20 +207,9 @@ impl LoadedKey {
     /// with this key's algorithm, which the parsed key is bound to.
     pub fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
         // Room for an RSA-4096 signature; keyward's are 64 (ES256, EdDSA) or 256 bytes.
-        // Two bytes more: the length check below uses the decoder's rounded-up estimate
-        // (513 for a 683-character RSA-4096 signature, which decodes to 512).
-        let mut signature = [0u8; MAX_SIGNATURE_BYTES + 2];
-        // base64-simd, as for the claims (`oidc::tokens`); its `decode` panics on a
-        // buffer too small, so the length is checked first.
-        let decoder = base64_simd::URL_SAFE_NO_PAD;
-        if decoder.estimated_decoded_length(signature_b64.len()) > signature.len() {
-            return false;
-        }
-        let Ok(signature) = decoder.decode(signature_b64.as_bytes(), base64_simd::Out::from_slice(&mut signature))
-        else {
-            return false;
-        };
-        self.verifier.verify_sig(message, signature).is_ok()
+        let mut buffer = [0u8; MAX_SIGNATURE_BYTES + crate::oidc::tokens::SIGNATURE_SLACK];
+        crate::oidc::tokens::decode_signature(signature_b64, &mut buffer)
+            .is_some_and(|signature| self.verifier.verify_sig(message, signature).is_ok())
     }
 
     /// The public key as Keycloak's realm document shows it: base64 SPKI DER.

@@ -123,13 +123,35 @@ pub fn looks_like_jwt(text: &str) -> bool {
     bytes.starts_with(b"eyJ") && memchr::memchr_iter(b'.', bytes).take(3).count() == 2
 }
 
+/// A JWT segment's bytes, base64url-decoded; `None` when it is not canonical base64url.
+/// Every verifier of JWTs (keyward's, `remote_jwks`) decodes through this and
+/// [`decode_signature`]: base64-simd (vector instructions; 7 instructions a character
+/// with the `base64` crate), which refuses what `base64`'s `URL_SAFE_NO_PAD` refuses:
+/// padding, other alphabets, whitespace, non-zero trailing bits.
+pub fn decode_segment(segment: &str) -> Option<Vec<u8>> {
+    base64_simd::URL_SAFE_NO_PAD.decode_to_vec(segment).ok()
+}
+
+/// How much longer than the longest signature a [`decode_signature`] buffer must be: the
+/// length check uses the decoder's rounded-up estimate (513 for a 683-character RSA-4096
+/// signature, which decodes to 512).
+pub const SIGNATURE_SLACK: usize = 2;
+
+/// A signature segment decoded into `buffer` (on the stack: no allocation per token);
+/// `None` when it is not canonical base64url or would not fit. The length is checked
+/// first because base64-simd's `decode` panics on a buffer too small.
+pub fn decode_signature<'b>(segment: &str, buffer: &'b mut [u8]) -> Option<&'b [u8]> {
+    let decoder = base64_simd::URL_SAFE_NO_PAD;
+    if decoder.estimated_decoded_length(segment.len()) > buffer.len() {
+        return None;
+    }
+    decoder.decode(segment.as_bytes(), base64_simd::Out::from_slice(buffer)).ok().map(|decoded| &*decoded)
+}
+
 /// A segment's JSON text. Checking the UTF-8 of the whole segment at once lets
 /// serde_json skip checking each string it reads, which it does when given bytes.
-/// Decoded with base64-simd (vector instructions; 7 instructions a character with the
-/// `base64` crate), which refuses what `base64`'s `URL_SAFE_NO_PAD` refuses: padding,
-/// other alphabets, whitespace, non-zero trailing bits.
 fn decode_json_segment(segment: &str) -> Result<String, AuthRefusal> {
-    let bytes = base64_simd::URL_SAFE_NO_PAD.decode_to_vec(segment).map_err(|_| AuthRefusal::Malformed)?;
+    let bytes = decode_segment(segment).ok_or(AuthRefusal::Malformed)?;
     String::from_utf8(bytes).map_err(|_| AuthRefusal::BadToken)
 }
 

@@ -10,6 +10,8 @@ use aws_lc_rs::signature::{
 };
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
