@@ -36,17 +36,23 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Compared as
+/// `HeaderName`s, where a standard name is an enum tag; a `static`, not a `const`, which
+/// would build and drop the eight names at every use.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
 
 /// The names a `Connection` header's value lists (tokens, in any case).
 fn listed(connection: &HeaderValue) -> impl Iterator<Item = &str> {
@@ -61,10 +67,14 @@ fn listed(connection: &HeaderValue) -> impl Iterator<Item = &str> {
 /// product, whatever a caller or an upstream sends; and the usual message, whose
 /// `Connection` lists only hop-by-hop names or `close`, allocates nothing.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none of them: one look at the names they have, no lookup.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let mut named: Vec<HeaderName> = Vec::new();
     for token in headers.get_all(header::CONNECTION).iter().flat_map(listed) {
         // Hop-by-hop names go below anyway; a name gathered already is not looked up.
-        if HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(token))
+        if HOP_BY_HOP.iter().any(|hop| hop.as_str().eq_ignore_ascii_case(token))
             || !headers.contains_key(token)
             || named.iter().any(|name| name.as_str().eq_ignore_ascii_case(token))
         {
@@ -77,7 +87,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    remove_where(headers, |name| HOP_BY_HOP.contains(&name.as_str()));
+    remove_where(headers, is_hop_by_hop);
 }
 
 /// Removes every header whose name `doomed` picks. It looks at the names the message
@@ -217,6 +227,16 @@ impl Upstream {
         parts.authority = Some(self.authority.clone());
         Ok(Uri::from_parts(parts)?)
     }
+
+    /// Makes a request head received from a client the head this upstream gets over a
+    /// connection of its own ([`Forwarder::send_over`]): the path and query alone (origin
+    /// form) under the base path, no hop-by-hop header, this upstream's `Host`, and the
+    /// `extra` headers (replacing any the client sent).
+    pub fn make_head(&self, parts: &mut hyper::http::request::Parts, extra: &HeaderMap) -> Result<(), BoxError> {
+        parts.uri = self.path_of(&parts.uri)?;
+        prepare(self, parts, extra);
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for Upstream {
@@ -299,18 +319,16 @@ impl Forwarder {
         answer(self.send(Request::from_parts(parts, body)).await?)
     }
 
-    /// [`Forwarder::forward`] over `link`'s own connection instead of the pool.
-    pub async fn forward_over(
+    /// [`Forwarder::forward`] over `link`'s own connection instead of the pool, for a
+    /// request whose head [`Upstream::make_head`] has made: returns the upstream's answer
+    /// (without hop-by-hop headers) with its body still streaming.
+    pub async fn send_over(
         &self,
         link: &Link,
         upstream: &Upstream,
-        mut parts: hyper::http::request::Parts,
+        parts: hyper::http::request::Parts,
         body: Body,
-        extra: &HeaderMap,
     ) -> Result<Response<Body>, BoxError> {
-        // A connection to one upstream takes the path alone (origin form).
-        parts.uri = upstream.path_of(&parts.uri)?;
-        prepare(upstream, &mut parts, extra);
         let mut request = Request::from_parts(parts, body);
         // A kept connection the upstream has closed meanwhile gives the request back
         // unsent; it then goes over a new one, once.
@@ -340,7 +358,9 @@ impl Forwarder {
             .path_and_query("/")
             .build()?;
         let io = tower_service::Service::call(&mut self.connector.clone(), target).await?;
-        let (mut sender, connection) = http1::handshake(io).await?;
+        // `writev(false)`: the head and a body chunk are copied into one buffer and sent
+        // with one `write`, rather than queued and gathered (see `proxy::run`).
+        let (mut sender, connection) = http1::Builder::new().writev(false).handshake(io).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "upstream connection ended");
@@ -562,8 +582,9 @@ mod tests {
     }
 
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
-        let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
-        forwarder.forward_over(link, upstream, parts, full(""), &HeaderMap::new()).await.unwrap()
+        let (mut parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
+        upstream.make_head(&mut parts, &HeaderMap::new()).unwrap();
+        forwarder.send_over(link, upstream, parts, full("")).await.unwrap()
     }
 
     /// Calls whose answers were read go over the one connection, one after another.

@@ -319,3 +319,84 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
     assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&token), None).await.status, 200);
 }
 on_each_store!(upstream_routes_forward_authenticated_calls_only);
+
+/// An upstream that refuses with 401 the first request carrying each `x-refuse` value,
+/// and answers every other with the body length and `Authorization` it received. It
+/// records (x-refuse, authorization, body length) for every request.
+async fn refusing_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String, usize)>>>) {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, usize)>::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let log = log.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let header = |name: &str| -> String {
+                parts.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_string()
+            };
+            let (refuse, authorization) = (header("x-refuse"), header("authorization"));
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+            let first = {
+                let mut log = log.lock().unwrap();
+                let first = !log.iter().any(|(seen, _, _)| *seen == refuse);
+                log.push((refuse, authorization, body.len()));
+                first
+            };
+            if first {
+                (axum::http::StatusCode::UNAUTHORIZED, "refused once").into_response()
+            } else {
+                axum::Json(json!({"body": body.len()})).into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+/// A 401 from the upstream (a token revoked or its key rotated meanwhile) is retried
+/// once with a fresh token, with the same body, when the proxy could hold the body; a
+/// chunked body has streamed and cannot be sent again, so its 401 reaches the caller.
+async fn a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_token(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let (_, credential_file, _) = workload(&env, &server, &admin).await;
+    let (upstream, seen) = refusing_upstream().await;
+    let proxy = env.proxy(&["--server", &server.url, "--credential-file", &credential_file, "--upstream", &upstream]);
+    let attempts = |refuse: &str| -> Vec<(String, usize)> {
+        let log = seen.lock().unwrap();
+        log.iter().filter(|(seen, _, _)| seen == refuse).map(|(_, token, length)| (token.clone(), *length)).collect()
+    };
+
+    // A small body with a Content-Length: held, and sent twice.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/jobs", proxy.url))
+        .header("x-refuse", "sized")
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["body"], 1000);
+    let sized = attempts("sized");
+    assert_eq!(sized.iter().map(|(_, length)| *length).collect::<Vec<_>>(), [1000, 1000]);
+    assert!(sized.iter().all(|(token, _)| token.starts_with("Bearer eyJ")), "{sized:?}");
+    assert_ne!(sized[0].0, sized[1].0, "the retry carries a freshly exchanged token");
+
+    // No body at all: sent again too.
+    let (status, body) = get(&proxy.url, "/v1/jobs", &[("x-refuse", "empty")]).await;
+    assert_eq!((status, body["body"].as_u64()), (200, Some(0)), "{body}");
+    assert_eq!(attempts("empty").len(), 2);
+
+    // A chunked body streams through once; the refusal is the caller's answer.
+    let chunked = raw_status(
+        &proxy.url,
+        "POST /v1/jobs HTTP/1.1\r\nHost: proxy\r\nx-refuse: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(chunked.contains(" 401 "), "{chunked}");
+    assert_eq!(attempts("chunked").iter().map(|(_, length)| *length).collect::<Vec<_>>(), [5]);
+}
+on_each_store!(a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_token);
