@@ -122,7 +122,8 @@ impl Proxy {
         match held {
             HeldBody::Streaming(body) => self.send(&link, parts, body).await,
             HeldBody::Held(bytes) => {
-                let first = self.send(&link, copy_of(&parts), full(bytes.clone())).await;
+                let kept = KeptHead::of(&parts);
+                let first = self.send(&link, parts, full(bytes.clone())).await;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return first;
                 }
@@ -141,6 +142,7 @@ impl Proxy {
                 // Nobody reads the refusal's body: let it go before the retry, so the
                 // connection it holds is not waited for.
                 drop(first);
+                let mut parts = kept.into_parts();
                 parts.headers.insert(header::AUTHORIZATION, again.header.clone());
                 self.send(&link, parts, full(bytes)).await
             }
@@ -162,22 +164,42 @@ impl Proxy {
     }
 }
 
-/// A copy of a request's head, kept to be sent while the original stays for a retry.
-/// The head is complete by now (`Host`, `Authorization`), so the copy is made at its
-/// exact size. (`HeaderMap::clone` costs more here: hyper parses the upstream's answer
-/// into the map the request was sent with, and a clone's entries have no room to grow.)
-fn copy_of(parts: &Parts) -> Parts {
-    let mut head = Request::new(());
-    *head.method_mut() = parts.method.clone();
-    *head.uri_mut() = parts.uri.clone();
-    *head.version_mut() = parts.version;
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        headers.append(name.clone(), value.clone());
+/// What a retry needs of a request's head: hyper consumes the head it sends. The headers
+/// are kept as a list (each name and value cloned, a reference count at most) and made
+/// into a map again only for a retry, which is rare: copying the map itself for every
+/// call hashed every name again, about 1,300 instructions a call.
+struct KeptHead {
+    method: Method,
+    uri: hyper::Uri,
+    version: hyper::Version,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    extensions: hyper::http::Extensions,
+}
+
+impl KeptHead {
+    fn of(parts: &Parts) -> KeptHead {
+        KeptHead {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+            extensions: parts.extensions.clone(),
+        }
     }
-    *head.headers_mut() = headers;
-    *head.extensions_mut() = parts.extensions.clone();
-    head.into_parts().0
+
+    fn into_parts(self) -> Parts {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        let mut head = Request::new(());
+        *head.method_mut() = self.method;
+        *head.uri_mut() = self.uri;
+        *head.version_mut() = self.version;
+        *head.headers_mut() = headers;
+        *head.extensions_mut() = self.extensions;
+        head.into_parts().0
+    }
 }
 
 fn token_problem(error: &TokenError) -> Response<Body> {
