@@ -24,7 +24,13 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body from bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    let bytes = bytes.into();
+    if bytes.is_empty() {
+        // The same body to hyper (ended, exactly 0 bytes), and a box of nothing: no
+        // allocation for the bodiless calls most forwarded ones are.
+        return http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync();
+    }
+    http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Any body, boxed.
