@@ -213,14 +213,15 @@ measure_rounds() {
     done
 }
 
-# Starts an nginx with one worker pinned to SERVER_CPU, serving the http{} block in $2,
-# under $TMP/$1. Sets WORKER to the worker's pid.
-start_nginx() {
-    local name=$1 body=$2 dir="$TMP/$1"
+# Writes $TMP/$1/nginx.conf: one worker, the http{} block in $2, and the main-context
+# directives in $3 (optional).
+nginx_config() {
+    local name=$1 body=$2 main=${3:-} dir="$TMP/$1"
     mkdir -p "$dir"
     cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
+$main
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
@@ -231,6 +232,13 @@ http {
     $body
 }
 CONF
+}
+
+# Starts an nginx with one worker pinned to SERVER_CPU, serving the http{} block in $2,
+# under $TMP/$1. Sets WORKER to the worker's pid.
+start_nginx() {
+    local name=$1 dir="$TMP/$1"
+    nginx_config "$name" "$2"
     taskset -c "$SERVER_CPU" nginx -c "$dir/nginx.conf" -e "$dir/error.log" >"$dir/out.log" 2>&1 &
     local master=$! tries=0
     PIDS+=("$master")
@@ -241,6 +249,36 @@ CONF
         tries=$((tries + 1))
         [ "$tries" -lt 100 ] || die "nginx $name did not start: $(cat "$dir/error.log")"
     done
+}
+
+# An access token for the run credential in file $2, exchanged at keyward $1 (RFC 8693),
+# as `keyward proxy` gets its own. The credential is read from its file, not passed on
+# curl's command line.
+exchange_run_credential() {
+    local token
+    token=$(call 200 "$1/auth/realms/default/protocol/openid-connect/token" \
+        --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+        --data-urlencode subject_token_type=urn:ietf:params:oauth:token-type:access_token \
+        --data-urlencode "subject_token@$2" | jq -r .access_token)
+    # Only base64url and dots: nothing that could end a quoted nginx directive.
+    [[ $token =~ ^eyJ[A-Za-z0-9_.-]+$ ]] || die "no access token for the run credential"
+    printf '%s' "$token"
+}
+
+# The http{} block of nginx forwarding 127.0.0.1:$1 to the upstream on port $2 (keep-alive
+# pool of 64) with the static header `Authorization: Bearer $3`.
+nginx_proxy_block() {
+    printf '%s' "
+    upstream backend { server 127.0.0.1:$2; keepalive 64; }
+    server {
+        listen 127.0.0.1:$1;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Authorization \"Bearer $3\";
+        }
+    }"
 }
 
 # The upstream the forwarding benchmarks share: an nginx answering "ok" from memory on

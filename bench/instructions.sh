@@ -12,7 +12,9 @@
 # with it.
 #
 # Then the same count for `keyward proxy` forwarding GET / to an nginx that answers "ok"
-# from memory (section 5): the proxy under callgrind, nginx and keyward serve outside it.
+# from memory (section 5): the proxy under callgrind, nginx and keyward serve outside it;
+# and, for comparison, nginx's proxy_pass doing the same (with the same token as a static
+# header) and the floor hyper sets (two hyper connections forwarding, nothing else).
 #
 #   bash bench/instructions.sh                 # REQUESTS=2000 by default
 #
@@ -49,6 +51,7 @@ CG_PID=$!
 PIDS+=("$CG_PID")
 wait_for_line "$dir/cg.stdout.log" 'keyward listening on http://' 300
 URL=$(grep -Eo 'keyward listening on http://[0-9.:]+' "$dir/cg.stdout.log" | head -n1 | sed 's/keyward listening on //')
+KW_CG_URL=$URL
 
 urls() { # path count → the URL count times, for one curl over one connection
     local i
@@ -91,6 +94,36 @@ URL=$(grep -Eo 'keyward proxy listening on http://[0-9.:]+' "$TMP/proxy.log" | s
 [ "$(call 200 "$URL/")" = ok ] || die "the proxy did not forward to the upstream"
 phase proxy /
 
+# What the proxy is measured against: nginx's proxy_pass with the same token as its static
+# header (its one process under callgrind: no master), and the floor hyper sets, two hyper
+# connections and nothing else (crates/proxy/examples/bare_hyper_proxy.rs).
+NGINX_CG_PORT=${NGINX_CG_PORT:-19012}
+nginx_config nginx-cg "$(nginx_proxy_block "$NGINX_CG_PORT" "${UPSTREAM##*:}" \
+    "$(exchange_run_credential "$KW_CG_URL" "$TMP/run-credential")")" "master_process off;"
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
+    nginx -c "$TMP/nginx-cg/nginx.conf" -e "$TMP/nginx-cg/error.log" >"$TMP/nginx-cg/out.log" 2>&1 &
+CG_PID=$!
+PIDS+=("$CG_PID")
+URL="http://127.0.0.1:$NGINX_CG_PORT"
+tries=0
+until curl -fs -o /dev/null "$URL/"; do
+    sleep 0.2
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || die "nginx under callgrind did not answer: $(cat "$TMP/nginx-cg/error.log")"
+done
+[ "$(call 200 "$URL/")" = ok ] || die "nginx did not forward to the upstream"
+phase nginx /
+
+(cd "$ROOT" && cargo build --release -q -p keyward-proxy --example bare_hyper_proxy)
+valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
+    "$ROOT/target/release/examples/bare_hyper_proxy" 127.0.0.1:0 "${UPSTREAM#http://}" >"$TMP/bare.log" 2>&1 &
+CG_PID=$!
+PIDS+=("$CG_PID")
+wait_for_line "$TMP/bare.log" 'bare hyper proxy listening on http://' 300
+URL=$(grep -Eo 'listening on http://[0-9.:]+' "$TMP/bare.log" | sed 's/listening on //')
+[ "$(call 200 "$URL/")" = ok ] || die "the bare hyper proxy did not forward to the upstream"
+phase bare /
+
 echo
 echo "instructions per request (callgrind, $REQUESTS requests each, one connection):"
 printf '  %-36s %12s %18s %16s\n' "" "per request" "more than healthz" "healthz ÷ this"
@@ -103,4 +136,9 @@ for target in healthz api_key bearer; do
     printf '  %-36s %12d %18d %16s\n' "$label" "${COUNT[$target]}" $((COUNT[$target] - COUNT[healthz])) \
         "$(ratio "${COUNT[healthz]}" "${COUNT[$target]}")"
 done
-printf '  %-36s %12d\n' "GET / through keyward proxy to nginx" "${COUNT[proxy]}"
+echo
+echo "instructions per call forwarded to an nginx answering from memory (same token):"
+printf '  %-44s %12s %14s\n' "" "per call" "÷ nginx"
+printf '  %-44s %12d %14s\n' "keyward proxy" "${COUNT[proxy]}" "$(ratio "${COUNT[proxy]}" "${COUNT[nginx]}")"
+printf '  %-44s %12d %14s\n' "nginx proxy_pass" "${COUNT[nginx]}" "1.000"
+printf '  %-44s %12d %14s\n' "hyper alone (bare_hyper_proxy, the floor)" "${COUNT[bare]}" "$(ratio "${COUNT[bare]}" "${COUNT[nginx]}")"

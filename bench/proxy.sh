@@ -51,23 +51,8 @@ call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Conten
 # the proxy's is: the upstream reads the same ~600-byte header behind either. (With a
 # short `Bearer static-token`, the upstream, which shares the targets' core, did less
 # work per call behind nginx: 1.3 µs of user CPU against 2.2 µs.)
-STATIC_TOKEN=$(call 200 "$KW_URL/auth/realms/default/protocol/openid-connect/token" \
-    --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
-    --data-urlencode subject_token_type=urn:ietf:params:oauth:token-type:access_token \
-    --data-urlencode "subject_token@$TMP/run-credential" | jq -r .access_token)
-# Only base64url and dots: nothing that could end the quoted nginx directive.
-[[ $STATIC_TOKEN =~ ^eyJ[A-Za-z0-9_.-]+$ ]] || die "no access token for nginx's static header"
-start_nginx proxy "
-    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
-            proxy_set_header Authorization \"Bearer $STATIC_TOKEN\";
-        }
-    }"
+STATIC_TOKEN=$(exchange_run_credential "$KW_URL" "$TMP/run-credential")
+start_nginx proxy "$(nginx_proxy_block "$NGINX_PORT" "$UPSTREAM_PORT" "$STATIC_TOKEN")"
 NGINX_PID=$WORKER
 call 200 "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 
