@@ -251,9 +251,10 @@ start_nginx() {
     done
 }
 
-# An access token for the run credential in file $2, exchanged at keyward $1 (RFC 8693),
-# as `keyward proxy` gets its own. The credential is read from its file, not passed on
-# curl's command line.
+# An access token for the run credential in file $2 (written without a newline: curl
+# would send it), exchanged at keyward $1 (RFC 8693), as `keyward proxy` gets its own.
+# The credential is read from its file, not passed on curl's command line. Call it as
+# `TOKEN=$(exchange_run_credential …)` on a line of its own, so a failure stops the script.
 exchange_run_credential() {
     local token
     token=$(call 200 "$1/auth/realms/default/protocol/openid-connect/token" \

@@ -39,7 +39,7 @@ ACCESS_TOKEN=$(call 200 -u "$SA_NAME:$SA_TOKEN" -d grant_type=client_credentials
     "$KW_URL/auth/realms/default/protocol/openid-connect/token" | jq -r .access_token)
 [[ $ACCESS_TOKEN == eyJ* ]] || die "no access token: $ACCESS_TOKEN"
 call 201 -X POST "$KW_URL/api/v1/workloads" -H "X-Api-Key: $KW_ADMIN" -H 'Content-Type: application/json' \
-    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -r .credential >"$TMP/run-credential"
+    -d "{\"userId\":\"$user_id\",\"kind\":\"job\",\"runId\":\"bench\"}" | jq -j .credential >"$TMP/run-credential"
 kill "$KW_PID" && wait "$KW_PID" 2>/dev/null || true
 
 # The same data directory, now under callgrind; counting starts at zero per phase. The
@@ -98,13 +98,17 @@ phase proxy /
 # header (its one process under callgrind: no master), and the floor hyper sets, two hyper
 # connections and nothing else (crates/proxy/examples/bare_hyper_proxy.rs).
 NGINX_CG_PORT=${NGINX_CG_PORT:-19012}
-nginx_config nginx-cg "$(nginx_proxy_block "$NGINX_CG_PORT" "${UPSTREAM##*:}" \
-    "$(exchange_run_credential "$KW_CG_URL" "$TMP/run-credential")")" "master_process off;"
+# On a line of its own: `set -e` stops the script if the exchange fails, which it would
+# not inside another command's argument.
+STATIC_TOKEN=$(exchange_run_credential "$KW_CG_URL" "$TMP/run-credential")
+nginx_config nginx-cg "$(nginx_proxy_block "$NGINX_CG_PORT" "${UPSTREAM##*:}" "$STATIC_TOKEN")" "master_process off;"
+URL="http://127.0.0.1:$NGINX_CG_PORT"
+# Whatever answered there now would be counted as nginx: nothing may.
+! curl -s -o /dev/null "$URL/" || die "something already listens on port $NGINX_CG_PORT (set NGINX_CG_PORT)"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
     nginx -c "$TMP/nginx-cg/nginx.conf" -e "$TMP/nginx-cg/error.log" >"$TMP/nginx-cg/out.log" 2>&1 &
 CG_PID=$!
 PIDS+=("$CG_PID")
-URL="http://127.0.0.1:$NGINX_CG_PORT"
 tries=0
 until curl -fs -o /dev/null "$URL/"; do
     sleep 0.2

@@ -263,11 +263,9 @@ pub async fn run(config: ProxyConfig, ready: impl FnOnce(SocketAddr)) -> std::io
                 let (proxy, link) = (proxy.clone(), link.clone());
                 async move { Ok::<_, std::convert::Infallible>(proxy.handle(link, request).await) }
             });
-            // `writev(false)`: an answer's head and a body chunk go out in one `write` from
-            // one buffer. Gathering them (the queue hyper uses by default) cost about 750
-            // more instructions a call, and answers through the proxy are mostly small.
+            // One buffer per write (`writev(false)`), bounded (`forward::LINK_BUFFER_BYTES`).
             let mut connection = http1::Builder::new();
-            connection.keep_alive(true).writev(false);
+            connection.keep_alive(true).writev(false).max_buf_size(forward::LINK_BUFFER_BYTES);
             if let Err(error) = connection.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, "proxy connection ended");
             }

@@ -320,27 +320,38 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
 }
 on_each_store!(upstream_routes_forward_authenticated_calls_only);
 
-/// An upstream that refuses with 401 the first request carrying each `x-refuse` value,
-/// and answers every other with the body length and `Authorization` it received. It
-/// records (x-refuse, authorization, body length) for every request.
-async fn refusing_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String, usize)>>>) {
+/// A request as `refusing_upstream` received it: every header, and the body.
+type Attempt = (Vec<(String, String)>, Vec<u8>);
+/// What `refusing_upstream` received, each request with its `x-refuse` value.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Attempt)>>>;
+
+/// An upstream that refuses with 401 the first request carrying each `x-refuse` value and
+/// answers every other with the length of the body it received, recording each request;
+/// a request with `x-answer-bytes: N` is answered at once with N bytes of `pattern`.
+async fn refusing_upstream() -> (String, Received) {
     use axum::extract::Request;
     use axum::response::IntoResponse;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, usize)>::new()));
+    let seen = Received::default();
     let log = seen.clone();
     let app = axum::Router::new().fallback(move |request: Request| {
         let log = log.clone();
         async move {
             let (parts, body) = request.into_parts();
-            let header = |name: &str| -> String {
-                parts.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_string()
-            };
-            let (refuse, authorization) = (header("x-refuse"), header("authorization"));
+            if let Some(size) = parts.headers.get("x-answer-bytes") {
+                return pattern(size.to_str().unwrap().parse().unwrap()).into_response();
+            }
+            let headers: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("<binary>").to_string()))
+                .collect();
+            let refuse = parts.headers.get("x-refuse").and_then(|value| value.to_str().ok()).unwrap_or_default();
+            let refuse = refuse.to_string();
             let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
             let first = {
                 let mut log = log.lock().unwrap();
-                let first = !log.iter().any(|(seen, _, _)| *seen == refuse);
-                log.push((refuse, authorization, body.len()));
+                let first = !log.iter().any(|(seen, _)| *seen == refuse);
+                log.push((refuse, (headers, body.to_vec())));
                 first
             };
             if first {
@@ -356,9 +367,17 @@ async fn refusing_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(St
     (url, seen)
 }
 
+/// `length` bytes that differ from one position to the next.
+fn pattern(length: usize) -> Vec<u8> {
+    (0..length).map(|index| (index % 251) as u8).collect()
+}
+
 /// A 401 from the upstream (a token revoked or its key rotated meanwhile) is retried
 /// once with a fresh token, with the same body, when the proxy could hold the body; a
 /// chunked body has streamed and cannot be sent again, so its 401 reaches the caller.
+/// The caller's credentials stay out of both attempts, even when its `Connection` header
+/// names `Authorization` (the proxy's own token goes in after the stripping). And large
+/// answers stream back whole.
 async fn a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_token(backend: Backend) {
     let env = Env::new(backend);
     let server = env.serve(&[]);
@@ -366,25 +385,42 @@ async fn a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_tok
     let (_, credential_file, _) = workload(&env, &server, &admin).await;
     let (upstream, seen) = refusing_upstream().await;
     let proxy = env.proxy(&["--server", &server.url, "--credential-file", &credential_file, "--upstream", &upstream]);
-    let attempts = |refuse: &str| -> Vec<(String, usize)> {
+    let attempts = |refuse: &str| -> Vec<Attempt> {
         let log = seen.lock().unwrap();
-        log.iter().filter(|(seen, _, _)| seen == refuse).map(|(_, token, length)| (token.clone(), *length)).collect()
+        log.iter().filter(|(seen, _)| seen == refuse).map(|(_, attempt)| attempt.clone()).collect()
+    };
+    let authorization = |headers: &[(String, String)]| -> Vec<String> {
+        headers.iter().filter(|(name, _)| name == "authorization").map(|(_, value)| value.clone()).collect()
     };
 
-    // A small body with a Content-Length: held, and sent twice.
+    // A small body with a Content-Length: held, and sent twice, the same bytes each time.
+    let sent = pattern(1000);
     let response = reqwest::Client::new()
         .post(format!("{}/v1/jobs", proxy.url))
         .header("x-refuse", "sized")
-        .body(vec![b'x'; 1000])
+        .header("Authorization", "Bearer caller-secret")
+        .header("X-Api-Key", "kwu_caller")
+        .header("Connection", "authorization, x-api-key")
+        .body(sent.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["body"], 1000);
     let sized = attempts("sized");
-    assert_eq!(sized.iter().map(|(_, length)| *length).collect::<Vec<_>>(), [1000, 1000]);
-    assert!(sized.iter().all(|(token, _)| token.starts_with("Bearer eyJ")), "{sized:?}");
-    assert_ne!(sized[0].0, sized[1].0, "the retry carries a freshly exchanged token");
+    assert_eq!(sized.len(), 2, "the refused call was sent again");
+    let tokens: Vec<Vec<String>> = sized.iter().map(|(headers, _)| authorization(headers)).collect();
+    for (headers, body) in &sized {
+        assert!(*body == sent, "an attempt carried other bytes than the caller sent");
+        let token = authorization(headers);
+        assert!(token.len() == 1 && token[0].starts_with("Bearer eyJ"), "one injected token per attempt");
+        assert!(
+            !headers.iter().any(|(name, value)| name == "x-api-key" || value.contains("caller-secret")),
+            "a caller's credential reached the upstream: {:?}",
+            headers.iter().map(|(name, _)| name).collect::<Vec<_>>()
+        );
+    }
+    assert!(tokens[0] != tokens[1], "the retry carries a freshly exchanged token");
 
     // No body at all: sent again too.
     let (status, body) = get(&proxy.url, "/v1/jobs", &[("x-refuse", "empty")]).await;
@@ -397,6 +433,17 @@ async fn a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_tok
         "POST /v1/jobs HTTP/1.1\r\nHost: proxy\r\nx-refuse: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     );
     assert!(chunked.contains(" 401 "), "{chunked}");
-    assert_eq!(attempts("chunked").iter().map(|(_, length)| *length).collect::<Vec<_>>(), [5]);
+    let chunked = attempts("chunked");
+    assert_eq!(chunked.iter().map(|(_, body)| body.as_slice()).collect::<Vec<_>>(), [b"hello".as_slice()]);
+
+    // An answer far larger than the proxy's buffers (`forward::LINK_BUFFER_BYTES`) streams
+    // back whole, twice over the same connections.
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let response =
+            client.get(format!("{}/download", proxy.url)).header("x-answer-bytes", "3000000").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.bytes().await.unwrap() == pattern(3_000_000), "the answer arrived altered");
+    }
 }
 on_each_store!(a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_token);
