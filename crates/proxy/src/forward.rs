@@ -273,8 +273,9 @@ pub struct Link(std::sync::Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
 /// 750 fewer instructions a call than hyper's default of queueing the chunks and
 /// gathering them with `writev`. That buffer keeps its size for the connection's life,
 /// so it is bounded here, and with it the chunks read (the default allows about 400 KiB
-/// each way). A message head larger than this is refused (431 from the client, 502 from
-/// the upstream); nginx's default allows 32 KiB.
+/// each way). hyper checks the bound after each read, so a message head is refused once
+/// the bytes read for it pass it: a request head of 100 KB still got through here, one of
+/// 140 KB got 431 (an upstream's answer, 502). nginx's default allows 32 KiB.
 pub const LINK_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How long a link's connection may sit idle and still be used.
