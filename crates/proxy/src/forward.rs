@@ -236,11 +236,10 @@ impl Upstream {
 
     /// Makes a request head received from a client the head this upstream gets over a
     /// connection of its own ([`Forwarder::send_over`]): the path and query alone (origin
-    /// form) under the base path, no hop-by-hop header, this upstream's `Host`, and the
-    /// `extra` headers (replacing any the client sent).
-    pub fn make_head(&self, parts: &mut hyper::http::request::Parts, extra: &HeaderMap) -> Result<(), BoxError> {
+    /// form) under the base path, no hop-by-hop header, and this upstream's `Host`.
+    pub fn make_head(&self, parts: &mut hyper::http::request::Parts) -> Result<(), BoxError> {
         parts.uri = self.path_of(&parts.uri)?;
-        prepare(self, parts, extra);
+        prepare(self, parts, &HeaderMap::new());
         Ok(())
     }
 }
@@ -276,7 +275,7 @@ pub struct Link(std::sync::Mutex<Option<(http1::SendRequest<Body>, Instant)>>);
 /// each way). hyper checks the bound after each read, so a message head is refused once
 /// the bytes read for it pass it: a request head of 100 KB still got through here, one of
 /// 140 KB got 431 (an upstream's answer, 502). nginx's default allows 32 KiB.
-pub const LINK_BUFFER_BYTES: usize = 64 * 1024;
+pub const PROXY_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How long a link's connection may sit idle and still be used.
 const LINK_IDLE: Duration = Duration::from_secs(60);
@@ -376,7 +375,7 @@ impl Forwarder {
             .build()?;
         let io = tower_service::Service::call(&mut self.connector.clone(), target).await?;
         let (mut sender, connection) =
-            http1::Builder::new().writev(false).max_buf_size(LINK_BUFFER_BYTES).handshake(io).await?;
+            http1::Builder::new().writev(false).max_buf_size(PROXY_BUFFER_BYTES).handshake(io).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "upstream connection ended");
@@ -599,7 +598,7 @@ mod tests {
 
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
         let (mut parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
-        upstream.make_head(&mut parts, &HeaderMap::new()).unwrap();
+        upstream.make_head(&mut parts).unwrap();
         forwarder.send_over(link, upstream, parts, full("")).await.unwrap()
     }
 

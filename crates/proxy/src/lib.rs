@@ -115,7 +115,7 @@ impl Proxy {
             Err(error) => return token_problem(&error),
         };
         // The head the upstream gets, made once; a retry changes only its token.
-        if let Err(error) = self.upstream.make_head(&mut parts, &HeaderMap::new()) {
+        if let Err(error) = self.upstream.make_head(&mut parts) {
             return self.unreachable(&error);
         }
         parts.headers.insert(header::AUTHORIZATION, fresh.header.clone());
@@ -263,9 +263,9 @@ pub async fn run(config: ProxyConfig, ready: impl FnOnce(SocketAddr)) -> std::io
                 let (proxy, link) = (proxy.clone(), link.clone());
                 async move { Ok::<_, std::convert::Infallible>(proxy.handle(link, request).await) }
             });
-            // One buffer per write (`writev(false)`), bounded (`forward::LINK_BUFFER_BYTES`).
+            // One buffer per write (`writev(false)`), bounded (`forward::PROXY_BUFFER_BYTES`).
             let mut connection = http1::Builder::new();
-            connection.keep_alive(true).writev(false).max_buf_size(forward::LINK_BUFFER_BYTES);
+            connection.keep_alive(true).writev(false).max_buf_size(forward::PROXY_BUFFER_BYTES);
             if let Err(error) = connection.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, "proxy connection ended");
             }

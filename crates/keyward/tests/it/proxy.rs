@@ -436,7 +436,7 @@ async fn a_call_the_upstream_refuses_is_sent_again_with_its_body_and_a_fresh_tok
     let chunked = attempts("chunked");
     assert_eq!(chunked.iter().map(|(_, body)| body.as_slice()).collect::<Vec<_>>(), [b"hello".as_slice()]);
 
-    // An answer far larger than the proxy's buffers (`forward::LINK_BUFFER_BYTES`) streams
+    // An answer far larger than the proxy's buffers (`forward::PROXY_BUFFER_BYTES`) streams
     // back whole, twice over the same connections.
     let client = reqwest::Client::new();
     for _ in 0..2 {
