@@ -84,15 +84,22 @@ phase bearer /api/v1/auth/check -H "Authorization: Bearer $ACCESS_TOKEN"
 # The proxy: an nginx upstream answering from memory, and `keyward proxy` under callgrind
 # exchanging the run credential with the (counted, but not now) server above.
 start_ok_upstream "${UPSTREAM_PORT:-19011}"
-valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
-    "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" --listen 127.0.0.1:0 \
-    --upstream "$UPSTREAM" --log warn >"$TMP/proxy.log" 2>&1 &
-CG_PID=$!
-PIDS+=("$CG_PID")
-wait_for_line "$TMP/proxy.log" 'keyward proxy listening on http://' 300
-URL=$(grep -Eo 'keyward proxy listening on http://[0-9.:]+' "$TMP/proxy.log" | sed 's/keyward proxy listening on //')
-[ "$(call 200 "$URL/")" = ok ] || die "the proxy did not forward to the upstream"
-phase proxy /
+# Starts the command after $1 (a phase name) under callgrind, waits for the "listening on
+# http://…" line it prints, checks that it forwards GET / to the upstream, and counts the
+# phase. Sets CG_PID and URL.
+count_forwarder() {
+    local name=$1 log="$TMP/$1.log"
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" "$@" >"$log" 2>&1 &
+    CG_PID=$!
+    PIDS+=("$CG_PID")
+    wait_for_line "$log" 'listening on http://' 300
+    URL=$(grep -Eo 'listening on http://[0-9.:]+' "$log" | head -n1 | sed 's/listening on //')
+    [ "$(call 200 "$URL/")" = ok ] || die "$name did not forward to the upstream"
+    phase "$name" /
+}
+count_forwarder proxy "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" \
+    --listen 127.0.0.1:0 --upstream "$UPSTREAM" --log warn
 
 # What the proxy is measured against: nginx's proxy_pass with the same token as its static
 # header (its one process under callgrind: no master), and the floor hyper sets, two hyper
@@ -119,14 +126,7 @@ done
 phase nginx /
 
 (cd "$ROOT" && cargo build --release -q -p keyward-proxy --example bare_hyper_proxy)
-valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.%p" \
-    "$ROOT/target/release/examples/bare_hyper_proxy" 127.0.0.1:0 "${UPSTREAM#http://}" >"$TMP/bare.log" 2>&1 &
-CG_PID=$!
-PIDS+=("$CG_PID")
-wait_for_line "$TMP/bare.log" 'bare hyper proxy listening on http://' 300
-URL=$(grep -Eo 'listening on http://[0-9.:]+' "$TMP/bare.log" | sed 's/listening on //')
-[ "$(call 200 "$URL/")" = ok ] || die "the bare hyper proxy did not forward to the upstream"
-phase bare /
+count_forwarder bare "$ROOT/target/release/examples/bare_hyper_proxy" 127.0.0.1:0 "${UPSTREAM#http://}"
 
 echo
 echo "instructions per request (callgrind, $REQUESTS requests each, one connection):"
