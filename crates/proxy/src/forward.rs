@@ -42,9 +42,8 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Compared as
-/// `HeaderName`s, where a standard name is an enum tag; a `static`, not a `const`, which
-/// would build and drop the eight names at every use.
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), in the
+/// order [`hop_by_hop_bit`] numbers them.
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -56,8 +55,21 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+/// The bit of a hop-by-hop name (its place in `HOP_BY_HOP`), or 0. A match on the name's
+/// text, which is lower case in a `HeaderName`: the compiler branches on the length
+/// first, so most names are passed over after one comparison.
+fn hop_by_hop_bit(name: &HeaderName) -> u8 {
+    match name.as_str() {
+        "connection" => 1,
+        "keep-alive" => 1 << 1,
+        "proxy-authenticate" => 1 << 2,
+        "proxy-authorization" => 1 << 3,
+        "te" => 1 << 4,
+        "trailer" => 1 << 5,
+        "transfer-encoding" => 1 << 6,
+        "upgrade" => 1 << 7,
+        _ => 0,
+    }
 }
 
 /// The names a `Connection` header's value lists (tokens, in any case).
@@ -66,34 +78,47 @@ fn listed(connection: &HeaderValue) -> impl Iterator<Item = &str> {
 }
 
 /// Removes hop-by-hop headers, and those the `Connection` header names. Nearly every
-/// upstream answer carries `Connection: keep-alive`, so this runs on every call. Each
-/// listed token is read once and looked up in the message (a hash, no allocation); only
-/// a name the message really has is gathered, once, to be removed after. So the work
-/// grows with the length of `Connection` plus the number of headers, never their
-/// product, whatever a caller or an upstream sends; and the usual message, whose
-/// `Connection` lists only hop-by-hop names or `close`, allocates nothing.
+/// upstream answer carries `Connection: keep-alive`, so this runs on every call: one pass
+/// over the names the message has finds the hop-by-hop ones (as bits), and only those are
+/// removed. A `Connection` value of `keep-alive` alone (what nearly every upstream sends)
+/// lists only a hop-by-hop name; any other value is read token by token, each looked up in
+/// the message (a hash, no allocation); only a name the message really has is gathered,
+/// once, to be removed after. So the work grows
+/// with the length of `Connection` plus the number of headers, never their product,
+/// whatever a caller or an upstream sends; and the usual message allocates nothing.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests carry none of them: one look at the names they have, no lookup.
-    if !headers.keys().any(is_hop_by_hop) {
+    let found = headers.keys().fold(0, |found, name| found | hop_by_hop_bit(name));
+    if found == 0 {
         return;
     }
-    let mut named: Vec<HeaderName> = Vec::new();
-    for token in headers.get_all(header::CONNECTION).iter().flat_map(listed) {
-        // Hop-by-hop names go below anyway; a name gathered already is not looked up.
-        if HOP_BY_HOP.iter().any(|hop| hop.as_str().eq_ignore_ascii_case(token))
-            || !headers.contains_key(token)
-            || named.iter().any(|name| name.as_str().eq_ignore_ascii_case(token))
-        {
-            continue;
+    if found & 1 != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            for token in listed(value) {
+                // Hop-by-hop names go below anyway; a name gathered already is not looked up.
+                if HOP_BY_HOP.iter().any(|hop| hop.as_str().eq_ignore_ascii_case(token))
+                    || !headers.contains_key(token)
+                    || named.iter().any(|name| name.as_str().eq_ignore_ascii_case(token))
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
+            }
         }
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            named.push(name);
+        for name in named {
+            headers.remove(name);
         }
     }
-    for name in named {
-        headers.remove(name);
+    for (bit, hop) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << bit) != 0 {
+            headers.remove(hop);
+        }
     }
-    remove_where(headers, is_hop_by_hop);
 }
 
 /// Removes every header whose name `doomed` picks. It looks at the names the message
@@ -238,8 +263,16 @@ impl Upstream {
     /// connection of its own ([`Forwarder::send_over`]): the path and query alone (origin
     /// form) under the base path, no hop-by-hop header, and this upstream's `Host`.
     pub fn make_head(&self, parts: &mut hyper::http::request::Parts) -> Result<(), BoxError> {
-        parts.uri = self.path_of(&parts.uri)?;
-        prepare(self, parts, &HeaderMap::new());
+        let uri = &parts.uri;
+        // A path and query alone, with no base path to put in front: already what goes.
+        let as_it_is = self.base_path.is_empty()
+            && uri.scheme().is_none()
+            && uri.authority().is_none()
+            && uri.path_and_query().is_some();
+        if !as_it_is {
+            parts.uri = self.path_of(uri)?;
+        }
+        prepare(self, parts);
         Ok(())
     }
 }
@@ -331,7 +364,11 @@ impl Forwarder {
         extra: &HeaderMap,
     ) -> Result<Response<Body>, BoxError> {
         parts.uri = upstream.uri_of(&parts.uri)?;
-        prepare(upstream, &mut parts, extra);
+        prepare(upstream, &mut parts);
+        parts.headers.reserve(extra.len());
+        for (name, value) in extra {
+            parts.headers.insert(name.clone(), value.clone());
+        }
         answer(self.send(Request::from_parts(parts, body)).await?)
     }
 
@@ -386,15 +423,10 @@ impl Forwarder {
     }
 }
 
-/// What every forwarded request gets: no hop-by-hop header, the upstream's `Host`,
-/// and the `extra` headers.
-fn prepare(upstream: &Upstream, parts: &mut hyper::http::request::Parts, extra: &HeaderMap) {
+/// What every forwarded request gets: no hop-by-hop header and the upstream's `Host`.
+fn prepare(upstream: &Upstream, parts: &mut hyper::http::request::Parts) {
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(header::HOST, upstream.host.clone());
-    parts.headers.reserve(extra.len());
-    for (name, value) in extra {
-        parts.headers.insert(name.clone(), value.clone());
-    }
     parts.version = hyper::Version::HTTP_11;
 }
 

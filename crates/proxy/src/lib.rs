@@ -118,11 +118,15 @@ impl Proxy {
         if let Err(error) = self.upstream.make_head(&mut parts) {
             return self.unreachable(&error);
         }
-        parts.headers.insert(header::AUTHORIZATION, fresh.header.clone());
         match held {
-            HeldBody::Streaming(body) => self.send(&link, parts, body).await,
+            HeldBody::Streaming(body) => {
+                parts.headers.insert(header::AUTHORIZATION, fresh.header.clone());
+                self.send(&link, parts, body).await
+            }
             HeldBody::Held(bytes) => {
+                // Kept before the token goes in: a retry puts in its own.
                 let kept = KeptHead::of(&parts);
+                parts.headers.insert(header::AUTHORIZATION, fresh.header.clone());
                 let first = self.send(&link, parts, full(bytes.clone())).await;
                 if first.status() != StatusCode::UNAUTHORIZED {
                     return first;
@@ -182,13 +186,17 @@ impl KeptHead {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+            headers: {
+                let mut headers = Vec::with_capacity(parts.headers.len());
+                headers.extend(parts.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
+                headers
+            },
             extensions: parts.extensions.clone(),
         }
     }
 
     fn into_parts(self) -> Parts {
-        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 1);
         for (name, value) in self.headers {
             headers.append(name, value);
         }
