@@ -55,12 +55,15 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// `Connection`'s bit from [`hop_by_hop_bit`].
+const CONNECTION_BIT: u8 = 1;
+
 /// The bit of a hop-by-hop name (its place in `HOP_BY_HOP`), or 0. A match on the name's
 /// text, which is lower case in a `HeaderName`: the compiler branches on the length
 /// first, so most names are passed over after one comparison.
 fn hop_by_hop_bit(name: &HeaderName) -> u8 {
     match name.as_str() {
-        "connection" => 1,
+        "connection" => CONNECTION_BIT,
         "keep-alive" => 1 << 1,
         "proxy-authenticate" => 1 << 2,
         "proxy-authorization" => 1 << 3,
@@ -72,26 +75,33 @@ fn hop_by_hop_bit(name: &HeaderName) -> u8 {
     }
 }
 
-/// The names a `Connection` header's value lists (tokens, in any case).
+/// The names a `Connection` header's value lists (tokens, in any case). Split as bytes: a
+/// byte hyper lets through but that is not text (`x-a, \xff`) spoils only its own token,
+/// which could not name a header anyway, not the names listed beside it.
 fn listed(connection: &HeaderValue) -> impl Iterator<Item = &str> {
-    connection.to_str().unwrap_or_default().split(',').map(str::trim).filter(|token| !token.is_empty())
+    connection
+        .as_bytes()
+        .split(|byte| *byte == b',')
+        .filter_map(|token| std::str::from_utf8(token.trim_ascii()).ok())
+        .filter(|token| !token.is_empty())
 }
 
 /// Removes hop-by-hop headers, and those the `Connection` header names. Nearly every
 /// upstream answer carries `Connection: keep-alive`, so this runs on every call: one pass
 /// over the names the message has finds the hop-by-hop ones (as bits), and only those are
 /// removed. A `Connection` value of `keep-alive` alone (what nearly every upstream sends)
-/// lists only a hop-by-hop name; any other value is read token by token, each looked up in
-/// the message (a hash, no allocation); only a name the message really has is gathered,
-/// once, to be removed after. So the work grows
-/// with the length of `Connection` plus the number of headers, never their product,
-/// whatever a caller or an upstream sends; and the usual message allocates nothing.
+/// lists only a hop-by-hop name; any other value is read token by token, each looked up
+/// in the message (a hash, no allocation); only a name the message really has is
+/// compared with those gathered so far, and gathered once, to be removed after. So each
+/// token costs a lookup, plus, when it names a header there, a comparison with each
+/// distinct name gathered (at most hyper's 100 headers), whatever a caller or an
+/// upstream sends; and the usual message allocates nothing.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let found = headers.keys().fold(0, |found, name| found | hop_by_hop_bit(name));
     if found == 0 {
         return;
     }
-    if found & 1 != 0 {
+    if found & CONNECTION_BIT != 0 {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
@@ -518,6 +528,26 @@ mod tests {
         // `close` is a name like any other: a header of that name goes too.
         let close = [("connection", "close"), ("close", "1"), ("accept", "*/*")];
         assert_eq!(left_after_stripping(&close), ["accept"]);
+        // Each hop-by-hop name alone goes (the bits and the names are in the same order).
+        for hop in &HOP_BY_HOP {
+            let mut map = HeaderMap::new();
+            map.insert(hop.clone(), HeaderValue::from_static("1"));
+            map.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            strip_hop_by_hop(&mut map);
+            assert_eq!(map.keys().collect::<Vec<_>>(), [header::ACCEPT], "{hop}");
+        }
+    }
+
+    /// A byte that is not text in `Connection` does not hide the names listed beside it.
+    #[test]
+    fn a_connection_value_that_is_not_text_still_removes_what_it_lists() {
+        let mut map = HeaderMap::new();
+        map.insert(header::CONNECTION, HeaderValue::from_bytes(b"X-Listed, \xff, x-other").unwrap());
+        map.insert(HeaderName::from_static("x-listed"), HeaderValue::from_static("1"));
+        map.insert(HeaderName::from_static("x-other"), HeaderValue::from_static("1"));
+        map.insert(HeaderName::from_static("x-kept"), HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut map);
+        assert_eq!(map.keys().collect::<Vec<_>>(), [HeaderName::from_static("x-kept")]);
     }
 
     /// As many headers as hyper accepts (100) and a `Connection` header near its size
