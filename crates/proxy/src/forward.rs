@@ -246,16 +246,10 @@ impl Upstream {
             .build()
     }
 
-    /// The path and query a request's URI has upstream, under the base path: the URI
-    /// itself when it is a path and query alone (origin form) and there is no base path
-    /// to put in front.
-    fn path_of(&self, uri: Uri) -> Result<Uri, hyper::http::Error> {
-        let origin_form = uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some();
-        if origin_form && self.base_path.is_empty() {
-            return Ok(uri);
-        }
+    /// The path and query a request's URI has upstream, under the base path: kept as
+    /// they are (no copy) when there is no base path to put in front.
+    fn path_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
         match uri.path_and_query() {
-            // An absolute-form URI's path and query, without its scheme and authority.
             Some(path_and_query) if self.base_path.is_empty() => {
                 Uri::builder().path_and_query(path_and_query.clone()).build()
             }
@@ -269,7 +263,7 @@ impl Upstream {
     /// The upstream URI for a request's URI: [`Upstream::path_of`] with the upstream's
     /// scheme and authority.
     fn uri_of(&self, uri: &Uri) -> Result<Uri, hyper::http::Error> {
-        let mut parts = self.path_of(uri.clone())?.into_parts();
+        let mut parts = self.path_of(uri)?.into_parts();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
         Ok(Uri::from_parts(parts)?)
@@ -279,7 +273,15 @@ impl Upstream {
     /// connection of its own ([`Forwarder::send_over`]): the path and query alone (origin
     /// form) under the base path, no hop-by-hop header, and this upstream's `Host`.
     pub fn make_head(&self, parts: &mut hyper::http::request::Parts) -> Result<(), BoxError> {
-        parts.uri = self.path_of(std::mem::take(&mut parts.uri))?;
+        let uri = &parts.uri;
+        // A path and query alone, with no base path to put in front: already what goes.
+        let as_it_is = self.base_path.is_empty()
+            && uri.scheme().is_none()
+            && uri.authority().is_none()
+            && uri.path_and_query().is_some();
+        if !as_it_is {
+            parts.uri = self.path_of(uri)?;
+        }
         prepare(self, parts);
         Ok(())
     }
