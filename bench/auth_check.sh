@@ -60,7 +60,7 @@ declare -A RPS CPU
 log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
 for round in $(seq 1 "$ROUNDS"); do
     for target in "${TARGETS[@]}"; do
-        result=$(measure "$target" "$DURATION")
+        result=$(measure_clean "$target" "$DURATION")
         read -r rps busy <<<"$result"
         per_cpu=$(per_cpu_second "$rps" "$busy")
         RPS[$target]="${RPS[$target]:-} $rps"

@@ -62,7 +62,7 @@ declare -a KW_RPS PEER_RPS KW_CPU PEER_CPU
 log "measuring: $ROUNDS rounds of ${DURATION}s each, wrk -t1 -c$CONNECTIONS on core $LOAD_CPU"
 for round in $(seq 1 "$ROUNDS"); do
     for target in keyward peer; do
-        result=$(measure "$target" "$DURATION")
+        result=$(measure_clean "$target" "$DURATION")
         read -r rps busy <<<"$result"
         per_cpu=$(per_cpu_second "$rps" "$busy")
         if [ "$target" = keyward ]; then
