@@ -96,9 +96,11 @@ fn unauthenticated(failure: AuthFailure) -> Response {
 const CLIENT_FORWARDING_HEADERS: [&str; 5] =
     ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
 
-/// Makes a request's headers fit to forward: no credential of the caller's, no identity
-/// or forwarding header the client made up, and `X-Forwarded-For` naming the client
-/// address keyward determined (the socket peer, or the trusted proxies' client).
+/// Makes a request's headers fit to forward: no credential of the caller's (its key or
+/// token, and keyward's portal session cookie, which a browser sends along to every path
+/// of keyward's origin), no identity or forwarding header the client made up, and
+/// `X-Forwarded-For` naming the client address keyward determined (the socket peer, or
+/// the trusted proxies' client).
 pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client_ip: std::net::IpAddr) {
     // First, so that a `Connection` header naming X-Forwarded-For cannot drop the one
     // set below (the forwarder strips what `Connection` names).
@@ -108,6 +110,7 @@ pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client
             || IDENTITY_HEADERS.contains(&name.as_str())
             || CLIENT_FORWARDING_HEADERS.contains(&name.as_str())
     });
+    crate::portal::session::remove_keyward_cookies(headers);
     if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
         headers.insert("x-forwarded-for", value);
     }

@@ -201,6 +201,9 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
         Err(_) => return ApiError::BadRequest("The request path is not a valid URI.".to_string()).into_response(),
     };
     crate::gateway::clean_forwarded_headers(&state, &mut parts.headers, client_ip);
+    // No cookie at all: a published service cannot set one (its `Set-Cookie` is dropped
+    // below), so every cookie a browser sends here is another application's of this origin.
+    parts.headers.remove(header::COOKIE);
     match state.forwarder.forward(&route.upstream, parts, proxy::forward::boxed(body), &identity).await {
         Ok(response) => {
             // Published services are answered from keyward's own origin, beside its API

@@ -324,6 +324,19 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         let (status, echoed) = call_gateway(&server, "/public/dev/status/", Some(&dana_key)).await;
         assert_eq!(status, 200, "{echoed}");
         assert!(echoed["headers"].get("authorization").is_none(), "stripped even when public: {echoed}");
+        // Served from keyward's origin: no cookie of the browser's (the portal session
+        // above all) reaches a published service.
+        let echoed: Value = server
+            .http
+            .get(format!("{}/public/dev/status/", server.url))
+            .header("Cookie", "kw_session=0123abcd; theme=dark")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(echoed["headers"].get("cookie").is_none(), "{echoed}");
         let down = id(&server
             .post(
                 &format!("/api/v1/api-services/{public}/versions"),

@@ -280,6 +280,7 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
         .header("X-Api-Key", &token)
         .header("X-Keyward-User-Id", "forged")
         .header("X-Domino-Api-Key", "kwu_other")
+        .header("Cookie", "kw_session=0123abcd; theme=dark")
         .body(vec![b'j'; 300_000])
         .send()
         .await
@@ -296,6 +297,7 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
     for name in ["x-api-key", "x-domino-api-key", "authorization"] {
         assert!(headers.get(name).is_none(), "{name} reached the upstream: {headers}");
     }
+    assert_eq!(headers["cookie"], "theme=dark", "the portal session is keyward's alone: {headers}");
 
     // A route with an audience adds an access token for the caller, verifiable with JWKS.
     let (status, seen) = get(&server.url, "/api/models/churn/predict", &[("X-Api-Key", &token)]).await;

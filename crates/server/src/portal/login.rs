@@ -28,7 +28,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-const LOGIN_CSRF_COOKIE: &str = "kw_login_csrf";
+pub(crate) const LOGIN_CSRF_COOKIE: &str = "kw_login_csrf";
 
 #[derive(Template)]
 #[template(path = "login.html")]

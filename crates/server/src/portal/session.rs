@@ -24,6 +24,8 @@ use zeroize::Zeroizing;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "kw_session";
+/// Every cookie keyward sets: the session, and the login form's CSRF token.
+pub const KEYWARD_COOKIES: [&str; 2] = [COOKIE, super::login::LOGIN_CSRF_COOKIE];
 /// How long a session lasts from login; there is no sliding renewal.
 pub const LIFETIME: Duration = Duration::hours(8);
 /// How long this node trusts a cached session before asking the store again.
@@ -242,6 +244,38 @@ pub fn cookie(state: &AppState, name_value_and_age: &str) -> Result<HeaderValue,
         .map_err(|_| ApiError::Internal("a cookie value was not a valid header".to_string()))
 }
 
+/// Removes keyward's own cookies from a request's `Cookie` headers, keeping the others
+/// (in one header): a request forwarded to an upstream from keyward's origin must not
+/// carry the portal session of the browser that sent it, which would let the upstream
+/// act as that user. Names are compared without regard to case or surrounding spaces, so
+/// whatever keyward would read as its cookie goes. A message without one is not touched.
+pub fn remove_keyward_cookies(headers: &mut HeaderMap) {
+    fn pairs(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+        value.as_bytes().split(|byte| *byte == b';').map(<[u8]>::trim_ascii)
+    }
+    fn ours(pair: &[u8]) -> bool {
+        let name = pair.split(|byte| *byte == b'=').next().unwrap_or_default().trim_ascii();
+        KEYWARD_COOKIES.iter().any(|cookie| name.eq_ignore_ascii_case(cookie.as_bytes()))
+    }
+    if !headers.get_all(header::COOKIE).iter().any(|value| pairs(value).any(ours)) {
+        return;
+    }
+    let kept = {
+        let kept: Vec<&[u8]> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .flat_map(pairs)
+            .filter(|pair| !pair.is_empty() && !ours(pair))
+            .collect();
+        kept.join(&b"; "[..])
+    };
+    headers.remove(header::COOKIE);
+    // The kept bytes all come from valid header values, so they make one; if not, none go.
+    if let (false, Ok(value)) = (kept.is_empty(), HeaderValue::from_bytes(&kept)) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers; the first wins.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -252,4 +286,41 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies(headers: &HeaderMap) -> Vec<&[u8]> {
+        headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect()
+    }
+
+    #[test]
+    fn keywards_own_cookies_are_removed_from_a_forwarded_request_and_the_others_kept() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("theme=dark; kw_session=0123abcd; lang=en"));
+        headers.append(header::COOKIE, HeaderValue::from_static(" KW_Login_CSRF = x ;kw_session2=kept;"));
+        remove_keyward_cookies(&mut headers);
+        assert_eq!(cookies(&headers), [&b"theme=dark; lang=en; kw_session2=kept"[..]]);
+        assert_eq!(cookie_value(&headers, COOKIE), None);
+
+        // Only ours: no Cookie header is left at all.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("kw_session=0123abcd"));
+        remove_keyward_cookies(&mut headers);
+        assert!(headers.get(header::COOKIE).is_none());
+
+        // None of ours: the header goes on as it came.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=b;c=d"));
+        remove_keyward_cookies(&mut headers);
+        assert_eq!(cookies(&headers), [&b"a=b;c=d"[..]]);
+
+        // A byte that is not text beside ours does not hide it.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_bytes(b"x=\xff; kw_session=0123abcd").unwrap());
+        remove_keyward_cookies(&mut headers);
+        assert_eq!(cookies(&headers), [&b"x=\xff"[..]]);
+    }
 }
