@@ -172,3 +172,51 @@ async fn launchers_register_runs_and_bad_requests_say_what_to_fix(backend: Backe
     assert_eq!(audit.json()["items"].as_array().unwrap().len(), 1, "{}", audit.text);
 }
 on_each_store!(launchers_register_runs_and_bad_requests_say_what_to_fix);
+
+async fn a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above_its_own_roles(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let launcher = launcher(&server, &admin).await;
+    let pat = create_user(&server, &admin, "pat").await;
+    let ada = create_user(&server, &admin, "ada").await;
+    let granted = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(granted.status < 300, "{}", granted.text);
+
+    // A run of an admin would act as one: not the launcher's to start.
+    let body = json!({"userId": ada, "kind": "job", "runId": "ada-1"});
+    let refused = server.post("/api/v1/workloads", &launcher, body.clone()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(refused.text.contains("ada holds roles this launcher does not (admin)"), "{}", refused.text);
+    assert_eq!(server.post("/api/v1/workloads", &admin, body).await.status, 201, "an admin may");
+
+    // A run's credential makes no credential that would outlive the run.
+    let run =
+        server.post("/api/v1/workloads", &launcher, json!({"userId": pat, "kind": "job", "runId": "pat-1"})).await;
+    assert_eq!(run.status, 201, "{}", run.text);
+    let credential = run.json()["credential"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&server, &credential).await.status, 200);
+    let key = server.post("/api/v1/users/me/api-keys", &credential, json!({"name": "forever"})).await;
+    assert_eq!(key.status, 403, "{}", key.text);
+    assert!(key.text.contains("would outlive the run"), "{}", key.text);
+    let keys = server.get(&format!("/api/v1/users/{pat}/api-keys"), &admin).await;
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    assert!(!keys.text.contains("forever"), "no key was made: {}", keys.text);
+    let own_run = launcher_run_credential(&server, &admin).await;
+    let nested =
+        server.post("/api/v1/workloads", &own_run, json!({"userId": pat, "kind": "job", "runId": "pat-2"})).await;
+    assert_eq!(nested.status, 403, "{}", nested.text);
+}
+on_each_store!(a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above_its_own_roles);
+
+/// The credential of a run of a launcher ("leo"), which holds the workload-launcher role.
+async fn launcher_run_credential(server: &Server, admin: &str) -> String {
+    let leo = create_user(server, admin, "leo").await;
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{leo}/roles/workload-launcher"), Via::Bearer(admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let run =
+        server.post("/api/v1/workloads", admin, json!({"userId": leo, "kind": "launcher", "runId": "leo-1"})).await;
+    assert_eq!(run.status, 201, "{}", run.text);
+    run.json()["credential"].as_str().unwrap().to_string()
+}

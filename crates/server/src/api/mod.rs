@@ -134,10 +134,16 @@ pub async fn owned_active_credential(
 }
 
 /// Long-lived credentials are never minted with a short-lived access token, nor with an
-/// API token: a token handed to a third party must not turn into a key that outlives
-/// it, and an API token's IP filter and enabled switch must not be escaped that way.
+/// API token, nor with a run's workload credential: a token handed to a third party must
+/// not turn into a key that outlives it, an API token's IP filter and enabled switch must
+/// not be escaped that way, and ending a run must end every credential it had.
 pub fn refuse_access_token_minting(caller: &Caller) -> ApiResult<()> {
     match caller.kind {
+        keyward_core::CredentialKind::WorkloadCredential => Err(ApiError::Forbidden(
+            "A run's workload credential cannot create credentials (API keys, service-account tokens, API tokens, \
+             workloads or passwords): they would outlive the run. Use your own API key or an admin key."
+                .to_string(),
+        )),
         keyward_core::CredentialKind::AccessToken => Err(ApiError::Forbidden(
             "An access token cannot create API keys or service-account tokens; use an API key or an admin key."
                 .to_string(),

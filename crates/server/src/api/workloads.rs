@@ -52,6 +52,33 @@ fn require_launcher(caller: &Caller) -> ApiResult<()> {
     }
 }
 
+/// A run acts as its user, so a launcher may start one only for a user whose roles it
+/// holds itself (groups' roles included): the workload-launcher role is never a way to
+/// act as an admin or a token manager. Groups are not compared: starting the runs of
+/// every team's users is what a launcher is for. Admins start runs for anyone.
+async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::UserRow) -> ApiResult<()> {
+    if caller.has_role(Role::Admin) {
+        return Ok(());
+    }
+    let principal = state.store.load_principal(user.id).await?.ok_or(ApiError::NotFound("user"))?;
+    let mut roles = principal.roles;
+    if user.kind == crate::api::service_accounts::SERVICE_KIND {
+        // What the run would hold: a service account never acts as admin (`Caller::roles`).
+        roles.remove(Role::Admin);
+    }
+    let held = caller.roles();
+    let missing: Vec<&str> = roles.iter().filter(|role| !held.contains(*role)).map(|role| role.as_str()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{} holds roles this launcher does not ({}); a run for them would act with those privileges. \
+         An administrator, or a launcher that holds them, can start it.",
+        user.username,
+        missing.join(", ")
+    )))
+}
+
 fn check_run_id(run_id: &str) -> ApiResult<()> {
     let visible = run_id.bytes().all(|byte| byte.is_ascii_graphic());
     if run_id.is_empty() || run_id.len() > 128 || !visible {
@@ -75,6 +102,7 @@ pub async fn create(
     }
     check_run_id(&body.run_id)?;
     let user = load_user(&state, &caller, &body.user_id).await?;
+    check_may_launch_for(&state, &caller, &user).await?;
     let project_id = match &body.project_id {
         Some(project) => {
             let id = parse_id(project, "project")?;
