@@ -65,9 +65,14 @@ pub async fn password_login(
 ) -> Result<Arc<PrincipalInfo>, LoginRefusal> {
     let now = OffsetDateTime::now_utc();
     let attempt = Attempt { state, realm_id, client_ip, now };
-    if let Some(retry_after_secs) = state.throttle.retry_after(client_ip, now.unix_timestamp()) {
-        return Err(attempt.refused(LoginRefusal::Throttled { retry_after_secs }, None, "throttled"));
-    }
+    // Counted as running until this function returns, after its failure (if any) is
+    // recorded: attempts sent at once cannot all pass before the first one fails.
+    let _admission = match state.throttle.admit(client_ip, now.unix_timestamp()) {
+        Ok(admission) => admission,
+        Err(retry_after_secs) => {
+            return Err(attempt.refused(LoginRefusal::Throttled { retry_after_secs }, None, "throttled"));
+        }
+    };
     // Usernames are lower case; people type them as they like (Keycloak does the same).
     let row = match state.store.password_login_row(realm_id, &username.to_lowercase()).await {
         Ok(row) => row,
@@ -386,6 +391,34 @@ mod tests {
         assert!(password_login(state, realm_id, "pat", PASSWORD, ip(6)).await.is_ok());
         let events = login_events(state, 3).await;
         assert_eq!(events[1].2, "throttled");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guesses_sent_at_once_get_no_more_checks_than_the_limit_leaves() {
+        let fixture = fixture().await;
+        let (state, realm_id) = (&fixture.state, fixture.realm_id);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        for _ in 0..990 {
+            state.throttle.record_failure(ip(7), now);
+        }
+        // 50 guesses at once: before any has failed, only the 10 the limit leaves are checked.
+        let mut guesses = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let state = state.clone();
+            guesses.spawn(async move { password_login(&state, realm_id, "pat", "wrong horse battery", ip(7)).await });
+        }
+        let answers: Vec<_> = guesses.join_all().await;
+        let checked = answers.iter().filter(|answer| answer.as_ref().err() == Some(&LoginRefusal::InvalidCredentials));
+        assert_eq!(checked.count(), 10);
+        assert!(
+            answers
+                .iter()
+                .all(|answer| matches!(answer, Err(LoginRefusal::InvalidCredentials | LoginRefusal::Throttled { .. })))
+        );
+        match password_login(state, realm_id, "pat", PASSWORD, ip(7)).await {
+            Err(LoginRefusal::Throttled { retry_after_secs }) => assert!(retry_after_secs > 1),
+            other => panic!("the limit is used up: {other:?}"),
+        }
     }
 
     #[test]

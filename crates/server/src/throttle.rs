@@ -25,6 +25,36 @@ fn bucket(ip: IpAddr) -> IpAddr {
 struct Window {
     start: i64,
     failures: u32,
+    /// Admitted attempts not finished yet ([`Throttle::admit`]): each may still fail.
+    in_flight: u32,
+}
+
+impl Window {
+    fn ended(&self, now: i64) -> bool {
+        now >= self.start + WINDOW_SECS
+    }
+
+    /// Whether the window can go: ended, with no admitted attempt still running.
+    fn forgettable(&self, now: i64) -> bool {
+        self.ended(now) && self.in_flight == 0
+    }
+}
+
+/// An attempt [`Throttle::admit`] let through, counted until it is dropped; a failure is
+/// recorded with [`Throttle::record_failure`] before that.
+pub struct Admission<'a> {
+    throttle: &'a Throttle,
+    bucket: IpAddr,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut windows) = self.throttle.windows.lock() {
+            if let Some(window) = windows.get_mut(&self.bucket) {
+                window.in_flight = window.in_flight.saturating_sub(1);
+            }
+        }
+    }
 }
 
 pub struct Throttle {
@@ -45,16 +75,41 @@ impl Throttle {
         (window.failures >= self.limit && now < ends).then(|| (ends - now).max(1) as u64)
     }
 
+    /// Lets a slow attempt (a password, checked with argon2 off the request's task) through
+    /// only while the failures so far plus the attempts still running stay under the
+    /// limit, so that many attempts sent at once cannot all pass the check before any of
+    /// them has failed. `Err` is the seconds to wait: until the window ends when the
+    /// failures used it up, else a second, about as long as the running attempts take.
+    pub fn admit(&self, ip: IpAddr, now: i64) -> Result<Admission<'_>, u64> {
+        let Ok(mut windows) = self.windows.lock() else { return Err(1) };
+        let window = Self::current(&mut windows, bucket(ip), now);
+        if window.failures >= self.limit {
+            return Err((window.start + WINDOW_SECS - now).max(1) as u64);
+        }
+        if window.failures.saturating_add(window.in_flight) >= self.limit {
+            return Err(1);
+        }
+        window.in_flight += 1;
+        Ok(Admission { throttle: self, bucket: bucket(ip) })
+    }
+
     pub fn record_failure(&self, ip: IpAddr, now: i64) {
         let Ok(mut windows) = self.windows.lock() else { return };
-        if windows.len() > PRUNE_ABOVE {
-            windows.retain(|_, window| now < window.start + WINDOW_SECS);
-        }
-        let window = windows.entry(bucket(ip)).or_insert(Window { start: now, failures: 0 });
-        if now >= window.start + WINDOW_SECS {
-            *window = Window { start: now, failures: 0 };
-        }
+        let window = Self::current(&mut windows, bucket(ip), now);
         window.failures = window.failures.saturating_add(1);
+    }
+
+    /// The bucket's window at `now`: a new one when it had none or its last has ended (the
+    /// attempts still running stay counted).
+    fn current(windows: &mut HashMap<IpAddr, Window>, bucket: IpAddr, now: i64) -> &mut Window {
+        if windows.len() > PRUNE_ABOVE {
+            windows.retain(|_, window| !window.forgettable(now));
+        }
+        let window = windows.entry(bucket).or_insert(Window { start: now, failures: 0, in_flight: 0 });
+        if window.ended(now) {
+            *window = Window { start: now, failures: 0, in_flight: window.in_flight };
+        }
+        window
     }
 }
 
@@ -62,7 +117,7 @@ impl Throttle {
     /// Drops windows that have ended; run periodically, off the request path.
     pub fn prune(&self, now: i64) {
         if let Ok(mut windows) = self.windows.lock() {
-            windows.retain(|_, window| now < window.start + WINDOW_SECS);
+            windows.retain(|_, window| !window.forgettable(now));
         }
     }
 }
@@ -85,6 +140,31 @@ mod tests {
         assert_eq!(throttle.retry_after(ip, 160), None);
         throttle.record_failure(ip, 160);
         assert_eq!(throttle.retry_after(ip, 161), None);
+    }
+
+    #[test]
+    fn attempts_running_at_once_count_against_the_limit_until_they_end() {
+        let throttle = Throttle::new(3);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let running: Vec<_> = (0..3).map(|_| throttle.admit(ip, 100).expect("under the limit")).collect();
+        assert_eq!(throttle.admit(ip, 100).err(), Some(1), "three running fill the limit");
+        assert!(throttle.admit([10, 0, 0, 2].into(), 100).is_ok(), "other addresses are not affected");
+        // Two fail, one succeeds: the failures stay, the running count goes.
+        throttle.record_failure(ip, 101);
+        throttle.record_failure(ip, 101);
+        drop(running);
+        let again = throttle.admit(ip, 101).expect("two failures and nothing running");
+        throttle.record_failure(ip, 102);
+        drop(again);
+        assert_eq!(throttle.admit(ip, 102).err(), Some(58), "used up: until the window ends");
+        assert_eq!(throttle.retry_after(ip, 102), Some(58));
+        // An attempt running across the window's end is still counted, and pruning keeps it.
+        let across = throttle.admit(ip, 160).expect("a new window");
+        throttle.prune(200);
+        let held: Vec<_> = (0..2).map(|_| throttle.admit(ip, 200).expect("under the limit")).collect();
+        assert_eq!(throttle.admit(ip, 200).err(), Some(1));
+        drop((across, held));
+        assert!(throttle.admit(ip, 200).is_ok());
     }
 
     #[test]
