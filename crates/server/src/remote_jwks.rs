@@ -151,14 +151,29 @@ impl RemoteJwks {
             return Err(AuthRefusal::Malformed);
         }
         let issuer = self.issuer(url);
+        // Claim names kept for another deployment that saw this token first.
+        let mut kept_before = None;
         if let Some(cached) = self.verified.get(token) {
-            if cached.url == url && algorithms.contains(&cached.alg) {
+            // Kept for a deployment that reads fewer claims than this caller: verified
+            // again below and kept with both sets, instead of judged without the claims
+            // this caller needs.
+            let has_all = also_kept.iter().all(|name| cached.keeps(name));
+            if cached.url == url && algorithms.contains(&cached.alg) && has_all {
                 let keys = self.current_keys(&issuer, url, now).await?;
                 // The issuer may have dropped (or replaced) the key since.
                 if keys.get(&cached.kid).is_some_and(|key| Arc::ptr_eq(key, &cached.key)) {
                     check(&cached.claims)?;
                     return Ok(cached.claims.clone());
                 }
+            }
+            if cached.url == url {
+                kept_before = Some(cached.also_kept.clone());
+            }
+        }
+        let mut also_kept: Vec<String> = also_kept.iter().map(|name| name.to_string()).collect();
+        for name in kept_before.unwrap_or_default() {
+            if !also_kept.contains(&name) {
+                also_kept.push(name);
             }
         }
         let parsed = parse_token(token)?;
@@ -181,7 +196,7 @@ impl RemoteJwks {
         check(&claims)?;
         let kept: Map<String, Value> = claims
             .iter()
-            .filter(|(name, _)| KEPT_CLAIMS.contains(&name.as_str()) || also_kept.contains(&name.as_str()))
+            .filter(|(name, _)| KEPT_CLAIMS.contains(&name.as_str()) || also_kept.contains(name))
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
         let kept = Arc::new(kept);
@@ -194,6 +209,7 @@ impl RemoteJwks {
                     alg: parsed.alg,
                     key: key.clone(),
                     claims: kept.clone(),
+                    also_kept,
                 }),
             );
         }
@@ -500,6 +516,15 @@ struct VerifiedRemote {
     alg: JwsAlgorithm,
     key: Arc<RemoteKey>,
     claims: Arc<Map<String, Value>>,
+    /// The claims kept beside [`KEPT_CLAIMS`] (deployments' required claims), whether or
+    /// not the token has them: a check that reads another must see the token again.
+    also_kept: Vec<String>,
+}
+
+impl VerifiedRemote {
+    fn keeps(&self, name: &str) -> bool {
+        KEPT_CLAIMS.contains(&name) || self.also_kept.iter().any(|kept| kept == name)
+    }
 }
 
 #[cfg(test)]

@@ -629,3 +629,37 @@ async fn only_accepted_tokens_are_cached_and_only_with_the_claims_that_are_read_
     jwks.verify_checked(&issuer.url, &[JwsAlgorithm::Es256], &huge_subject, NOW, &[], accept).await.expect("ok");
     assert_eq!(jwks.cached_tokens(), 1, "kept claims over the size limit are verified again instead of held");
 }
+
+/// A token first accepted by a deployment that requires no claim is not then refused by
+/// one that requires a claim the token has: the cached entry did not keep it, so the
+/// token is verified again and kept with both deployments' claims.
+#[tokio::test]
+async fn a_deployment_that_reads_more_claims_than_the_cache_kept_verifies_the_token_again() {
+    let key = TestKey::ec("ec", "P-256");
+    let issuer = TestIssuer::start(&[&key]).await;
+    let jwks = RemoteJwks::new(config());
+    let header = json!({ "alg": "ES256", "kid": "ec" });
+    let token = key.token_with(
+        &header,
+        &json!({ "iss": "https://issuer.example", "sub": "ada", "organization": "acme", "team": "risk" }),
+    );
+    // A deployment that requires `required` claims: kept, and checked to be there.
+    let verify = |required: &'static [&'static str]| {
+        let check = move |claims: &Map<String, Value>| {
+            required.iter().all(|name| claims.contains_key(*name)).then_some(()).ok_or(AuthRefusal::MissingClaim)
+        };
+        jwks.verify_checked(&issuer.url, &[JwsAlgorithm::Es256], &token, NOW, required, check)
+    };
+    let first = verify(&[]).await.expect("no claim required");
+    assert!(first.get("organization").is_none(), "not kept for a deployment that does not read it");
+    let second = verify(&["organization"]).await.expect("the token has it");
+    assert_eq!(second.get("organization"), Some(&json!("acme")));
+    let third = verify(&["team"]).await.expect("the token has it too");
+    assert_eq!(third.get("organization"), Some(&json!("acme")), "both sets are kept");
+    // Now from the cache for each of them, and still refused where the token lacks a claim.
+    let again = verify(&["organization"]).await.expect("cached");
+    assert!(Arc::ptr_eq(&again, &third), "from the cache");
+    assert_eq!(jwks.cached_tokens(), 1);
+    assert_eq!(verify(&["region"]).await.map(|_| ()), Err(AuthRefusal::MissingClaim));
+    assert_eq!(verify(&["region"]).await.map(|_| ()), Err(AuthRefusal::MissingClaim));
+}
