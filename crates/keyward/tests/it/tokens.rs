@@ -815,7 +815,8 @@ async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(status_with(&server, body["access_token"].as_str().unwrap()).await, 200);
+    let keyward_token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(status_with(&server, &keyward_token).await, 200);
     let (status, body) = form(
         &server,
         &token_path("default"),
@@ -824,6 +825,23 @@ async fn registered_clients_issue_tokens_with_their_mappers(backend: Backend) {
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
+    // An exchange only narrows: a client's default audience does not take the place of the
+    // audience the subject token holds, as asking for it would not either.
+    let orders = server
+        .post(clients, &admin, json!({"clientId": "orders-app", "grants": [EXCHANGE], "audiences": ["orders"]}))
+        .await;
+    assert_eq!(orders.status, 201, "{}", orders.text);
+    let orders_secret = orders.json()["clientSecret"].as_str().unwrap().to_string();
+    for asked in [None, Some("orders")] {
+        let mut fields = vec![
+            ("grant_type", EXCHANGE),
+            ("subject_token", &keyward_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ];
+        fields.extend(asked.map(|audience| ("audience", audience)));
+        let (status, body) = form(&server, &token_path("default"), Some(("orders-app", &orders_secret)), &fields).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")), "{asked:?}: {body}");
+    }
     let (status, _) = form(
         &server,
         &token_path("default"),

@@ -124,6 +124,9 @@ struct Issue<'a> {
     /// The registered client the token is issued to, if any: its lifetime, audiences
     /// and claim mappers apply.
     client: Option<Arc<ClientInfo>>,
+    /// The audience is what the subject token holds or what was asked for in an exchange:
+    /// never replaced by the client's default audience (that would widen the subject).
+    audience_fixed: bool,
 }
 
 struct GrantContext<'a> {
@@ -197,6 +200,7 @@ impl GrantContext<'_> {
             not_after: None,
             actor: format!("client:{}", client.client_id),
             client: Some(client),
+            audience_fixed: false,
         })
         .await
     }
@@ -285,6 +289,7 @@ impl GrantContext<'_> {
             not_after: caller.credential_expires_at,
             actor: caller.actor(),
             client: None,
+            audience_fixed: false,
         })
         .await
     }
@@ -353,7 +358,9 @@ impl GrantContext<'_> {
                 subject.credential_head.map(hex::encode),
             ),
         };
-        let audience = match (self.requested_audience(form)?, held_audiences) {
+        let asked_audience = self.requested_audience(form)?;
+        let audience_fixed = asked_audience.is_some() || held_audiences.is_some();
+        let audience = match (asked_audience, held_audiences) {
             (Some(asked), Some(held)) if !held.contains(&asked) => {
                 return Err(OAuthFailure::new(
                     StatusCode::BAD_REQUEST,
@@ -392,6 +399,7 @@ impl GrantContext<'_> {
             not_after: subject.credential_expires_at,
             actor: subject.actor(),
             client: registered,
+            audience_fixed,
         })
         .await
         .map(|mut response| {
@@ -434,6 +442,7 @@ impl GrantContext<'_> {
             not_after: None,
             actor: format!("user:{} ({})", principal.public_id, principal.username),
             client: None,
+            audience_fixed: false,
         })
         .await
     }
@@ -444,7 +453,9 @@ impl GrantContext<'_> {
         let lifetime = client_lifetime.unwrap_or(self.realm.token_settings.access_token_lifetime).whole_seconds();
         if let Some(client) = issue.client.as_ref().filter(|client| !client.audiences.is_empty()) {
             if issue.audience.is_empty()
-                || issue.audience == [API_AUDIENCE] && !client.audiences.iter().any(|a| a == API_AUDIENCE)
+                || !issue.audience_fixed
+                    && issue.audience == [API_AUDIENCE]
+                    && !client.audiences.iter().any(|a| a == API_AUDIENCE)
             {
                 issue.audience = vec![client.audiences[0].clone()];
             }
