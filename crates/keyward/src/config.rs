@@ -116,6 +116,10 @@ impl Config {
     /// URL defaults to.
     pub fn server_config(&self, bound: std::net::SocketAddr) -> anyhow::Result<ServerConfig> {
         let trusted_proxies = self.trusted_proxy_ranges()?;
+        anyhow::ensure!(
+            self.auth_failures_per_minute >= 1,
+            "auth_failures_per_minute must be at least 1: with 0 no password login could ever be checked"
+        );
         Ok(ServerConfig {
             default_realm: self.realm.clone(),
             alias_headers: self
@@ -257,6 +261,16 @@ mod tests {
             assert_eq!(config.auth_failures_per_minute, 20);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_throttle_that_allows_no_failure_stops_the_start() {
+        let config = Config { auth_failures_per_minute: 0, ..Config::default() };
+        let bound = "127.0.0.1:8080".parse().unwrap();
+        let error = config.server_config(bound).map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains("auth_failures_per_minute must be at least 1"), "{error}");
+        let config = Config { auth_failures_per_minute: 1, ..Config::default() };
+        assert!(config.server_config(bound).is_ok());
     }
 
     #[test]

@@ -177,6 +177,22 @@ async fn wrong_current_passwords_are_throttled(backend: Backend) {
         put(&server, "/api/v1/users/me/password", &key, json!({"currentPassword": FIRST, "newPassword": SECOND})).await;
     assert_eq!(throttled.status, 429, "{}", throttled.text);
     assert!(throttled.headers.get("retry-after").is_some());
+
+    // Guesses sent at once: only as many are checked as the limit leaves, not one each
+    // (another node, whose throttle has not seen this address yet).
+    let other = env.serve(&["--auth-failures-per-minute", "3"]);
+    let sam = create_user(&other, &admin, "sam").await;
+    let (_, key) = create_key(&other, &admin, &sam, json!({"name": "k"})).await;
+    let set = put(&other, &format!("/api/v1/users/{sam}/password"), &admin, json!({"password": FIRST})).await;
+    assert_eq!(set.status, 204, "{}", set.text);
+    let guesses = (0..20).map(|guess| {
+        let body = json!({"currentPassword": format!("guess number {guess:02}"), "newPassword": SECOND});
+        other.call("PUT", "/api/v1/users/me/password", Via::Bearer(&key), Some(body))
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses).await.iter().map(|answer| answer.status).collect();
+    let checked = statuses.iter().filter(|status| **status == 403).count();
+    assert!((1..=3).contains(&checked), "{statuses:?}");
+    assert!(statuses.iter().all(|status| [403, 429].contains(status)), "{statuses:?}");
 }
 on_each_store!(wrong_current_passwords_are_throttled);
 

@@ -123,6 +123,12 @@ async fn check_current(
     let given = given.ok_or_else(|| {
         ApiError::invalid("currentPassword", "is required: your account has a password; send the one in use")
     })?;
+    // Counted as running until its failure (if any) is recorded, as logins are: guesses
+    // sent at once cannot all be checked before the first one fails.
+    let _admission = state
+        .throttle
+        .admit(caller.client_ip, OffsetDateTime::now_utc().unix_timestamp())
+        .map_err(|retry_after_secs| ApiError::Throttled { retry_after_secs })?;
     let verified = login::verify_password(given, Some(stored.to_string()))
         .await
         .ok_or_else(|| ApiError::Internal("the password check did not run".to_string()))?;
