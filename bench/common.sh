@@ -214,7 +214,7 @@ latency() {
 # the hypervisor took more than STEAL_LIMIT of the server's or wrk's core: such a figure
 # says more about the other machines on the host than about the target (in one session,
 # nginx and keyward each fell to about a quarter of their rate with 0.3 of a core stolen).
-# to every target alike. After STEAL_RETRIES tries the last figure is kept, and logged
+# Applied to every target alike. After STEAL_RETRIES tries the last figure is kept, and logged
 # as disturbed. Each repeat is counted in $TMP/repeats.
 measure_clean() {
     local out stolen try

@@ -17,11 +17,19 @@
 # header) and the floor hyper sets (two hyper connections forwarding, nothing else).
 #
 #   bash bench/instructions.sh                 # REQUESTS=2000 by default
+#   FORWARD_AS=wrk bash bench/instructions.sh  # forwarded calls carry only Host, as wrk's
+#                                              # do in bench/proxy.sh (curl's default sends
+#                                              # User-Agent and Accept too)
 #
 # Installs valgrind, curl, jq and nginx from the distribution's packages if missing.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 REQUESTS=${REQUESTS:-2000}
+case ${FORWARD_AS:-curl} in
+    curl) FORWARD_HEADERS=() ;;
+    wrk) FORWARD_HEADERS=(-H 'User-Agent:' -H 'Accept:') ;;
+    *) die "FORWARD_AS is curl or wrk" ;;
+esac
 need_tools valgrind nginx
 machine_note
 build_keyward
@@ -96,7 +104,7 @@ count_forwarder() {
     wait_for_line "$log" 'listening on http://' 300
     URL=$(grep -Eo 'listening on http://[0-9.:]+' "$log" | head -n1 | sed 's/listening on //')
     [ "$(call 200 "$URL/")" = ok ] || die "$name did not forward to the upstream"
-    phase "$name" /
+    phase "$name" / "${FORWARD_HEADERS[@]}"
 }
 count_forwarder proxy "$KEYWARD" proxy --server "$URL" --credential-file "$TMP/run-credential" \
     --listen 127.0.0.1:0 --upstream "$UPSTREAM" --log warn
@@ -123,7 +131,7 @@ until curl -fs -o /dev/null "$URL/"; do
     [ "$tries" -lt 300 ] || die "nginx under callgrind did not answer: $(cat "$TMP/nginx-cg/error.log")"
 done
 [ "$(call 200 "$URL/")" = ok ] || die "nginx did not forward to the upstream"
-phase nginx /
+phase nginx / "${FORWARD_HEADERS[@]}"
 
 (cd "$ROOT" && cargo build --release -q -p keyward-proxy --example bare_hyper_proxy)
 count_forwarder bare "$ROOT/target/release/examples/bare_hyper_proxy" 127.0.0.1:0 "${UPSTREAM#http://}"
@@ -141,7 +149,7 @@ for target in healthz api_key bearer; do
         "$(ratio "${COUNT[healthz]}" "${COUNT[$target]}")"
 done
 echo
-echo "instructions per call forwarded to an nginx answering from memory (same token):"
+echo "instructions per call forwarded to an nginx answering from memory (same token; requests as ${FORWARD_AS:-curl} sends them):"
 printf '  %-44s %12s %14s\n' "" "per call" "÷ nginx"
 printf '  %-44s %12d %14s\n' "keyward proxy" "${COUNT[proxy]}" "$(ratio "${COUNT[proxy]}" "${COUNT[nginx]}")"
 printf '  %-44s %12d %14s\n' "nginx proxy_pass" "${COUNT[nginx]}" "1.000"
