@@ -51,6 +51,9 @@ pub enum AuthRefusal {
     IpNotAllowed,
     /// An API token replaced by a newer one of the same record (unlock, or a new user).
     Superseded,
+    /// An API token a token manager (not an admin) minted, whose user now holds a role or
+    /// group they did not hold then: it would act with more than it was given.
+    Outgrown,
     /// A JWT without a claim the resource requires, or with another value.
     MissingClaim,
     /// A foreign issuer's keys could not be fetched and none were ever cached: the
@@ -76,6 +79,7 @@ impl AuthRefusal {
             AuthRefusal::Disabled => "disabled",
             AuthRefusal::IpNotAllowed => "ip_filter",
             AuthRefusal::Superseded => "superseded",
+            AuthRefusal::Outgrown => "outgrown",
             AuthRefusal::MissingClaim => "missing_claim",
             AuthRefusal::IssuerUnavailable => "issuer_unavailable",
         }

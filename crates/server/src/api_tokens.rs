@@ -30,6 +30,42 @@ pub struct ApiTokenInfo {
     pub enabled: bool,
     pub generation: i64,
     pub filter: Vec<IpNet>,
+    /// What the current JWT may act within, when a token manager who is not an admin
+    /// minted it; `Err` when the stored value cannot be read (the token then acts nowhere).
+    pub bound: Option<Result<Bounds, ()>>,
+}
+
+/// The privileges an API token's user held when a token manager who is not an admin
+/// minted it (or re-issued it, or gave the record to them): their roles, and the names
+/// of their groups. The token is refused once its user holds more (`AuthRefusal::Outgrown`),
+/// until someone who may give that much unlocks it. Stored as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub roles: keyward_core::RoleSet,
+    pub groups: Vec<String>,
+}
+
+impl Bounds {
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"roles": self.roles.names(), "groups": self.groups}).to_string()
+    }
+
+    pub fn from_json(text: &str) -> Option<Bounds> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Stored {
+            roles: Vec<String>,
+            groups: Vec<String>,
+        }
+        let stored: Stored = serde_json::from_str(text).ok()?;
+        let roles = stored.roles.iter().map(|name| keyward_core::Role::parse(name)).collect::<Option<_>>()?;
+        Some(Bounds { roles, groups: stored.groups })
+    }
+
+    /// Whether a user with these roles and groups (names) is within the bounds.
+    pub fn admit(&self, roles: keyward_core::RoleSet, groups: &[String]) -> bool {
+        self.roles.is_superset_of(roles) && groups.iter().all(|group| self.groups.contains(group))
+    }
 }
 
 impl ApiTokenInfo {
@@ -54,6 +90,11 @@ impl ApiTokenInfo {
             enabled: row.enabled,
             generation: row.generation,
             filter,
+            bound: row.bound_privileges.as_deref().map(|text| {
+                Bounds::from_json(text).ok_or_else(|| {
+                    tracing::error!(token = %row.public_id, "unreadable privilege bounds; the token is refused everywhere");
+                })
+            }),
         }
     }
 }
@@ -204,4 +245,25 @@ pub async fn mint(state: &AppState, minting: Minting<'_>) -> Result<String, Sign
         extra: serde_json::Map::new(),
     };
     sign_claims(state, minting.realm, &claims).await
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::Bounds;
+    use keyward_core::{Role, RoleSet};
+
+    #[test]
+    fn bounds_admit_the_roles_and_groups_they_were_given_and_read_back_what_they_wrote() {
+        let roles: RoleSet = [Role::CreateApiService].into_iter().collect();
+        let bounds = Bounds { roles, groups: vec!["analysts".to_string()] };
+        let stored = bounds.to_json();
+        assert_eq!(Bounds::from_json(&stored), Some(bounds.clone()));
+        assert!(bounds.admit(roles, &["analysts".to_string()]));
+        assert!(bounds.admit(RoleSet::EMPTY, &[]), "less is fine");
+        assert!(!bounds.admit([Role::Admin].into_iter().collect(), &[]), "a role it was not given");
+        assert!(!bounds.admit(roles, &["finance".to_string()]), "a group it was not given");
+        for unreadable in ["", "{}", r#"{"roles": ["root"], "groups": []}"#, r#"{"roles": [], "groups": [], "x": 1}"#] {
+            assert_eq!(Bounds::from_json(unreadable), None, "{unreadable}");
+        }
+    }
 }

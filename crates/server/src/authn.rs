@@ -463,6 +463,11 @@ impl AppState {
         if !keyward_core::ipfilter::allows(&record.filter, client_ip) {
             return Err(refuse(AuthRefusal::IpNotAllowed));
         }
+        if let Some(bound) = &record.bound {
+            if !bound.as_ref().is_ok_and(|bound| bound.admit(principal.roles, &principal.groups)) {
+                return Err(refuse(AuthRefusal::Outgrown));
+            }
+        }
         Ok(Caller {
             realm_id: realm.id,
             realm_name: realm.name.clone(),

@@ -31,6 +31,9 @@ pub struct ApiTokenRow {
     pub revoked: bool,
     /// The HMAC of the current JWT's `jti`.
     pub digest: SecretDigest,
+    /// The privileges (JSON roles and groups) a token manager who is not an admin let the
+    /// current JWT act within; `None` when an admin minted it.
+    pub bound_privileges: Option<String>,
 }
 
 pub struct NewApiToken<'a> {
@@ -46,6 +49,8 @@ pub struct NewApiToken<'a> {
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub created_by: &'a str,
+    /// See [`ApiTokenRow::bound_privileges`].
+    pub bound_privileges: Option<&'a str>,
 }
 
 /// An API token's record as it is to be after an edit; every field is written.
@@ -61,6 +66,8 @@ pub struct ApiTokenPatch<'a> {
     pub new_digest: Option<SecretDigest>,
     pub updated_at: OffsetDateTime,
     pub updated_by: &'a str,
+    /// See [`ApiTokenRow::bound_privileges`]; written as it is.
+    pub bound_privileges: Option<&'a str>,
 }
 
 /// What a filter that is not a JSON list of strings reads as.
@@ -68,7 +75,8 @@ pub const UNREADABLE_FILTER: &str = "(unreadable filter)";
 
 const COLUMNS: &str = "c.id, c.public_id, c.realm_id, c.owner_id, u.public_id AS owner_public_id, \
      u.username AS owner_username, c.name, c.description, c.ip_filter, c.enabled, c.generation, c.expires_at, \
-     c.created_at, c.created_by, c.updated_at, c.updated_by, c.last_used_at, c.revoked_at, c.secret_hash";
+     c.created_at, c.created_by, c.updated_at, c.updated_by, c.last_used_at, c.revoked_at, c.secret_hash, \
+     c.bound_privileges";
 const FROM: &str = "FROM credentials c JOIN users u ON u.id = c.owner_id WHERE c.kind = 'api_token'";
 
 fn filter_json(filter: &[String]) -> String {
@@ -105,6 +113,7 @@ fn row_from(row: &AnyRow) -> StoreResult<ApiTokenRow> {
                 .try_into()
                 .map_err(|_| StoreError::Database("API token digest is not 32 bytes".to_string()))?,
         ),
+        bound_privileges: row.try_get("bound_privileges")?,
     })
 }
 
@@ -157,8 +166,8 @@ impl Mutation {
     pub async fn insert_api_token(&mut self, new: &NewApiToken<'_>) -> StoreResult<i64> {
         let row = sqlx::query(
             "INSERT INTO credentials (public_id, realm_id, kind, owner_id, name, description, secret_prefix, \
-             secret_hash, created_at, created_by, expires_at, ip_filter, enabled, generation) \
-             VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, $12, 1) RETURNING id",
+             secret_hash, created_at, created_by, expires_at, ip_filter, enabled, generation, bound_privileges) \
+             VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $11, $12, 1, $13) RETURNING id",
         )
         .bind(new.public_id)
         .bind(new.realm_id)
@@ -172,6 +181,7 @@ impl Mutation {
         .bind(to_ms(new.expires_at))
         .bind(filter_json(new.filter))
         .bind(i64::from(new.enabled))
+        .bind(new.bound_privileges)
         .fetch_one(self.connection())
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -182,13 +192,13 @@ impl Mutation {
     /// Writes an edit of a live API token; `NotFound` when it is deleted meanwhile.
     pub async fn update_api_token(&mut self, id: i64, patch: &ApiTokenPatch<'_>) -> StoreResult<()> {
         let (digest_clause, generation_clause) = match patch.new_digest {
-            Some(_) => (", secret_hash = $10", ", generation = generation + 1"),
+            Some(_) => (", secret_hash = $11", ", generation = generation + 1"),
             None => ("", ""),
         };
         let sql = format!(
             "UPDATE credentials SET owner_id = $1, name = $2, description = $3, ip_filter = $4, enabled = $5, \
-             expires_at = $6, updated_at = $7, updated_by = $8{digest_clause}{generation_clause} \
-             WHERE id = $9 AND kind = 'api_token' AND revoked_at IS NULL"
+             expires_at = $6, updated_at = $7, updated_by = $8, bound_privileges = $9{digest_clause}\
+             {generation_clause} WHERE id = $10 AND kind = 'api_token' AND revoked_at IS NULL"
         );
         let mut query = sqlx::query(&sql)
             .bind(patch.owner_id)
@@ -199,6 +209,7 @@ impl Mutation {
             .bind(to_ms(patch.expires_at))
             .bind(to_ms(patch.updated_at))
             .bind(patch.updated_by)
+            .bind(patch.bound_privileges)
             .bind(id);
         if let Some(digest) = &patch.new_digest {
             query = query.bind(digest.0.to_vec());

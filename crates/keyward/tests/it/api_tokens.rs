@@ -373,6 +373,48 @@ async fn token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_a
 }
 on_each_store!(token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_as_they_are_now);
 
+/// A token a manager (not an admin) minted never acts beyond what its user held then: a
+/// copy the manager kept does not gain what the user is granted later.
+async fn a_managers_token_stops_when_its_user_gains_a_role_or_group(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let manager = create_user(&server, &admin, "tess").await;
+    let grant =
+        server.call("PUT", &format!("/api/v1/users/{manager}/roles/token-manager"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let (_, manager_key) = create_key(&server, &admin, &manager, json!({"name": "k"})).await;
+    let quinn = create_user(&server, &admin, "quinn").await;
+    let (quinn_token_id, quinn_token) = token_for(&server, &manager_key, &quinn, "script", json!([])).await;
+    assert_eq!(me(&server, &quinn_token).await.status, 200);
+
+    // quinn becomes an admin: the manager's copy does not become an admin's token.
+    let grant = server.call("PUT", &format!("/api/v1/users/{quinn}/roles/admin"), Via::Bearer(&admin), None).await;
+    assert!(grant.status < 300, "{}", grant.text);
+    let escalate =
+        server.call("PUT", &format!("/api/v1/users/{manager}/roles/admin"), Via::Bearer(&quinn_token), None).await;
+    assert_eq!(escalate.status, 401, "{}", escalate.text);
+    assert_eq!(me(&server, &quinn_token).await.status, 401);
+    let audit = server.get("/api/v1/audit?result=denied", &admin).await;
+    assert!(audit.text.contains("outgrown"), "the refusal says why: {}", audit.text);
+    // An admin re-issues it: the new JWT acts as quinn does now.
+    let unlocked = server.post(&format!("/api/v1/api-tokens/{quinn_token_id}/unlock"), &admin, json!({})).await;
+    assert_eq!(unlocked.status, 200, "{}", unlocked.text);
+    let reissued = unlocked.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(server.call("GET", "/api/v1/users", Via::Bearer(&reissued), None).await.status, 200);
+
+    // Groups count too, and a token back within its bounds works again.
+    let rae = create_user(&server, &admin, "rae").await;
+    let (_, rae_token) = token_for(&server, &manager_key, &rae, "script", json!([])).await;
+    assert_eq!(me(&server, &rae_token).await.status, 200);
+    let group = crate::deployer::group(&server, &admin, "finance", &[&rae], None).await;
+    assert_eq!(me(&server, &rae_token).await.status, 401, "rae is now in a group the token was not given");
+    let left = server.call("DELETE", &format!("/api/v1/groups/{group}/members/{rae}"), Via::Bearer(&admin), None).await;
+    assert!(left.status < 300, "{}", left.text);
+    assert_eq!(me(&server, &rae_token).await.status, 200);
+}
+on_each_store!(a_managers_token_stops_when_its_user_gains_a_role_or_group);
+
 /// Privileges on infrastructures and API services come from groups and ownership, not
 /// roles: a token manager cannot borrow them through a token either.
 async fn token_managers_cannot_reach_group_privileges_or_owned_services_they_lack(backend: Backend) {

@@ -75,10 +75,20 @@ fn require_manager_for_change(caller: &Caller) -> ApiResult<()> {
 /// and no API service of their own (its owner holds everything on it). Admins may act for
 /// anyone. Read from the store inside the caller's mutation (mutations are serialised, so
 /// nothing changes before it commits); a user who is gone is not acted for.
-async fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, username: &str) -> ApiResult<()> {
+///
+/// Answers the privileges a JWT the caller mints now may act within
+/// ([`crate::api_tokens::Bounds`], as stored): the user's roles and groups now, or `None`
+/// when the caller is an admin. Checked on every use, so a manager who kept a copy of the
+/// JWT does not gain what the user is granted later.
+async fn check_may_act_for(
+    state: &AppState,
+    caller: &Caller,
+    user_id: i64,
+    username: &str,
+) -> ApiResult<Option<String>> {
     let principal = state.store.load_principal(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     if caller.has_role(Role::Admin) {
-        return Ok(());
+        return Ok(None);
     }
     let refuse = |what: String| {
         Err(ApiError::Forbidden(format!(
@@ -100,7 +110,7 @@ async fn check_may_act_for(state: &AppState, caller: &Caller, user_id: i64, user
     if !is_self && state.store.owns_api_services(user_id).await? {
         return refuse("owns API services".to_string());
     }
-    Ok(())
+    Ok(Some(crate::api_tokens::Bounds { roles: principal.roles, groups: principal.groups }.to_json()))
 }
 
 /// API tokens are for people; service accounts hold service-account tokens.
@@ -209,7 +219,7 @@ pub async fn create(
     let public_id = new_public_id();
     let jti = Jti::generate(&state);
     let mut mutation = state.store.begin().await?;
-    check_may_act_for(&state, &caller, user.id, &user.username).await?;
+    let bound = check_may_act_for(&state, &caller, user.id, &user.username).await?;
     mutation
         .insert_api_token(&NewApiToken {
             public_id: public_id.as_str(),
@@ -223,6 +233,7 @@ pub async fn create(
             expires_at,
             created_at: now,
             created_by: &caller.actor(),
+            bound_privileges: bound.as_deref(),
         })
         .await
         .map_err(|error| conflict_names_the_name(error, &user.username))?;
@@ -290,12 +301,20 @@ async fn load_for_update(mutation: &mut store::Mutation, caller: &Caller, id: &s
 /// Starts a change of record `id`: the caller must manage tokens, the record must be
 /// live in the caller's realm (read inside the mutation), and its user's roles must all
 /// be the caller's.
-async fn begin_change(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(store::Mutation, ApiTokenRow)> {
+async fn begin_change(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Change> {
     require_manager_for_change(caller)?;
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, caller, id).await?;
-    check_may_act_for(state, caller, before.owner_id, &before.owner_username).await?;
-    Ok((mutation, before))
+    let bound = check_may_act_for(state, caller, before.owner_id, &before.owner_username).await?;
+    Ok(Change { mutation, before, bound })
+}
+
+/// A change of a record begun by [`begin_change`].
+struct Change {
+    mutation: store::Mutation,
+    before: ApiTokenRow,
+    /// What a JWT minted by this change may act within (`check_may_act_for`).
+    bound: Option<String>,
 }
 
 /// An edit that keeps every field of `before`; callers change what they change.
@@ -310,6 +329,8 @@ fn unchanged<'a>(before: &'a ApiTokenRow, actor: &'a str, now: OffsetDateTime) -
         new_digest: None,
         updated_at: now,
         updated_by: actor,
+        // The JWT stays the same, and so do the privileges it may act within.
+        bound_privileges: before.bound_privileges.as_deref(),
     }
 }
 
@@ -375,10 +396,11 @@ pub async fn update(
     if new_user.is_some() {
         ready_to_sign(&state, &realm).await?;
     }
-    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
-    if let Some(user) = &new_user {
-        check_may_act_for(&state, &caller, user.id, &user.username).await?;
-    }
+    let Change { mut mutation, before, .. } = begin_change(&state, &caller, &id).await?;
+    let new_bound = match &new_user {
+        Some(user) => Some(check_may_act_for(&state, &caller, user.id, &user.username).await?),
+        None => None,
+    };
     let name = body.name.as_deref().unwrap_or(&before.name);
     let description = body.description.as_deref().unwrap_or(&before.description);
     check_name_and_description(name, description)?;
@@ -386,6 +408,11 @@ pub async fn update(
     let new_user = new_user.filter(|user| user.id != before.owner_id);
     let jti = new_user.as_ref().map(|_| Jti::generate(&state));
     let actor = caller.actor();
+    // A new JWT (for another user) acts within what the caller may give it now.
+    let bound_privileges = match (&new_user, &new_bound) {
+        (Some(_), Some(bound)) => bound.as_deref(),
+        _ => before.bound_privileges.as_deref(),
+    };
     let patch = ApiTokenPatch {
         owner_id: new_user.as_ref().map_or(before.owner_id, |user| user.id),
         name,
@@ -396,6 +423,7 @@ pub async fn update(
         new_digest: jti.as_ref().map(|jti| jti.digest),
         updated_at: now,
         updated_by: &actor,
+        bound_privileges,
     };
     let owner_name = new_user.as_ref().map_or(before.owner_username.as_str(), |user| user.username.as_str());
     mutation.update_api_token(before.id, &patch).await.map_err(|error| match error {
@@ -426,11 +454,16 @@ pub async fn unlock(
     let realm = realm_of(&state, &caller)?;
     ready_to_sign(&state, &realm).await?;
     let now = OffsetDateTime::now_utc();
-    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
+    let Change { mut mutation, before, bound } = begin_change(&state, &caller, &id).await?;
     let user = state.store.user_by_id(before.owner_id).await?;
     let jti = Jti::generate(&state);
     let actor = caller.actor();
-    let patch = ApiTokenPatch { new_digest: Some(jti.digest), ..unchanged(&before, &actor, now) };
+    // The new JWT acts within what the caller may give it now.
+    let patch = ApiTokenPatch {
+        new_digest: Some(jti.digest),
+        bound_privileges: bound.as_deref(),
+        ..unchanged(&before, &actor, now)
+    };
     mutation.update_api_token(before.id, &patch).await?;
     let generation = before.generation + 1;
     let token = sign(&state, &realm, &before.public_id, generation, &user, before.expires_at, &jti).await?;
@@ -453,7 +486,7 @@ pub async fn expire(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiToken>> {
     let now = OffsetDateTime::now_utc();
-    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
+    let Change { mut mutation, before, .. } = begin_change(&state, &caller, &id).await?;
     let actor = caller.actor();
     // Expiring an expired token keeps its first expiry.
     let expires_at = before.expires_at.min(now);
@@ -478,7 +511,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let now = OffsetDateTime::now_utc();
-    let (mut mutation, before) = begin_change(&state, &caller, &id).await?;
+    let Change { mut mutation, before, .. } = begin_change(&state, &caller, &id).await?;
     mutation.revoke_credential(before.id, now).await?;
     let event =
         audit_event(&caller, "api_token.delete", format!("api_token:{}", before.public_id), before.name.clone());
