@@ -20,6 +20,9 @@ use store::{ApiServiceRow, GrantedOn};
 pub struct Standing {
     realm_admin: bool,
     user_id: Option<i64>,
+    /// An API token a token manager minted for its user, who owned no API service then:
+    /// any service the user owns now came later, and the token does not act as its owner.
+    bounded_api_token: bool,
     services: HashMap<i64, ServicePrivilege>,
     infrastructures: HashMap<i64, InfraPrivilege>,
 }
@@ -28,7 +31,14 @@ impl Standing {
     pub async fn of(state: &AppState, caller: &Caller) -> ApiResult<Standing> {
         let realm_admin = caller.has_role(Role::Admin);
         let user_id = caller.principal.as_ref().map(|principal| principal.id);
-        let mut standing = Standing { realm_admin, user_id, services: HashMap::new(), infrastructures: HashMap::new() };
+        let bounded_api_token = caller.api_token.as_ref().is_some_and(|token| token.bound.is_some());
+        let mut standing = Standing {
+            realm_admin,
+            user_id,
+            bounded_api_token,
+            services: HashMap::new(),
+            infrastructures: HashMap::new(),
+        };
         let Some(user_id) = user_id else { return Ok(standing) };
         for (service_id, name) in state.store.grants_of_user(user_id, GrantedOn::ApiServices).await? {
             if let Some(privilege) = ServicePrivilege::parse_grantable(&name) {
@@ -52,7 +62,7 @@ impl Standing {
     /// The standing on a service known only by id (a deployment's): ownership needs
     /// the owner's id.
     pub fn service_by_id(&self, service_id: i64, owner_id: Option<i64>) -> ServiceAccess {
-        let owner = self.user_id.is_some() && owner_id == self.user_id;
+        let owner = self.user_id.is_some() && owner_id == self.user_id && !self.bounded_api_token;
         let granted = self.services.get(&service_id).copied();
         let privilege = if owner { Some(ServicePrivilege::Owner) } else { granted };
         ServiceAccess { privilege, realm_admin: self.realm_admin }

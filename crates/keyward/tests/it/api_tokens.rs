@@ -395,8 +395,12 @@ async fn a_managers_token_stops_when_its_user_gains_a_role_or_group(backend: Bac
         server.call("PUT", &format!("/api/v1/users/{manager}/roles/admin"), Via::Bearer(&quinn_token), None).await;
     assert_eq!(escalate.status, 401, "{}", escalate.text);
     assert_eq!(me(&server, &quinn_token).await.status, 401);
-    let audit = server.get("/api/v1/audit?result=denied", &admin).await;
-    assert!(audit.text.contains("outgrown"), "the refusal says why: {}", audit.text);
+    // The refusal is audited, saying why (the audit queue is written in the background).
+    let started = Instant::now();
+    while !server.get("/api/v1/audit?result=denied", &admin).await.text.contains("outgrown") {
+        assert!(started.elapsed() < Duration::from_secs(5), "no audited refusal says outgrown");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // An admin re-issues it: the new JWT acts as quinn does now.
     let unlocked = server.post(&format!("/api/v1/api-tokens/{quinn_token_id}/unlock"), &admin, json!({})).await;
     assert_eq!(unlocked.status, 200, "{}", unlocked.text);
@@ -412,6 +416,24 @@ async fn a_managers_token_stops_when_its_user_gains_a_role_or_group(backend: Bac
     let left = server.call("DELETE", &format!("/api/v1/groups/{group}/members/{rae}"), Via::Bearer(&admin), None).await;
     assert!(left.status < 300, "{}", left.text);
     assert_eq!(me(&server, &rae_token).await.status, 200);
+
+    // Nor does it act as the owner of an API service its user makes later.
+    let sol = create_user(&server, &admin, "sol").await;
+    for user in [&sol, &manager] {
+        let path = format!("/api/v1/users/{user}/roles/create-api-service");
+        assert!(server.call("PUT", &path, Via::Bearer(&admin), None).await.status < 300);
+    }
+    let (_, sol_token) = token_for(&server, &manager_key, &sol, "script", json!([])).await;
+    let (_, sol_key) = create_key(&server, &admin, &sol, json!({"name": "k"})).await;
+    let service =
+        server.post("/api/v1/api-services", &sol_key, json!({"name": "ledger", "auth": {"type": "none"}})).await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    let path = format!("/api/v1/api-services/{}", service.json()["id"].as_str().unwrap());
+    assert_eq!(server.get(&path, &sol_key).await.status, 200, "sol owns it");
+    assert_eq!(me(&server, &sol_token).await.status, 200, "the token still works");
+    let delete = server.call("DELETE", &path, Via::Bearer(&sol_token), None).await;
+    assert!([403, 404].contains(&delete.status), "{}", delete.text);
+    assert_eq!(server.get(&path, &sol_key).await.status, 200, "still there");
 }
 on_each_store!(a_managers_token_stops_when_its_user_gains_a_role_or_group);
 

@@ -77,8 +77,8 @@ fn require_manager_for_change(caller: &Caller) -> ApiResult<()> {
 /// nothing changes before it commits); a user who is gone is not acted for.
 ///
 /// Answers the privileges a JWT the caller mints now may act within
-/// ([`crate::api_tokens::Bounds`], as stored): the user's roles and groups now, or `None`
-/// when the caller is an admin. Checked on every use, so a manager who kept a copy of the
+/// ([`crate::api_tokens::Bounds`], as stored): the user's roles and groups now (the user
+/// owns no API service then), or `None` when the caller is an admin or the user. Checked on every use, so a manager who kept a copy of the
 /// JWT does not gain what the user is granted later.
 async fn check_may_act_for(
     state: &AppState,
@@ -107,7 +107,11 @@ async fn check_may_act_for(
         return refuse(format!("is in groups you are not in ({})", missing.join(", ")));
     }
     let is_self = caller.principal.as_ref().is_some_and(|own| own.id == user_id);
-    if !is_self && state.store.owns_api_services(user_id).await? {
+    if is_self {
+        // One's own token gains nothing one does not hold oneself.
+        return Ok(None);
+    }
+    if state.store.owns_api_services(user_id).await? {
         return refuse("owns API services".to_string());
     }
     Ok(Some(crate::api_tokens::Bounds { roles: principal.roles, groups: principal.groups }.to_json()))
