@@ -57,6 +57,11 @@ impl RoleSet {
         self.0 &= !role.bit();
     }
 
+    /// The roles in `self` that are not in `other`.
+    pub fn without(self, other: RoleSet) -> RoleSet {
+        RoleSet(self.0 & !other.0)
+    }
+
     /// True when every role in `other` is also in `self`.
     pub fn is_superset_of(self, other: RoleSet) -> bool {
         other.0 & !self.0 == 0
@@ -102,5 +107,10 @@ mod tests {
         assert!(manager.is_superset_of(manager));
         assert!(!manager.is_superset_of(admin));
         assert!(RoleSet::all().is_superset_of(admin));
+        // What a set holds beyond another: what a grant for it would add.
+        let both: RoleSet = [Role::Admin, Role::TokenManager].into_iter().collect();
+        assert_eq!(both.without(manager), admin);
+        assert_eq!(manager.without(both), RoleSet::EMPTY);
+        assert_eq!(both.without(RoleSet::EMPTY).names(), ["admin", "token-manager"]);
     }
 }

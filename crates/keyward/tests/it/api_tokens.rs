@@ -1,7 +1,7 @@
 //! API tokens: admin-managed signed JWTs bound to a user, with an expiry, an IP filter,
 //! a description and an enabled switch.
 
-use crate::harness::{Answer, Backend, Env, Server, Via, create_key, create_user};
+use crate::harness::{Answer, Backend, Env, Server, Via, create_key, create_user, grant_role};
 use crate::on_each_store;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -21,6 +21,14 @@ async fn token_for(server: &Server, manager: &str, user_id: &str, name: &str, fi
     assert_eq!(answer.status, 201, "{}", answer.text);
     let json = answer.json();
     (json["id"].as_str().unwrap().to_string(), json["token"].as_str().unwrap().to_string())
+}
+
+/// A user "tess" with the token-manager role and an API key; returns (id, key).
+async fn token_manager(server: &Server, admin: &str) -> (String, String) {
+    let manager = create_user(server, admin, "tess").await;
+    grant_role(server, admin, &manager, "token-manager").await;
+    let (_, key) = create_key(server, admin, &manager, json!({"name": "k"})).await;
+    (manager, key)
 }
 
 async fn patch(server: &Server, key: &str, id: &str, body: Value) -> Answer {
@@ -280,11 +288,7 @@ async fn token_managers_cannot_reach_roles_they_lack_and_tokens_act_with_roles_a
     let env = Env::new(backend);
     let server = env.serve(&[]);
     let admin = server.bootstrap_key();
-    let manager = create_user(&server, &admin, "tess").await;
-    let grant =
-        server.call("PUT", &format!("/api/v1/users/{manager}/roles/token-manager"), Via::Bearer(&admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
-    let (_, manager_key) = create_key(&server, &admin, &manager, json!({"name": "k"})).await;
+    let (_, manager_key) = token_manager(&server, &admin).await;
     let pat = create_user(&server, &admin, "pat").await;
     let boss = create_user(&server, &admin, "boss").await;
     let grant = server.call("PUT", &format!("/api/v1/users/{boss}/roles/admin"), Via::Bearer(&admin), None).await;
@@ -379,18 +383,13 @@ async fn a_managers_token_stops_when_its_user_gains_a_role_or_group(backend: Bac
     let env = Env::new(backend);
     let server = env.serve(&[]);
     let admin = server.bootstrap_key();
-    let manager = create_user(&server, &admin, "tess").await;
-    let grant =
-        server.call("PUT", &format!("/api/v1/users/{manager}/roles/token-manager"), Via::Bearer(&admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
-    let (_, manager_key) = create_key(&server, &admin, &manager, json!({"name": "k"})).await;
+    let (manager, manager_key) = token_manager(&server, &admin).await;
     let quinn = create_user(&server, &admin, "quinn").await;
     let (quinn_token_id, quinn_token) = token_for(&server, &manager_key, &quinn, "script", json!([])).await;
     assert_eq!(me(&server, &quinn_token).await.status, 200);
 
     // quinn becomes an admin: the manager's copy does not become an admin's token.
-    let grant = server.call("PUT", &format!("/api/v1/users/{quinn}/roles/admin"), Via::Bearer(&admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
+    grant_role(&server, &admin, &quinn, "admin").await;
     let escalate =
         server.call("PUT", &format!("/api/v1/users/{manager}/roles/admin"), Via::Bearer(&quinn_token), None).await;
     assert_eq!(escalate.status, 401, "{}", escalate.text);
@@ -420,8 +419,7 @@ async fn a_managers_token_stops_when_its_user_gains_a_role_or_group(backend: Bac
     // Nor does it act as the owner of an API service its user makes later.
     let sol = create_user(&server, &admin, "sol").await;
     for user in [&sol, &manager] {
-        let path = format!("/api/v1/users/{user}/roles/create-api-service");
-        assert!(server.call("PUT", &path, Via::Bearer(&admin), None).await.status < 300);
+        grant_role(&server, &admin, user, "create-api-service").await;
     }
     let (_, sol_token) = token_for(&server, &manager_key, &sol, "script", json!([])).await;
     let (_, sol_key) = create_key(&server, &admin, &sol, json!({"name": "k"})).await;
@@ -443,11 +441,7 @@ async fn token_managers_cannot_reach_group_privileges_or_owned_services_they_lac
     let env = Env::new(backend);
     let server = env.serve(&[]);
     let admin = server.bootstrap_key();
-    let manager = create_user(&server, &admin, "tess").await;
-    let grant =
-        server.call("PUT", &format!("/api/v1/users/{manager}/roles/token-manager"), Via::Bearer(&admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
-    let (_, manager_key) = create_key(&server, &admin, &manager, json!({"name": "k"})).await;
+    let (manager, manager_key) = token_manager(&server, &admin).await;
 
     // alice holds no role, but her group administers the prod infrastructure.
     let alice = create_user(&server, &admin, "alice").await;

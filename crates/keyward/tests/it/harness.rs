@@ -339,6 +339,13 @@ pub async fn create_user(server: &Server, admin: &str, username: &str) -> String
     answer.json()["id"].as_str().expect("id").to_string()
 }
 
+/// Grants `role` to the user `user_id` as `admin`.
+pub async fn grant_role(server: &Server, admin: &str, user_id: &str, role: &str) {
+    let path = format!("/api/v1/users/{user_id}/roles/{role}");
+    let answer = server.call("PUT", &path, Via::Bearer(admin), None).await;
+    assert!(answer.status < 300, "{role}: {}", answer.text);
+}
+
 /// Issues an API key for `user_id` as `admin` and returns (key id, secret).
 pub async fn create_key(server: &Server, admin: &str, user_id: &str, body: Value) -> (String, String) {
     let answer = server.post(&format!("/api/v1/users/{user_id}/api-keys"), admin, body).await;

@@ -1,7 +1,7 @@
 //! Workloads: run-bound `kwr_` credentials, the access tokens exchanged from them (with
 //! the workload as `sid`), and ending a run.
 
-use crate::harness::{Answer, Backend, Env, Server, Via, create_key, create_user};
+use crate::harness::{Answer, Backend, Env, Server, Via, create_key, create_user, grant_role};
 use crate::on_each_store;
 use base64::Engine;
 use serde_json::{Value, json};
@@ -41,9 +41,7 @@ async fn until(server: &Server, credential: &str, status: u16) {
 /// A user with the workload-launcher role and an API key; returns the key.
 async fn launcher(server: &Server, admin: &str) -> String {
     let lena = create_user(server, admin, "lena").await;
-    let grant =
-        server.call("PUT", &format!("/api/v1/users/{lena}/roles/workload-launcher"), Via::Bearer(admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
+    grant_role(server, admin, &lena, "workload-launcher").await;
     create_key(server, admin, &lena, json!({"name": "launcher"})).await.1
 }
 
@@ -180,8 +178,7 @@ async fn a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above_its_o
     let launcher = launcher(&server, &admin).await;
     let pat = create_user(&server, &admin, "pat").await;
     let ada = create_user(&server, &admin, "ada").await;
-    let granted = server.call("PUT", &format!("/api/v1/users/{ada}/roles/admin"), Via::Bearer(&admin), None).await;
-    assert!(granted.status < 300, "{}", granted.text);
+    grant_role(&server, &admin, &ada, "admin").await;
 
     // A run of an admin would act as one: not the launcher's to start.
     let body = json!({"userId": ada, "kind": "job", "runId": "ada-1"});
@@ -212,9 +209,7 @@ on_each_store!(a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above
 /// The credential of a run of a launcher ("leo"), which holds the workload-launcher role.
 async fn launcher_run_credential(server: &Server, admin: &str) -> String {
     let leo = create_user(server, admin, "leo").await;
-    let grant =
-        server.call("PUT", &format!("/api/v1/users/{leo}/roles/workload-launcher"), Via::Bearer(admin), None).await;
-    assert!(grant.status < 300, "{}", grant.text);
+    grant_role(server, admin, &leo, "workload-launcher").await;
     let run =
         server.post("/api/v1/workloads", admin, json!({"userId": leo, "kind": "launcher", "runId": "leo-1"})).await;
     assert_eq!(run.status, 201, "{}", run.text);

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::ipfilter::{entry_text, parse_filter};
 use keyward_core::policy::ApiTokenPolicy;
-use keyward_core::{Role, validate};
+use keyward_core::{Role, RoleSet, validate};
 use proto::{ApiToken, ApiTokenQuery, CreateApiToken, IssuedApiToken, Page, UpdateApiToken, UpdatedApiToken};
 use std::sync::Arc;
 use store::{ApiTokenPatch, ApiTokenRow, NewApiToken, StoreError, UserRow};
@@ -95,10 +95,9 @@ async fn check_may_act_for(
             "{username} {what}; a token for them would act with those privileges. Ask an administrator to manage it."
         )))
     };
-    let missing: Vec<&str> =
-        principal.roles.iter().filter(|role| !caller.roles().contains(*role)).map(|role| role.as_str()).collect();
-    if !missing.is_empty() {
-        return refuse(format!("holds roles you do not ({})", missing.join(", ")));
+    let missing = principal.roles.without(caller.roles());
+    if missing != RoleSet::EMPTY {
+        return refuse(format!("holds roles you do not ({})", missing.names().join(", ")));
     }
     let own_groups = caller.principal.as_ref().map_or(&[][..], |own| own.groups.as_slice());
     let missing: Vec<&str> =

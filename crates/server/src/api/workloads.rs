@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use keyward_core::{CredentialKind, Role, Secret};
+use keyward_core::{CredentialKind, Role, RoleSet, Secret};
 use proto::{CreateWorkload, CreatedWorkload, Page, Workload, WorkloadQuery};
 use store::{NewCredential, NewWorkload, RevokedTokenRow, StoreError, WorkloadRow};
 use time::OffsetDateTime;
@@ -66,16 +66,15 @@ async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::U
         // What the run would hold: a service account never acts as admin (`Caller::roles`).
         roles.remove(Role::Admin);
     }
-    let held = caller.roles();
-    let missing: Vec<&str> = roles.iter().filter(|role| !held.contains(*role)).map(|role| role.as_str()).collect();
-    if missing.is_empty() {
+    let missing = roles.without(caller.roles());
+    if missing == RoleSet::EMPTY {
         return Ok(());
     }
     Err(ApiError::Forbidden(format!(
         "{} holds roles this launcher does not ({}); a run for them would act with those privileges. \
          An administrator, or a launcher that holds them, can start it.",
         user.username,
-        missing.join(", ")
+        missing.names().join(", ")
     )))
 }
 
