@@ -29,30 +29,50 @@ pub struct Standing {
 
 impl Standing {
     pub async fn of(state: &AppState, caller: &Caller) -> ApiResult<Standing> {
-        let realm_admin = caller.has_role(Role::Admin);
-        let user_id = caller.principal.as_ref().map(|principal| principal.id);
-        let bounded_api_token = caller.api_token.as_ref().is_some_and(|token| token.bound.is_some());
-        let mut standing = Standing {
-            realm_admin,
-            user_id,
-            bounded_api_token,
+        let mut standing = Standing::without_grants(caller);
+        let Some(user_id) = standing.user_id else { return Ok(standing) };
+        standing.add_service_grants(state.store.grants_of_user(user_id, GrantedOn::ApiServices).await?);
+        standing.add_infrastructure_grants(state.store.grants_of_user(user_id, GrantedOn::Infrastructures).await?);
+        Ok(standing)
+    }
+
+    /// The same, read inside `mutation`: for a change of grants, so that a privilege
+    /// another change took away before this one began is not used (mutations run one at
+    /// a time). The admin role is the caller's as authenticated.
+    pub async fn in_mutation(mutation: &mut store::Mutation, caller: &Caller) -> ApiResult<Standing> {
+        let mut standing = Standing::without_grants(caller);
+        let Some(user_id) = standing.user_id else { return Ok(standing) };
+        standing.add_service_grants(mutation.grants_of_user(user_id, GrantedOn::ApiServices).await?);
+        standing.add_infrastructure_grants(mutation.grants_of_user(user_id, GrantedOn::Infrastructures).await?);
+        Ok(standing)
+    }
+
+    fn without_grants(caller: &Caller) -> Standing {
+        Standing {
+            realm_admin: caller.has_role(Role::Admin),
+            user_id: caller.principal.as_ref().map(|principal| principal.id),
+            bounded_api_token: caller.api_token.as_ref().is_some_and(|token| token.bound.is_some()),
             services: HashMap::new(),
             infrastructures: HashMap::new(),
-        };
-        let Some(user_id) = user_id else { return Ok(standing) };
-        for (service_id, name) in state.store.grants_of_user(user_id, GrantedOn::ApiServices).await? {
+        }
+    }
+
+    fn add_service_grants(&mut self, grants: Vec<(i64, String)>) {
+        for (service_id, name) in grants {
             if let Some(privilege) = ServicePrivilege::parse_grantable(&name) {
-                let held = standing.services.entry(service_id).or_insert(privilege);
+                let held = self.services.entry(service_id).or_insert(privilege);
                 *held = (*held).max(privilege);
             }
         }
-        for (infrastructure_id, name) in state.store.grants_of_user(user_id, GrantedOn::Infrastructures).await? {
+    }
+
+    fn add_infrastructure_grants(&mut self, grants: Vec<(i64, String)>) {
+        for (infrastructure_id, name) in grants {
             if let Some(privilege) = InfraPrivilege::parse(&name) {
-                let held = standing.infrastructures.entry(infrastructure_id).or_insert(privilege);
+                let held = self.infrastructures.entry(infrastructure_id).or_insert(privilege);
                 *held = (*held).max(privilege);
             }
         }
-        Ok(standing)
     }
 
     pub fn service(&self, service: &ApiServiceRow) -> ServiceAccess {

@@ -154,6 +154,12 @@ impl From<StoreError> for ApiError {
                 field: Some(field.to_string()),
                 detail: format!("{field} is already taken in this realm; choose another."),
             },
+            StoreError::Gone => ApiError::Conflict {
+                field: None,
+                detail: "Something this request refers to was deleted by another request while it ran; nothing \
+                         was changed. Reload it and try again."
+                    .to_string(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -262,6 +262,21 @@ impl GrantTarget {
     }
 }
 
+fn grants_of_user_sql(on: GrantedOn) -> String {
+    let (table, column) = match on {
+        GrantedOn::ApiServices => ("api_service_grants", "service_id"),
+        GrantedOn::Infrastructures => ("infrastructure_grants", "infrastructure_id"),
+    };
+    format!(
+        "SELECT g.{column} AS target_id, g.privilege AS privilege FROM {table} g \
+         JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = $1"
+    )
+}
+
+fn grants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<(i64, String)>> {
+    rows.iter().map(|row| Ok((row.try_get("target_id")?, row.try_get("privilege")?))).collect()
+}
+
 impl Store {
     pub async fn infrastructure_by_public_id(&self, realm_id: i64, public_id: &str) -> StoreResult<InfrastructureRow> {
         let sql = format!("SELECT {INFRA_COLUMNS} FROM infrastructures WHERE realm_id = $1 AND public_id = $2");
@@ -290,16 +305,8 @@ impl Store {
     /// (resource id, privilege) for every grant `user_id` holds through a group, on
     /// infrastructures or on services.
     pub async fn grants_of_user(&self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<(i64, String)>> {
-        let (table, column) = match on {
-            GrantedOn::ApiServices => ("api_service_grants", "service_id"),
-            GrantedOn::Infrastructures => ("infrastructure_grants", "infrastructure_id"),
-        };
-        let sql = format!(
-            "SELECT g.{column} AS target_id, g.privilege AS privilege FROM {table} g \
-             JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = $1"
-        );
-        let rows = sqlx::query(&sql).bind(user_id).fetch_all(&self.pool).await?;
-        rows.iter().map(|row| Ok((row.try_get("target_id")?, row.try_get("privilege")?))).collect()
+        let rows = sqlx::query(&grants_of_user_sql(on)).bind(user_id).fetch_all(&self.pool).await?;
+        grants_from_rows(&rows)
     }
 
     /// The groups holding a privilege on `target`, by group name.
@@ -447,6 +454,27 @@ impl Mutation {
         self.gateway_changed(realm_id).await
     }
 
+    /// The infrastructure row `id`, read inside the transaction: what a deployment written
+    /// in it is checked against (a change that committed first is seen, and none can
+    /// commit before this one does).
+    pub async fn infrastructure_for_update(&mut self, id: i64) -> StoreResult<InfrastructureRow> {
+        let sql = format!("SELECT {INFRA_COLUMNS} FROM infrastructures WHERE id = $1");
+        infrastructure_from_row(&sqlx::query(&sql).bind(id).fetch_one(self.connection()).await?)
+    }
+
+    /// [`Store::grants_of_user`], read inside the transaction: what a change of grants is
+    /// checked against, so a privilege taken away before it commits is not used.
+    pub async fn grants_of_user(&mut self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<(i64, String)>> {
+        let rows = sqlx::query(&grants_of_user_sql(on)).bind(user_id).fetch_all(self.connection()).await?;
+        grants_from_rows(&rows)
+    }
+
+    /// The version row `id`, read inside the transaction (as above).
+    pub async fn version_for_update(&mut self, id: i64) -> StoreResult<VersionRow> {
+        let sql = format!("SELECT {VERSION_COLUMNS} FROM api_service_versions WHERE id = $1");
+        version_from_row(&sqlx::query(&sql).bind(id).fetch_one(self.connection()).await?)
+    }
+
     /// How many deployments use an infrastructure, a service or a version, counted
     /// inside the transaction that is about to delete it.
     pub async fn deployments_using(&mut self, column: DeploymentColumn, id: i64) -> StoreResult<i64> {
@@ -578,8 +606,8 @@ impl Mutation {
 
     pub async fn update_deployment(&mut self, realm_id: i64, id: i64, patch: &DeploymentPatch<'_>) -> StoreResult<()> {
         // Each field is set only when given: `CASE WHEN $n` keeps one statement for all
-        // combinations on both engines.
-        sqlx::query(
+        // combinations on both engines. `NotFound` when another change deleted it first.
+        let result = sqlx::query(
             "UPDATE deployments SET \
              version_id = CASE WHEN $1 = 1 THEN $2 ELSE version_id END, \
              enabled = CASE WHEN $3 = 1 THEN $4 ELSE enabled END, \
@@ -597,11 +625,18 @@ impl Mutation {
         .bind(id)
         .execute(self.connection())
         .await?;
+        if result.rows_affected() == 0 {
+            return Err(crate::StoreError::NotFound);
+        }
         self.gateway_changed(realm_id).await
     }
 
+    /// `NotFound` when another change deleted it first.
     pub async fn delete_deployment(&mut self, realm_id: i64, id: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(self.connection()).await?;
+        let result = sqlx::query("DELETE FROM deployments WHERE id = $1").bind(id).execute(self.connection()).await?;
+        if result.rows_affected() == 0 {
+            return Err(crate::StoreError::NotFound);
+        }
         self.gateway_changed(realm_id).await
     }
 

@@ -66,6 +66,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken; `field` names the field that must change.
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// A row this change refers to (a foreign key) was deleted by a change that committed
+    /// after the caller's checks read it.
+    #[error("a row this change refers to is gone")]
+    Gone,
     #[error("database error: {0}")]
     Database(String),
     #[error("migration failed: {0}")]
@@ -97,6 +101,11 @@ impl From<sqlx::Error> for StoreError {
                 "name"
             };
             return StoreError::Conflict { field };
+        }
+        if let Some(database) = error.as_database_error()
+            && database.is_foreign_key_violation()
+        {
+            return StoreError::Gone;
         }
         StoreError::Database(error.to_string())
     }

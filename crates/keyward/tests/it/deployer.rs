@@ -764,3 +764,124 @@ async fn a_deployment_trusts_an_outside_issuer_through_its_jwks_url(backend: Bac
     assert_eq!(call_gateway(&server, "/public/edge/partners/quote", Some(&token)).await.0, 200);
 }
 on_each_store!(a_deployment_trusts_an_outside_issuer_through_its_jwks_url);
+
+/// Deployments made while an infrastructure's admins narrow its allowed upstreams: each
+/// lands before the narrowing (which is then refused, 409) or is refused itself (422),
+/// so none forwards outside the list the infrastructure ends with. A deployment moved to
+/// a version that is being deleted either moves (and the delete is refused) or is told
+/// the version is gone; never a 500.
+async fn a_deployment_racing_a_narrowed_list_or_a_deleted_version_never_lands_outside_it(backend: Backend) {
+    const ROUNDS: usize = 6;
+    const CREATES: usize = 12;
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let upstream = echo_upstream().await;
+    let mut versions = Vec::new();
+    for n in 0..CREATES {
+        let service = id(&server.post("/api/v1/api-services", &admin, json!({"name": format!("model-{n}")})).await);
+        let path = format!("/api/v1/api-services/{service}/versions");
+        let version = id(&server.post(&path, &admin, json!({"upstream": format!("{upstream}/v1")})).await);
+        let spare = id(&server.post(&path, &admin, json!({"upstream": format!("{upstream}/v2")})).await);
+        versions.push((service, version, spare));
+    }
+    let mut stranded_refused = 0;
+    for round in 0..ROUNDS {
+        let infrastructure =
+            id(&server.post("/api/v1/infrastructures", &admin, json!({"name": format!("race-{round}")})).await);
+        let path = format!("/api/v1/infrastructures/{infrastructure}");
+        let narrow =
+            server.call("PATCH", &path, Via::Bearer(&admin), Some(json!({"allowedUpstreams": ["models.internal"]})));
+        let creates = versions.iter().map(|(service, version, _)| {
+            server.post(
+                "/api/v1/deployments",
+                &admin,
+                json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
+            )
+        });
+        let (narrowed, created) = tokio::join!(narrow, futures_util::future::join_all(creates));
+        for answer in &created {
+            assert!(matches!(answer.status, 201 | 422), "{}: {}", answer.status, answer.text);
+        }
+        let landed = created.iter().filter(|answer| answer.status == 201).count();
+        let now = server.get(&path, &admin).await.json()["allowedUpstreams"].clone();
+        let on_it = server.get(&format!("/api/v1/deployments?infrastructureId={infrastructure}"), &admin).await;
+        let on_it = on_it.json().as_array().unwrap().len();
+        assert_eq!(on_it, landed, "every 201 is a deployment, and nothing else is");
+        match narrowed.status {
+            200 => assert_eq!(
+                (now, on_it),
+                (json!(["models.internal"]), 0),
+                "narrowed, so nothing may forward to 127.0.0.1 there ({landed} created)"
+            ),
+            409 => {
+                assert!(on_it > 0, "refused only because a deployment was there: {}", narrowed.text);
+                stranded_refused += 1;
+            }
+            other => panic!("{other}: {}", narrowed.text),
+        }
+    }
+    eprintln!("{stranded_refused} of {ROUNDS} narrowings found deployments first");
+
+    // Moving a deployment to a version while that version is deleted.
+    let infrastructure = id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "moves"})).await);
+    for (service, version, spare) in &versions {
+        let created = server
+            .post(
+                "/api/v1/deployments",
+                &admin,
+                json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let deployment = id(&created);
+        let path = format!("/api/v1/deployments/{deployment}");
+        let moving = server.call("PATCH", &path, Via::Bearer(&admin), Some(json!({"versionId": spare})));
+        let version_path = format!("/api/v1/api-services/{service}/versions/{spare}");
+        let deleting = server.call("DELETE", &version_path, Via::Bearer(&admin), None);
+        let (moved, deleted) = tokio::join!(moving, deleting);
+        let now = server.get(&path, &admin).await.json()["versionId"].clone();
+        match (moved.status, deleted.status) {
+            (200, 409) => assert_eq!(now, json!(spare)),
+            (404, 204) => {
+                assert_eq!(now, json!(version), "{}", moved.text);
+                assert!(moved.text.contains("version"), "{}", moved.text);
+            }
+            other => panic!("{other:?}: {} / {}", moved.text, deleted.text),
+        }
+    }
+}
+
+on_each_store!(a_deployment_racing_a_narrowed_list_or_a_deleted_version_never_lands_outside_it);
+
+/// A group's admins who keep re-granting their group Admin on an infrastructure while a
+/// realm admin takes it away: once the revocation is answered, no grant already on its
+/// way puts it back (each grant is checked again inside its change).
+async fn a_revoked_infrastructure_admin_cannot_grant_it_back_from_requests_in_flight(backend: Backend) {
+    const ROUNDS: usize = 6;
+    const GRANTS: usize = 12;
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let omar = create_user(&server, &admin, "omar").await;
+    let (_, omar_key) = create_key(&server, &admin, &omar, json!({"name": "laptop"})).await;
+    let devops = group(&server, &admin, "devops", &[&omar], None).await;
+    for round in 0..ROUNDS {
+        let infrastructure =
+            id(&server.post("/api/v1/infrastructures", &admin, json!({"name": format!("prod-{round}")})).await);
+        let path = format!("/api/v1/infrastructures/{infrastructure}/permissions/{devops}");
+        assert_eq!(put(&server, &path, &admin, json!({"privilege": "admin"})).await.status, 200);
+        let grants = (0..GRANTS).map(|_| put(&server, &path, &omar_key, json!({"privilege": "admin"})));
+        let revoke = server.call("DELETE", &path, Via::Bearer(&admin), None);
+        let (revoked, granted) = tokio::join!(revoke, futures_util::future::join_all(grants));
+        assert_eq!(revoked.status, 204, "{}", revoked.text);
+        for answer in &granted {
+            // 404 once omar sees the infrastructure no more; 403 when the check inside the change refuses.
+            assert!(matches!(answer.status, 200 | 403 | 404), "{}: {}", answer.status, answer.text);
+        }
+        let now = server.get(&format!("/api/v1/infrastructures/{infrastructure}/permissions"), &admin).await;
+        assert_eq!(now.json(), json!([]), "round {round}: the revocation stands");
+    }
+}
+
+on_each_store!(a_revoked_infrastructure_admin_cannot_grant_it_back_from_requests_in_flight);

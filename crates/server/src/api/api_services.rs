@@ -248,9 +248,9 @@ pub async fn set_permission(
         ApiError::invalid("privilege", "must be one of read, write, deploy, admin (owner is only the creator)")
     })?;
     let audited = grants::Audited { kind: "api_service", public_id: &row.public_id };
-    Ok(Json(
-        grants::set(&state, &caller, GrantTarget::ApiService(row.id), audited, &group_id, privilege.as_str()).await?,
-    ))
+    let allowed = |standing: &Standing| require_service(standing.service(&row), ServicePrivilege::Admin);
+    let target = (GrantTarget::ApiService(row.id), &allowed as grants::Allowed<'_>);
+    Ok(Json(grants::set(&state, &caller, target, audited, &group_id, privilege.as_str()).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-services/{id}/permissions/{group_id}", tag = "deployer",
@@ -264,7 +264,9 @@ pub async fn remove_permission(
     let (row, access) = load_service(&state, &caller, &standing, &id).await?;
     require_service(access, ServicePrivilege::Admin)?;
     let audited = grants::Audited { kind: "api_service", public_id: &row.public_id };
-    grants::remove(&state, &caller, GrantTarget::ApiService(row.id), audited, &group_id).await?;
+    let allowed = |standing: &Standing| require_service(standing.service(&row), ServicePrivilege::Admin);
+    let target = (GrantTarget::ApiService(row.id), &allowed as grants::Allowed<'_>);
+    grants::remove(&state, &caller, target, audited, &group_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

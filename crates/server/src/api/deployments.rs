@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::deployer::{Decision, DeploymentAction, decide_deployment};
 use proto::deployer::{CreateDeployment, Deployment, DeploymentQuery, GatewayAuth, UpdateDeployment};
-use store::{DeploymentPatch, DeploymentRow, NewDeployment, StoreError};
+use store::{DeploymentPatch, DeploymentRow, Mutation, NewDeployment, StoreError};
 use time::OffsetDateTime;
 
 /// Where the gateway serves a deployment: `/public/…` for the default realm,
@@ -131,6 +131,7 @@ pub async fn create(
     let auth = parse_auth(&state, &caller, body.auth)?;
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
+    recheck_target(&mut mutation, infrastructure.id, version.id).await?;
     let id = mutation
         .insert_deployment(&NewDeployment {
             public_id: public_id.as_str(),
@@ -207,6 +208,30 @@ struct Change {
 }
 
 /// Applies `change` to a deployment the caller was allowed `action` on, audited.
+/// Reads again, inside the mutation that writes a deployment, what the checks before it
+/// read: an infrastructure or version deleted, or an allowed-upstream list narrowed, by a
+/// change that committed in between is seen here (mutations run one at a time), so no
+/// deployment lands on a target that no longer takes it.
+async fn recheck_target(mutation: &mut Mutation, infrastructure_id: i64, version_id: i64) -> ApiResult<()> {
+    let gone = |what: &'static str| {
+        move |error| match error {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => other.into(),
+        }
+    };
+    let infrastructure = mutation.infrastructure_for_update(infrastructure_id).await.map_err(gone("infrastructure"))?;
+    let version = mutation.version_for_update(version_id).await.map_err(gone("version"))?;
+    require_allowed_upstream(&infrastructure.allowed_upstreams, &version.upstream)
+}
+
+/// A deployment another change deleted first is not found.
+fn deployment_gone(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound => ApiError::NotFound("deployment"),
+        other => other.into(),
+    }
+}
+
 async fn apply_change(
     state: &AppState,
     caller: &Caller,
@@ -216,6 +241,9 @@ async fn apply_change(
 ) -> ApiResult<Json<Deployment>> {
     let actor = caller.actor();
     let mut mutation = state.store.begin().await?;
+    if let Some((version_id, _)) = change.version {
+        recheck_target(&mut mutation, row.infrastructure_id, version_id).await?;
+    }
     mutation
         .update_deployment(
             caller.realm_id,
@@ -228,7 +256,8 @@ async fn apply_change(
                 now: OffsetDateTime::now_utc(),
             },
         )
-        .await?;
+        .await
+        .map_err(deployment_gone)?;
     let mut detail = Vec::new();
     if let Some(enabled) = change.enabled {
         detail.push(format!("enabled={enabled}"));
@@ -318,7 +347,7 @@ pub async fn delete(
     let mut mutation = state.store.begin().await?;
     let audience = crate::deployer::deployment_key_audience(&row.public_id);
     let revoked = mutation.revoke_gateway_keys(caller.realm_id, &audience, OffsetDateTime::now_utc()).await?;
-    mutation.delete_deployment(caller.realm_id, row.id).await?;
+    mutation.delete_deployment(caller.realm_id, row.id).await.map_err(deployment_gone)?;
     let detail = format!(
         "api_service:{} infrastructure:{} keys_revoked={}",
         row.service_public_id,

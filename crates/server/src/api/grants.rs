@@ -5,6 +5,7 @@
 use crate::api::groups::load_group;
 use crate::api::{audit_event, commit};
 use crate::authn::Caller;
+use crate::deployer::Standing;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use proto::deployer::Grant;
@@ -26,18 +27,29 @@ pub struct Audited<'a> {
     pub public_id: &'a str,
 }
 
+/// Who may change the grants on a target: `allowed` answers for a caller's standing. It
+/// is asked again inside the change, so a caller whose privilege was taken away while
+/// the request waited (a loop of requests racing a revocation) changes nothing.
+pub type Allowed<'a> = &'a (dyn Fn(&Standing) -> ApiResult<()> + Sync);
+
+async fn begin_checked(state: &AppState, caller: &Caller, allowed: Allowed<'_>) -> ApiResult<store::Mutation> {
+    let mut mutation = state.store.begin().await?;
+    allowed(&Standing::in_mutation(&mut mutation, caller).await?)?;
+    Ok(mutation)
+}
+
 /// Gives the group `group_id` (a public id in the caller's realm) `privilege` on
 /// `target`, replacing what it held, audited as `{kind}.grant`; answers the grants now.
 pub async fn set(
     state: &AppState,
     caller: &Caller,
-    target: GrantTarget,
+    (target, allowed): (GrantTarget, Allowed<'_>),
     audited: Audited<'_>,
     group_id: &str,
     privilege: &str,
 ) -> ApiResult<Vec<Grant>> {
     let group = load_group(state, caller, group_id).await?;
-    let mut mutation = state.store.begin().await?;
+    let mut mutation = begin_checked(state, caller, allowed).await?;
     mutation.set_grant(target, group.id, privilege).await?;
     let detail = format!("group:{} {privilege}", group.public_id);
     let event = audit_event(
@@ -55,12 +67,12 @@ pub async fn set(
 pub async fn remove(
     state: &AppState,
     caller: &Caller,
-    target: GrantTarget,
+    (target, allowed): (GrantTarget, Allowed<'_>),
     audited: Audited<'_>,
     group_id: &str,
 ) -> ApiResult<()> {
     let group = load_group(state, caller, group_id).await?;
-    let mut mutation = state.store.begin().await?;
+    let mut mutation = begin_checked(state, caller, allowed).await?;
     if !mutation.remove_grant(target, group.id).await? {
         return Err(ApiError::NotFound("permission"));
     }

@@ -163,14 +163,20 @@ pub async fn update(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
     require_infra_admin(access)?;
-    let description = body.description.unwrap_or_else(|| row.description.clone());
-    check_description(&description)?;
-    let allowed_upstreams = match &body.allowed_upstreams {
-        Some(entries) => check_allowed_upstreams(entries)?,
-        None => row.allowed_upstreams.clone(),
-    };
-    let rules = allowed_upstreams.iter().filter_map(|entry| parse_upstream_rule(entry).ok()).collect::<Vec<_>>();
+    if let Some(description) = &body.description {
+        check_description(description)?;
+    }
+    let asked_upstreams = body.allowed_upstreams.as_deref().map(check_allowed_upstreams).transpose()?;
     let mut mutation = state.store.begin().await?;
+    // What the body leaves out is kept as it is now, read inside the transaction: a list
+    // another admin narrowed meanwhile is not written back wider.
+    let now = mutation.infrastructure_for_update(row.id).await.map_err(|error| match error {
+        StoreError::NotFound => ApiError::NotFound("infrastructure"),
+        other => other.into(),
+    })?;
+    let description = body.description.unwrap_or(now.description);
+    let allowed_upstreams = asked_upstreams.unwrap_or(now.allowed_upstreams);
+    let rules = allowed_upstreams.iter().filter_map(|entry| parse_upstream_rule(entry).ok()).collect::<Vec<_>>();
     // A narrower list must not strand deployments that run now: they move first. Read
     // inside the transaction, so no deployment slips in between.
     let outside = mutation
@@ -248,10 +254,9 @@ pub async fn set_permission(
     let privilege = InfraPrivilege::parse(&body.privilege)
         .ok_or_else(|| ApiError::invalid("privilege", "must be one of view, deploy, admin"))?;
     let audited = grants::Audited { kind: "infrastructure", public_id: &row.public_id };
-    Ok(Json(
-        grants::set(&state, &caller, GrantTarget::Infrastructure(row.id), audited, &group_id, privilege.as_str())
-            .await?,
-    ))
+    let allowed = |standing: &Standing| require_infra_admin(standing.infrastructure(row.id));
+    let target = (GrantTarget::Infrastructure(row.id), &allowed as grants::Allowed<'_>);
+    Ok(Json(grants::set(&state, &caller, target, audited, &group_id, privilege.as_str()).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/infrastructures/{id}/permissions/{group_id}", tag = "deployer",
@@ -265,6 +270,8 @@ pub async fn remove_permission(
     let (row, access) = load_infrastructure(&state, &caller, &standing, &id).await?;
     require_infra_admin(access)?;
     let audited = grants::Audited { kind: "infrastructure", public_id: &row.public_id };
-    grants::remove(&state, &caller, GrantTarget::Infrastructure(row.id), audited, &group_id).await?;
+    let allowed = |standing: &Standing| require_infra_admin(standing.infrastructure(row.id));
+    let target = (GrantTarget::Infrastructure(row.id), &allowed as grants::Allowed<'_>);
+    grants::remove(&state, &caller, target, audited, &group_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -73,6 +73,22 @@ fn require(access: ProjectAccess, action: ProjectAction) -> ApiResult<()> {
     )))
 }
 
+/// [`require`] with the caller's role read again inside `mutation`: a role another
+/// change took away before this one began is not used, so a demoted owner's requests
+/// already on their way change nothing (mutations run one at a time).
+async fn require_in_mutation(
+    mutation: &mut store::Mutation,
+    caller: &Caller,
+    project_id: i64,
+    action: ProjectAction,
+) -> ApiResult<()> {
+    let role = match &caller.principal {
+        Some(principal) => mutation.collaborator_role(project_id, principal.id).await?,
+        None => None,
+    };
+    require(access_of(caller, role), action)
+}
+
 /// Parses a collaborator role from a request body.
 fn parse_project_role(name: &str) -> ApiResult<ProjectRole> {
     ProjectRole::parse(name).ok_or_else(|| ApiError::invalid("role", "must be one of owner, contributor, viewer"))
@@ -228,6 +244,7 @@ pub async fn set_collaborator(
     let user = load_user(&state, &caller, &user_id).await?;
     let role = parse_project_role(&body.role)?;
     let mut mutation = state.store.begin().await?;
+    require_in_mutation(&mut mutation, &caller, project.id, ProjectAction::Admin).await?;
     // Read inside the transaction, so two owners cannot demote each other at once.
     let current = mutation.collaborator_role(project.id, user.id).await?;
     refuse_last_owner(mutation.owner_count(project.id).await?, current, Some(role))?;
@@ -257,6 +274,7 @@ pub async fn remove_collaborator(
     require(access, ProjectAction::Admin)?;
     let user = load_user(&state, &caller, &user_id).await?;
     let mut mutation = state.store.begin().await?;
+    require_in_mutation(&mut mutation, &caller, project.id, ProjectAction::Admin).await?;
     let Some(current) = mutation.collaborator_role(project.id, user.id).await? else {
         return Err(ApiError::NotFound("collaborator"));
     };
