@@ -62,6 +62,22 @@ impl RoleSet {
         RoleSet(self.0 & !other.0)
     }
 
+    /// The roles in both sets.
+    pub fn intersection(self, other: RoleSet) -> RoleSet {
+        RoleSet(self.0 & other.0)
+    }
+
+    /// The set as stored (`credentials.role_ceiling`): one bit per role, as `Role::bit`
+    /// numbers them. Stored values depend on these numbers: never renumber a role.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of stored bits; `None` when a bit names no role.
+    pub fn from_bits(bits: u8) -> Option<RoleSet> {
+        (bits & !RoleSet::all().0 == 0).then_some(RoleSet(bits))
+    }
+
     /// True when every role in `other` is also in `self`.
     pub fn is_superset_of(self, other: RoleSet) -> bool {
         other.0 & !self.0 == 0
@@ -112,5 +128,19 @@ mod tests {
         assert_eq!(both.without(manager), admin);
         assert_eq!(manager.without(both), RoleSet::EMPTY);
         assert_eq!(both.without(RoleSet::EMPTY).names(), ["admin", "token-manager"]);
+        assert_eq!(both.intersection(manager), manager);
+        assert_eq!(admin.intersection(manager), RoleSet::EMPTY);
+    }
+
+    #[test]
+    fn stored_bits_keep_their_meaning() {
+        // Databases hold these numbers (`credentials.role_ceiling`).
+        let bits: Vec<u8> = Role::ALL.into_iter().map(|role| RoleSet::from_iter([role]).bits()).collect();
+        assert_eq!(bits, [1, 2, 4, 8]);
+        for bits in 0..=15u8 {
+            assert_eq!(RoleSet::from_bits(bits).map(RoleSet::bits), Some(bits));
+        }
+        assert_eq!(RoleSet::from_bits(16), None);
+        assert_eq!(RoleSet::from_bits(0xff), None);
     }
 }

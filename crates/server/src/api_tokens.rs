@@ -145,6 +145,8 @@ fn indexed_credential(row: &ApiTokenRow) -> store::IndexedCredential {
         audience: None,
         digest: row.digest,
         expires_at: Some(row.expires_at.unix_timestamp()),
+        // Bounded by its record instead (`ApiTokenInfo::bound`).
+        role_ceiling: None,
     }
 }
 

@@ -35,13 +35,23 @@ pub struct Caller {
     pub credential_head: Option<[u8; 16]>,
     /// The API token's record, when the caller presented an API token.
     pub api_token: Option<Arc<crate::api_tokens::ApiTokenInfo>>,
+    /// The most roles the credential acts with, whatever its principal holds now: a run's
+    /// credential started by a launcher that is not an admin, and the access tokens
+    /// exchanged from it, hold at most the roles the user held when the run started.
+    pub role_ceiling: Option<RoleSet>,
 }
 
 impl Caller {
     /// Admin keys hold every role; a user holds their roles as they are now. A service
     /// account never holds `admin`, even through a group: with it, it could mint keys for
-    /// people and so manage service accounts after all.
+    /// people and so manage service accounts after all. A credential with a role ceiling
+    /// holds no role above it ([`Caller::role_ceiling`]).
     pub fn roles(&self) -> RoleSet {
+        let roles = self.principal_roles();
+        self.role_ceiling.map_or(roles, |ceiling| roles.intersection(ceiling))
+    }
+
+    fn principal_roles(&self) -> RoleSet {
         match (&self.principal, self.kind) {
             (_, CredentialKind::AdminKey) => RoleSet::all(),
             (Some(principal), _) if principal.kind == crate::api::service_accounts::SERVICE_KIND => {
@@ -360,6 +370,7 @@ impl AppState {
             access_token: None,
             credential_head: digest.0[..16].try_into().ok(),
             api_token: None,
+            role_ceiling: found.role_ceiling,
         })
     }
 
@@ -394,6 +405,7 @@ impl AppState {
             access_token: Some(accepted.token),
             credential_head: None,
             api_token: None,
+            role_ceiling: accepted.role_ceiling,
         })
     }
 
@@ -480,6 +492,7 @@ impl AppState {
             access_token: None,
             credential_head: digest.0[..16].try_into().ok(),
             api_token: Some(record),
+            role_ceiling: None,
         })
     }
 }

@@ -55,6 +55,19 @@ struct Slot {
     kind: u8,
     /// Index into `audiences`, 0 for none.
     audience: u16,
+    /// The role ceiling's bits, `NO_CEILING` for none (it fits the slot's padding).
+    role_ceiling: u8,
+}
+
+const NO_CEILING: u8 = u8::MAX;
+
+// A million slots: the ceiling must not make them larger.
+const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+
+fn ceiling_from_slot(bits: u8) -> Option<RoleSet> {
+    // A stored ceiling naming no role set never reaches a slot (the store refuses it);
+    // were one to, it would hold no role rather than every role.
+    if bits == NO_CEILING { None } else { Some(RoleSet::from_bits(bits).unwrap_or(RoleSet::EMPTY)) }
 }
 
 /// A credential as the index knows it, copied out of the lock.
@@ -68,6 +81,8 @@ pub struct FoundCredential {
     /// The audience the credential is bound to, read under the same lock as the rest:
     /// audience numbers are reused once no credential holds them.
     pub audience: Option<Arc<str>>,
+    /// The most roles it acts with; `None`: its owner's.
+    pub role_ceiling: Option<RoleSet>,
 }
 
 #[derive(Default)]
@@ -229,6 +244,7 @@ impl Credentials {
             realm_id: credential.realm_id as u32,
             kind: credential.kind.as_u8(),
             audience: self.audiences.acquire(credential.audience.as_deref()),
+            role_ceiling: credential.role_ceiling.map_or(NO_CEILING, RoleSet::bits),
         };
         if let Some(position) = self.by_head.get(&head) {
             let previous = std::mem::replace(&mut self.slots[*position as usize], slot);
@@ -286,18 +302,18 @@ impl Index {
             realm_id: i64::from(slot.realm_id),
             kind: CredentialKind::from_u8(slot.kind)?,
             audience: inner.audiences.label(slot.audience),
+            role_ceiling: ceiling_from_slot(slot.role_ceiling),
         })
     }
 
     /// Whether a credential with this digest head is still in the index, owned by
-    /// `owner_id` and unexpired at `now`: what an access token minted from it checks, so
-    /// revoking the credential also stops the tokens made from it.
-    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> bool {
-        let Ok(inner) = self.credentials.read() else { return false };
-        let Some(slot) = inner.by_head.get(&DigestHead(*head)).and_then(|slot| inner.slots.get(*slot as usize)) else {
-            return false;
-        };
-        slot.owner_id == owner_id && slot.expires_at > now
+    /// `owner_id` and unexpired at `now` (then `Some` of its role ceiling): what an access
+    /// token minted from it checks, so revoking the credential also stops the tokens made
+    /// from it, and they act within the same roles.
+    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> Option<Option<RoleSet>> {
+        let inner = self.credentials.read().ok()?;
+        let slot = inner.by_head.get(&DigestHead(*head)).and_then(|slot| inner.slots.get(*slot as usize))?;
+        (slot.owner_id == owner_id && slot.expires_at > now).then(|| ceiling_from_slot(slot.role_ceiling))
     }
 
     pub fn upsert_credential(&self, credential: &IndexedCredential) {
@@ -400,7 +416,25 @@ mod tests {
             audience: audience.map(str::to_string),
             digest: SecretDigest(digest),
             expires_at: Some(1_900_000_000),
+            role_ceiling: None,
         }
+    }
+
+    #[test]
+    fn a_credentials_role_ceiling_is_found_by_digest_and_by_head() {
+        let index = Index::default();
+        let plain = credential(10, 1, Some(5), None);
+        let ceiling: RoleSet = [keyward_core::Role::WorkloadLauncher].into_iter().collect();
+        let bounded = IndexedCredential { role_ceiling: Some(ceiling), ..credential(11, 2, Some(5), None) };
+        let empty = IndexedCredential { role_ceiling: Some(RoleSet::EMPTY), ..credential(12, 3, Some(5), None) };
+        index.upsert_credentials(&[plain.clone(), bounded.clone(), empty.clone()]);
+        let head = |credential: &IndexedCredential| -> [u8; 16] { credential.digest.0[..16].try_into().unwrap() };
+        for (credential, expected) in [(&plain, None), (&bounded, Some(ceiling)), (&empty, Some(RoleSet::EMPTY))] {
+            assert_eq!(index.find(&credential.digest).map(|found| found.role_ceiling), Some(expected));
+            assert_eq!(index.holds_head(&head(credential), 5, 0), Some(expected));
+        }
+        assert_eq!(index.holds_head(&head(&bounded), 6, 0), None, "another owner's");
+        assert_eq!(index.holds_head(&head(&bounded), 5, 2_000_000_000), None, "expired");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The one credentials table: every opaque secret keyward hands out is a row here.
 
 use crate::{Backend, Mutation, Store, StoreError, StoreResult, from_ms, to_ms};
-use keyward_core::{CredentialKind, SecretDigest};
+use keyward_core::{CredentialKind, RoleSet, SecretDigest};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
@@ -53,11 +53,14 @@ pub struct IndexedCredential {
     pub digest: SecretDigest,
     /// Unix seconds.
     pub expires_at: Option<i64>,
+    /// The most roles the credential acts with (`credentials.role_ceiling`); `None`: its
+    /// owner's, whatever they are.
+    pub role_ceiling: Option<RoleSet>,
 }
 
 const ROW_COLUMNS: &str = "id, public_id, realm_id, kind, owner_id, name, description, audience, secret_prefix, \
      created_at, created_by, expires_at, last_used_at, revoked_at";
-const INDEX_COLUMNS: &str = "id, realm_id, kind, owner_id, audience, secret_hash, expires_at";
+const INDEX_COLUMNS: &str = "id, realm_id, kind, owner_id, audience, secret_hash, expires_at, role_ceiling";
 
 /// Ids per packed read: about 1 MB of text a query.
 const PACKED_RANGE: i64 = 10_000;
@@ -66,11 +69,12 @@ const PACKED_RANGE: i64 = 10_000;
 /// `;`, fields by `,`, in the order of `unpack`. Free text (the audience) is hex-encoded,
 /// so no field can contain a separator.
 const PACKED_SQLITE: &str = "SELECT group_concat(id || ',' || realm_id || ',' || kind || ',' || ifnull(owner_id, '') \
-     || ',' || ifnull(hex(audience), '') || ',' || hex(secret_hash) || ',' || ifnull(expires_at, ''), ';') \
+     || ',' || ifnull(hex(audience), '') || ',' || hex(secret_hash) || ',' || ifnull(expires_at, '') || ',' \
+     || ifnull(role_ceiling, ''), ';') \
      FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 const PACKED_POSTGRES: &str = "SELECT string_agg(concat_ws(',', id, realm_id, kind, coalesce(owner_id::text, ''), \
      coalesce(encode(convert_to(audience, 'UTF8'), 'hex'), ''), encode(secret_hash, 'hex'), \
-     coalesce(expires_at::text, '')), ';') \
+     coalesce(expires_at::text, ''), coalesce(role_ceiling::text, '')), ';') \
      FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 
 /// Parses one record of a packed read.
@@ -91,10 +95,28 @@ fn unpack(record: &str) -> StoreResult<IndexedCredential> {
     let mut digest = [0u8; 32];
     hex::decode_to_slice(next()?, &mut digest).map_err(|_| bad())?;
     let expires_at = optional(next()?)?.map(|ms| ms.div_euclid(1000));
+    let role_ceiling = optional(next()?)?.map(role_ceiling).transpose()?;
     if fields.next().is_some() {
         return Err(bad());
     }
-    Ok(IndexedCredential { id, realm_id, kind, owner_id, audience, digest: SecretDigest(digest), expires_at })
+    Ok(IndexedCredential {
+        id,
+        realm_id,
+        kind,
+        owner_id,
+        audience,
+        digest: SecretDigest(digest),
+        expires_at,
+        role_ceiling,
+    })
+}
+
+/// A stored role ceiling; a value naming no role set is an error, not "no ceiling".
+fn role_ceiling(bits: i64) -> StoreResult<RoleSet> {
+    u8::try_from(bits)
+        .ok()
+        .and_then(RoleSet::from_bits)
+        .ok_or_else(|| StoreError::Database(format!("credential role ceiling {bits} names no role set")))
 }
 
 fn kind_from_text(text: &str) -> StoreResult<CredentialKind> {
@@ -134,6 +156,7 @@ fn indexed_from(row: &AnyRow) -> StoreResult<IndexedCredential> {
         audience: row.try_get("audience")?,
         digest: SecretDigest(digest),
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(|ms| ms.div_euclid(1000)),
+        role_ceiling: row.try_get::<Option<i64>, _>("role_ceiling")?.map(role_ceiling).transpose()?,
     })
 }
 
@@ -362,6 +385,16 @@ impl Mutation {
         Ok(id)
     }
 
+    /// Sets the most roles credential `id` acts with (see [`IndexedCredential::role_ceiling`]).
+    pub async fn set_role_ceiling(&mut self, id: i64, ceiling: RoleSet) -> StoreResult<()> {
+        sqlx::query("UPDATE credentials SET role_ceiling = $1 WHERE id = $2")
+            .bind(i64::from(ceiling.bits()))
+            .bind(id)
+            .execute(self.connection())
+            .await?;
+        self.changed(crate::ChangeEntity::Credential, id).await
+    }
+
     /// Revokes a credential. Answers `NotFound` when it was already revoked.
     pub async fn revoke_credential(&mut self, id: i64, now: OffsetDateTime) -> StoreResult<()> {
         let affected = sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -428,7 +461,7 @@ mod tests {
         let digest = "00ff".repeat(16);
         // SQLite's hex() is upper case, PostgreSQL's encode() lower case.
         for hex_digest in [digest.to_uppercase(), digest.clone()] {
-            let record = format!("7,1,user_api_key,42,6d6f64656c2d6d6f6e69746f72,{hex_digest},1700000000999");
+            let record = format!("7,1,user_api_key,42,6d6f64656c2d6d6f6e69746f72,{hex_digest},1700000000999,");
             let credential = unpack(&record).unwrap();
             assert_eq!((credential.id, credential.realm_id, credential.owner_id), (7, 1, Some(42)));
             assert_eq!(credential.kind, CredentialKind::UserApiKey);
@@ -436,8 +469,17 @@ mod tests {
             assert_eq!(credential.digest.0[..2], [0x00, 0xff]);
             assert_eq!(credential.expires_at, Some(1_700_000_000));
         }
-        let admin = unpack(&format!("8,1,admin_key,,,{digest},")).unwrap();
-        assert_eq!((admin.owner_id, admin.audience, admin.expires_at), (None, None, None));
+        let admin = unpack(&format!("8,1,admin_key,,,{digest},,")).unwrap();
+        assert_eq!((admin.owner_id, admin.audience, admin.expires_at, admin.role_ceiling), (None, None, None, None));
+        // A run's credential with a ceiling of create-api-service and workload-launcher;
+        // an empty ceiling is a ceiling too (no roles), not none.
+        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,12")).unwrap();
+        assert_eq!(
+            run.role_ceiling.map(RoleSet::names),
+            Some(vec!["create-api-service".into(), "workload-launcher".into()])
+        );
+        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,0")).unwrap();
+        assert_eq!(run.role_ceiling, Some(RoleSet::EMPTY));
     }
 
     #[test]
@@ -446,9 +488,12 @@ mod tests {
         for record in [
             "7,1,user_api_key,42,,abcd,".to_string(),
             format!("7,1,user_api_key,42,,{digest}"),
-            format!("x,1,user_api_key,,,{digest},"),
-            format!("7,1,no_such_kind,,,{digest},"),
-            format!("7,1,user_api_key,,,{digest},,extra"),
+            format!("x,1,user_api_key,,,{digest},,"),
+            format!("7,1,no_such_kind,,,{digest},,"),
+            format!("7,1,user_api_key,,,{digest},,,extra"),
+            format!("7,1,user_api_key,,,{digest},"),
+            format!("7,1,workload_credential,,,{digest},,16"),
+            format!("7,1,workload_credential,,,{digest},,-1"),
         ] {
             assert!(unpack(&record).is_err(), "{record}");
         }

@@ -206,6 +206,76 @@ async fn a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above_its_o
 }
 on_each_store!(a_run_credential_mints_nothing_and_a_launcher_starts_no_run_above_its_own_roles);
 
+/// Starts a job for `user` with the launcher's key `by`; returns the run's credential.
+async fn start_run(server: &Server, by: &str, user: &str, run_id: &str) -> String {
+    let run = server.post("/api/v1/workloads", by, json!({"userId": user, "kind": "job", "runId": run_id})).await;
+    assert_eq!(run.status, 201, "{}", run.text);
+    run.json()["credential"].as_str().unwrap().to_string()
+}
+
+/// The roles `credential` acts with, as the auth check reports them.
+async fn roles_of(server: &Server, credential: &str) -> String {
+    let answer = server.get("/api/v1/auth/check", credential).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.headers.get("x-keyward-roles").map(|value| value.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+/// A launcher keeps a copy of each run's credential, so a run it starts must not gain
+/// what its user is granted later: the run (and the access tokens exchanged from it)
+/// keeps the roles its user held when it started. A run an admin starts, and the user's
+/// own key, act with the user's roles as they are now.
+async fn a_launchers_run_keeps_the_roles_it_started_with(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let launcher = launcher(&server, &admin).await;
+    let launcher_id = whoami(&server, &launcher).await.json()["id"].as_str().unwrap().to_string();
+    let pat = create_user(&server, &admin, "pat").await;
+    grant_role(&server, &admin, &pat, "workload-launcher").await;
+    let (_, pat_key) = create_key(&server, &admin, &pat, json!({"name": "laptop"})).await;
+    let by_launcher = start_run(&server, &launcher, &pat, "pat-1").await;
+    let by_admin = start_run(&server, &admin, &pat, "pat-2").await;
+    let (status, exchanged) = exchange(&server, &by_launcher).await;
+    assert_eq!(status, 200, "{exchanged}");
+    let exchanged = exchanged["access_token"].as_str().unwrap().to_string();
+    for credential in [&by_launcher, &exchanged, &by_admin, &pat_key] {
+        assert_eq!(roles_of(&server, credential).await, "workload-launcher");
+    }
+
+    // pat is made an admin while the runs go on.
+    grant_role(&server, &admin, &pat, "admin").await;
+    for credential in [&by_admin, &pat_key] {
+        assert_eq!(roles_of(&server, credential).await, "admin,workload-launcher");
+    }
+    let promote = format!("/api/v1/users/{launcher_id}/roles/admin");
+    for credential in [&by_launcher, &exchanged] {
+        assert_eq!(roles_of(&server, credential).await, "workload-launcher", "the launcher's copy gains nothing");
+        assert_eq!(whoami(&server, credential).await.status, 200, "and the run goes on");
+        let refused = server.call("PUT", &promote, Via::Bearer(credential), None).await;
+        assert_eq!(refused.status, 403, "{}", refused.text);
+    }
+    // A token exchanged after the grant is held to the same roles.
+    let (status, later) = exchange(&server, &by_launcher).await;
+    assert_eq!(status, 200, "{later}");
+    assert_eq!(roles_of(&server, later["access_token"].as_str().unwrap()).await, "workload-launcher");
+    assert_eq!(roles_of(&server, &launcher).await, "workload-launcher", "the launcher was not promoted");
+
+    // The ceiling is the credential's, read back at start (and by every node).
+    let mut server = server;
+    assert!(server.terminate().success());
+    let server = env.serve(&[]);
+    assert_eq!(roles_of(&server, &by_launcher).await, "workload-launcher");
+    assert_eq!(roles_of(&server, &by_admin).await, "admin,workload-launcher");
+
+    // A role taken away is gone from the run at once: the ceiling only ever narrows.
+    let revoked =
+        server.call("DELETE", &format!("/api/v1/users/{pat}/roles/workload-launcher"), Via::Bearer(&admin), None).await;
+    assert!(revoked.status < 300, "{}", revoked.text);
+    assert_eq!(roles_of(&server, &by_launcher).await, "");
+    assert_eq!(roles_of(&server, &by_admin).await, "admin");
+}
+on_each_store!(a_launchers_run_keeps_the_roles_it_started_with);
+
 /// The credential of a run of a launcher ("leo"), which holds the workload-launcher role.
 async fn launcher_run_credential(server: &Server, admin: &str) -> String {
     let leo = create_user(server, admin, "leo").await;

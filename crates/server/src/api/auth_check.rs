@@ -88,8 +88,12 @@ fn principal_of(caller: &Caller) -> Option<&Arc<crate::index::PrincipalInfo>> {
 }
 
 /// The principal's cached identity for this kind of credential. Admin and deployment keys
-/// have no principal to keep it with.
+/// have no principal to keep it with; a credential with a role ceiling may hold fewer
+/// roles than another of the same kind and principal, so its identity is made each time.
 fn cached(caller: &Caller) -> Option<&Rendered> {
+    if caller.role_ceiling.is_some() {
+        return None;
+    }
     let principal = principal_of(caller)?;
     let kinds = principal.identity.0.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
     Some(kinds[caller.kind.index()].get_or_init(|| Rendered::of(caller)))

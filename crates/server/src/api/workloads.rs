@@ -56,9 +56,14 @@ fn require_launcher(caller: &Caller) -> ApiResult<()> {
 /// holds itself (groups' roles included): the workload-launcher role is never a way to
 /// act as an admin or a token manager. Groups are not compared: starting the runs of
 /// every team's users is what a launcher is for. Admins start runs for anyone.
-async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::UserRow) -> ApiResult<()> {
+///
+/// Answers the run credential's role ceiling: the roles the user holds now, when the
+/// caller is not an admin (`None` for an admin's runs). The launcher keeps a copy of the
+/// credential, so the run must not gain the roles its user is granted later; it keeps
+/// working with the roles it started with.
+async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::UserRow) -> ApiResult<Option<RoleSet>> {
     if caller.has_role(Role::Admin) {
-        return Ok(());
+        return Ok(None);
     }
     let principal = state.store.load_principal(user.id).await?.ok_or(ApiError::NotFound("user"))?;
     let mut roles = principal.roles;
@@ -68,7 +73,7 @@ async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::U
     }
     let missing = roles.without(caller.roles());
     if missing == RoleSet::EMPTY {
-        return Ok(());
+        return Ok(Some(roles));
     }
     Err(ApiError::Forbidden(format!(
         "{} holds roles this launcher does not ({}); a run for them would act with those privileges. \
@@ -101,7 +106,7 @@ pub async fn create(
     }
     check_run_id(&body.run_id)?;
     let user = load_user(&state, &caller, &body.user_id).await?;
-    check_may_launch_for(&state, &caller, &user).await?;
+    let role_ceiling = check_may_launch_for(&state, &caller, &user).await?;
     let project_id = match &body.project_id {
         Some(project) => {
             let id = parse_id(project, "project")?;
@@ -145,6 +150,9 @@ pub async fn create(
         ),
         None => None,
     };
+    if let (Some(id), Some(ceiling)) = (credential_id, role_ceiling) {
+        mutation.set_role_ceiling(id, ceiling).await?;
+    }
     mutation
         .insert_workload(&NewWorkload {
             public_id: public_id.as_str(),

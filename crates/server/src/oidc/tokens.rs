@@ -55,6 +55,8 @@ pub struct AcceptedToken {
     pub token: Arc<VerifiedToken>,
     pub realm: Arc<RealmInfo>,
     pub principal: Arc<PrincipalInfo>,
+    /// The role ceiling of the credential the token was minted from (`cid`).
+    pub role_ceiling: Option<keyward_core::RoleSet>,
 }
 
 /// A refusal and, once known, the realm it happened in (for the audit log).
@@ -291,13 +293,13 @@ pub fn accept_access_token(
     if principal.realm_id != realm.id || !principal.enabled {
         return Err(refuse(AuthRefusal::OwnerDisabled));
     }
-    // A token minted from a credential lives only as long as that credential does.
-    if let Some(head) = &verified.credential_head
-        && !state.index.holds_head(head, principal.id, now)
-    {
-        return Err(refuse(AuthRefusal::Revoked));
-    }
-    Ok(AcceptedToken { token: verified.clone(), realm, principal })
+    // A token minted from a credential lives only as long as that credential does, and
+    // acts within the same roles.
+    let role_ceiling = match &verified.credential_head {
+        Some(head) => state.index.holds_head(head, principal.id, now).ok_or_else(|| refuse(AuthRefusal::Revoked))?,
+        None => None,
+    };
+    Ok(AcceptedToken { token: verified.clone(), realm, principal, role_ceiling })
 }
 
 #[derive(Debug, thiserror::Error)]
