@@ -103,7 +103,8 @@ async fn check_may_act_for(
     let missing: Vec<&str> =
         principal.groups.iter().filter(|group| !own_groups.contains(group)).map(String::as_str).collect();
     if !missing.is_empty() {
-        return refuse(format!("is in groups you are not in ({})", missing.join(", ")));
+        // Counted, not named: the refusal must not tell a manager what groups exist.
+        return refuse(format!("is in {} group(s) you are not in", missing.len()));
     }
     let is_self = caller.principal.as_ref().is_some_and(|own| own.id == user_id);
     if is_self {
