@@ -207,7 +207,6 @@ struct Change {
     auth: Option<Option<String>>,
 }
 
-/// Applies `change` to a deployment the caller was allowed `action` on, audited.
 /// Reads again, inside the mutation that writes a deployment, what the checks before it
 /// read: an infrastructure or version deleted, or an allowed-upstream list narrowed, by a
 /// change that committed in between is seen here (mutations run one at a time), so no
@@ -232,6 +231,7 @@ fn deployment_gone(error: StoreError) -> ApiError {
     }
 }
 
+/// Applies `change` to a deployment the caller was allowed `action` on, audited.
 async fn apply_change(
     state: &AppState,
     caller: &Caller,
