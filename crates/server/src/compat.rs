@@ -37,7 +37,6 @@ pub async fn api_user_me(state: State<AppState>, caller: IdentifiedCaller) -> Ap
 
 use crate::api::service_accounts::{self as accounts, load_account, require_account_manager};
 use crate::authn::Caller;
-use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use proto::{CreateServiceAccount, CreateServiceToken, V4ServiceAccount, V4ServiceAccountCreated, V4ServiceToken};
 use store::{CredentialRow, UserRow};
@@ -148,10 +147,7 @@ pub async fn v4_invalidate_token(
         .store
         .active_credential_named(account.id, keyward_core::CredentialKind::ServiceAccountToken, &name)
         .await
-        .map_err(|error| match error {
-            store::StoreError::NotFound => ApiError::NotFound("valid token with that name"),
-            other => other.into(),
-        })?;
+        .map_err(crate::error::not_found("valid token with that name"))?;
     accounts::invalidate(&state, &caller, &account, &token).await?;
     let token = state.store.credential_by_id(token.id).await?;
     Ok(Json(v4_token(token, &account, None)))

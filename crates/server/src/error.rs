@@ -165,4 +165,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A store error as the API answers it when the object looked up is `what`: `NotFound`
+/// names it; anything else as [`From<StoreError>`].
+pub fn not_found(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
+    move |error| match error {
+        StoreError::NotFound => ApiError::NotFound(what),
+        other => other.into(),
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -19,7 +19,7 @@ use keyward_core::deployer::{ServiceAccess, ServicePrivilege, check_gateway_name
 use proto::deployer::{
     ApiService, ApiServiceVersion, CreateApiService, CreateVersion, GatewayAuth, Grant, SetGrant, UpdateApiService,
 };
-use store::{ApiServiceRow, Counted, DeploymentColumn, GrantTarget, NewApiService, NewVersion, StoreError, VersionRow};
+use store::{ApiServiceRow, Counted, DeploymentColumn, GrantTarget, NewApiService, NewVersion, VersionRow};
 use time::OffsetDateTime;
 
 /// Services are few per realm; the limit keeps the gateway's table (rebuilt whole on
@@ -58,11 +58,11 @@ pub async fn load_service(
     id: &str,
 ) -> ApiResult<(ApiServiceRow, ServiceAccess)> {
     let id = parse_id(id, "API service")?;
-    let row =
-        state.store.api_service_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-            StoreError::NotFound => ApiError::NotFound("API service"),
-            other => other.into(),
-        })?;
+    let row = state
+        .store
+        .api_service_by_public_id(caller.realm_id, id.as_str())
+        .await
+        .map_err(crate::error::not_found("API service"))?;
     let access = standing.service(&row);
     if !access.can_see() {
         return Err(ApiError::NotFound("API service"));
@@ -356,8 +356,5 @@ pub async fn delete_version(
 /// A version of the service; anything else answers 404.
 pub async fn load_version(state: &AppState, service_id: i64, id: &str) -> ApiResult<VersionRow> {
     let id = parse_id(id, "version")?;
-    state.store.version_by_public_id(service_id, id.as_str()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("version"),
-        other => other.into(),
-    })
+    state.store.version_by_public_id(service_id, id.as_str()).await.map_err(crate::error::not_found("version"))
 }

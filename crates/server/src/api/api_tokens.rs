@@ -287,19 +287,13 @@ pub async fn list(
 /// The caller's realm's live record `id`; anything else is 404.
 async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ApiTokenRow> {
     let id = parse_id(id, WHAT)?;
-    state.store.api_token_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound(WHAT),
-        other => other.into(),
-    })
+    state.store.api_token_by_public_id(caller.realm_id, id.as_str()).await.map_err(crate::error::not_found(WHAT))
 }
 
 /// The same, read inside `mutation` so that the edit is computed from the row it replaces.
 async fn load_for_update(mutation: &mut store::Mutation, caller: &Caller, id: &str) -> ApiResult<ApiTokenRow> {
     let id = parse_id(id, WHAT)?;
-    mutation.api_token_for_update(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound(WHAT),
-        other => other.into(),
-    })
+    mutation.api_token_for_update(caller.realm_id, id.as_str()).await.map_err(crate::error::not_found(WHAT))
 }
 
 /// Starts a change of record `id`: the caller must manage tokens, the record must be

@@ -273,10 +273,7 @@ async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_i
     let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
     let mut mutation = state.store.begin().await?;
-    mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("key"),
-        other => other.into(),
-    })?;
+    mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await.map_err(crate::error::not_found("key"))?;
     let detail = format!("key:{} {}", row.public_id, row.name);
     commit(state, mutation, audit_event(caller, "deployment_key.delete", target, detail)).await?;
     Ok(StatusCode::NO_CONTENT)

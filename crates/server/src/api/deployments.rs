@@ -8,7 +8,7 @@ use crate::api::infrastructures::load_infrastructure;
 use crate::api::{audit_event, commit, new_public_id, parse_id};
 use crate::authn::Caller;
 use crate::deployer::{SettingsOwner, Standing, check_auth, effective_auth, store_auth, stored_auth};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, not_found};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::Json;
@@ -79,10 +79,8 @@ pub async fn load_deployment(
     action: DeploymentAction,
 ) -> ApiResult<DeploymentRow> {
     let id = parse_id(id, "deployment")?;
-    let row = state.store.deployment_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("deployment"),
-        other => other.into(),
-    })?;
+    let row =
+        state.store.deployment_by_public_id(caller.realm_id, id.as_str()).await.map_err(not_found("deployment"))?;
     apply(decision(standing, &row, action))?;
     Ok(row)
 }
@@ -212,23 +210,10 @@ struct Change {
 /// change that committed in between is seen here (mutations run one at a time), so no
 /// deployment lands on a target that no longer takes it.
 async fn recheck_target(mutation: &mut Mutation, infrastructure_id: i64, version_id: i64) -> ApiResult<()> {
-    let gone = |what: &'static str| {
-        move |error| match error {
-            StoreError::NotFound => ApiError::NotFound(what),
-            other => other.into(),
-        }
-    };
-    let infrastructure = mutation.infrastructure_for_update(infrastructure_id).await.map_err(gone("infrastructure"))?;
-    let version = mutation.version_for_update(version_id).await.map_err(gone("version"))?;
+    let infrastructure =
+        mutation.infrastructure_for_update(infrastructure_id).await.map_err(not_found("infrastructure"))?;
+    let version = mutation.version_for_update(version_id).await.map_err(not_found("version"))?;
     require_allowed_upstream(&infrastructure.allowed_upstreams, &version.upstream)
-}
-
-/// A deployment another change deleted first is not found.
-fn deployment_gone(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound => ApiError::NotFound("deployment"),
-        other => other.into(),
-    }
 }
 
 /// Applies `change` to a deployment the caller was allowed `action` on, audited.
@@ -257,7 +242,7 @@ async fn apply_change(
             },
         )
         .await
-        .map_err(deployment_gone)?;
+        .map_err(not_found("deployment"))?;
     let mut detail = Vec::new();
     if let Some(enabled) = change.enabled {
         detail.push(format!("enabled={enabled}"));
@@ -347,7 +332,7 @@ pub async fn delete(
     let mut mutation = state.store.begin().await?;
     let audience = crate::deployer::deployment_key_audience(&row.public_id);
     let revoked = mutation.revoke_gateway_keys(caller.realm_id, &audience, OffsetDateTime::now_utc()).await?;
-    mutation.delete_deployment(caller.realm_id, row.id).await.map_err(deployment_gone)?;
+    mutation.delete_deployment(caller.realm_id, row.id).await.map_err(not_found("deployment"))?;
     let detail = format!(
         "api_service:{} infrastructure:{} keys_revoked={}",
         row.service_public_id,

@@ -32,10 +32,7 @@ async fn group_dto(state: &AppState, row: GroupRow) -> ApiResult<Group> {
 
 pub(crate) async fn load_group(state: &AppState, caller: &Caller, id: &str) -> ApiResult<GroupRow> {
     let id = parse_id(id, "group")?;
-    state.store.group_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        store::StoreError::NotFound => ApiError::NotFound("group"),
-        other => other.into(),
-    })
+    state.store.group_by_public_id(caller.realm_id, id.as_str()).await.map_err(crate::error::not_found("group"))
 }
 
 #[utoipa::path(post, path = "/api/v1/groups", tag = "groups", request_body = CreateGroup,

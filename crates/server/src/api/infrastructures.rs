@@ -17,7 +17,7 @@ use keyward_core::deployer::{
     InfraAccess, InfraPrivilege, MAX_UPSTREAM_RULES, check_gateway_name, parse_upstream_rule, upstream_allowed,
 };
 use proto::deployer::{CreateInfrastructure, Grant, Infrastructure, SetGrant, UpdateInfrastructure};
-use store::{DeploymentColumn, GrantTarget, InfrastructureRow, NewInfrastructure, StoreError};
+use store::{DeploymentColumn, GrantTarget, InfrastructureRow, NewInfrastructure};
 use time::OffsetDateTime;
 
 fn infrastructure_dto(row: InfrastructureRow, access: InfraAccess) -> Infrastructure {
@@ -56,11 +56,11 @@ pub async fn load_infrastructure(
     id: &str,
 ) -> ApiResult<(InfrastructureRow, InfraAccess)> {
     let id = parse_id(id, "infrastructure")?;
-    let row =
-        state.store.infrastructure_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-            StoreError::NotFound => ApiError::NotFound("infrastructure"),
-            other => other.into(),
-        })?;
+    let row = state
+        .store
+        .infrastructure_by_public_id(caller.realm_id, id.as_str())
+        .await
+        .map_err(crate::error::not_found("infrastructure"))?;
     let access = standing.infrastructure(row.id);
     if !access.can_see() {
         return Err(ApiError::NotFound("infrastructure"));
@@ -170,10 +170,7 @@ pub async fn update(
     let mut mutation = state.store.begin().await?;
     // What the body leaves out is kept as it is now, read inside the transaction: a list
     // another admin narrowed meanwhile is not written back wider.
-    let now = mutation.infrastructure_for_update(row.id).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("infrastructure"),
-        other => other.into(),
-    })?;
+    let now = mutation.infrastructure_for_update(row.id).await.map_err(crate::error::not_found("infrastructure"))?;
     let description = body.description.unwrap_or(now.description);
     let allowed_upstreams = asked_upstreams.unwrap_or(now.allowed_upstreams);
     let rules = allowed_upstreams.iter().filter_map(|entry| parse_upstream_rule(entry).ok()).collect::<Vec<_>>();

@@ -49,10 +49,7 @@ pub async fn load_project(state: &AppState, caller: &Caller, id: &str) -> ApiRes
     let id = parse_id(id, "project")?;
     let user_id = caller.principal.as_ref().map(|principal| principal.id);
     let found = state.store.project_by_public_id(caller.realm_id, id.as_str(), user_id).await;
-    let ProjectWithRole { project, role } = found.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("project"),
-        other => other.into(),
-    })?;
+    let ProjectWithRole { project, role } = found.map_err(crate::error::not_found("project"))?;
     let access = access_of(caller, role);
     if !access.can_see() {
         return Err(ApiError::NotFound("project"));
@@ -196,10 +193,7 @@ pub async fn delete_project(
     let (project, access) = load_project(&state, &caller, &id).await?;
     require(access, ProjectAction::Admin)?;
     let mut mutation = state.store.begin().await?;
-    mutation.delete_project(project.id).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound("project"),
-        other => other.into(),
-    })?;
+    mutation.delete_project(project.id).await.map_err(crate::error::not_found("project"))?;
     let event = audit_event(&caller, "project.delete", format!("project:{}", project.public_id), project.name.clone());
     commit(&state, mutation, event).await?;
     Ok(StatusCode::NO_CONTENT)

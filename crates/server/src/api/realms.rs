@@ -58,10 +58,7 @@ pub async fn visible_realm(state: &AppState, caller: &Caller, name: &str) -> Api
     if !manages_every_realm(state, caller) && name != caller.realm_name {
         return Err(ApiError::NotFound("realm"));
     }
-    state.store.realm_by_name(name).await.map_err(|error| match error {
-        store::StoreError::NotFound => ApiError::NotFound("realm"),
-        other => other.into(),
-    })
+    state.store.realm_by_name(name).await.map_err(crate::error::not_found("realm"))
 }
 
 fn parse_signing_alg(text: &str) -> ApiResult<SigningAlg> {

@@ -46,10 +46,7 @@ pub fn full_name(first: &str, last: &str) -> String {
 /// Loads a user of the caller's realm by public id; anything else is 404.
 pub async fn load_user(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserRow> {
     let id = parse_id(id, "user")?;
-    state.store.user_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        store::StoreError::NotFound => ApiError::NotFound("user"),
-        other => other.into(),
-    })
+    state.store.user_by_public_id(caller.realm_id, id.as_str()).await.map_err(crate::error::not_found("user"))
 }
 
 fn check_names(first: &str, last: &str) -> ApiResult<()> {

@@ -110,12 +110,11 @@ pub async fn create(
     let project_id = match &body.project_id {
         Some(project) => {
             let id = parse_id(project, "project")?;
-            let found = state.store.project_by_public_id(caller.realm_id, id.as_str(), Some(user.id)).await.map_err(
-                |error| match error {
-                    StoreError::NotFound => ApiError::NotFound("project"),
-                    other => other.into(),
-                },
-            )?;
+            let found = state
+                .store
+                .project_by_public_id(caller.realm_id, id.as_str(), Some(user.id))
+                .await
+                .map_err(crate::error::not_found("project"))?;
             if found.role.is_none() {
                 return Err(ApiError::invalid("projectId", format!("{} does not collaborate on it", user.username)));
             }
@@ -218,10 +217,7 @@ pub async fn list(
 
 async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<WorkloadRow> {
     let id = parse_id(id, WHAT)?;
-    state.store.workload_by_public_id(caller.realm_id, id.as_str()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound(WHAT),
-        other => other.into(),
-    })
+    state.store.workload_by_public_id(caller.realm_id, id.as_str()).await.map_err(crate::error::not_found(WHAT))
 }
 
 #[utoipa::path(get, path = "/api/v1/workloads/{id}", tag = "workloads", params(("id" = String, Path)),
@@ -247,10 +243,7 @@ pub async fn end(State(state): State<AppState>, caller: Caller, ApiPath(id): Api
     }
     let now = OffsetDateTime::now_utc();
     let mut mutation = state.store.begin().await?;
-    mutation.end_workload(row.id, now, &caller.actor()).await.map_err(|error| match error {
-        StoreError::NotFound => ApiError::NotFound(WHAT),
-        other => other.into(),
-    })?;
+    mutation.end_workload(row.id, now, &caller.actor()).await.map_err(crate::error::not_found(WHAT))?;
     if let Some(credential_id) = row.credential_id {
         match mutation.revoke_credential(credential_id, now).await {
             Ok(()) | Err(StoreError::NotFound) => {}
