@@ -266,6 +266,7 @@ impl Fixture {
                 enabled: true,
                 roles: RoleSet::EMPTY,
                 groups: Vec::new(),
+                group_ids: Vec::new(),
                 identity: Default::default(),
             };
             state.index.upsert_principal(principal.clone());

@@ -85,6 +85,7 @@ impl Fixture {
             enabled: true,
             roles: RoleSet::EMPTY,
             groups: Vec::new(),
+            group_ids: Vec::new(),
             identity: Default::default(),
         });
 

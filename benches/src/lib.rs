@@ -80,6 +80,7 @@ pub fn synthetic_credential(id: i64, realm_id: i64, digest: SecretDigest) -> Ind
         digest,
         expires_at: Some(SYNTHETIC_EXPIRY_BASE + id),
         role_ceiling: None,
+        group_ceiling: None,
     }
 }
 

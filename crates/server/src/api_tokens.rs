@@ -147,6 +147,7 @@ fn indexed_credential(row: &ApiTokenRow) -> store::IndexedCredential {
         expires_at: Some(row.expires_at.unix_timestamp()),
         // Bounded by its record instead (`ApiTokenInfo::bound`).
         role_ceiling: None,
+        group_ceiling: None,
     }
 }
 

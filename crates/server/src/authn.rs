@@ -1,12 +1,13 @@
 //! `authenticate()`: the one way in. Every header that can carry a credential ends
 //! here, and no route verifies on its own.
 
-use crate::index::PrincipalInfo;
+use crate::index::{Ceiling, PrincipalInfo};
 use crate::state::AppState;
 use axum::http::{HeaderMap, HeaderName, header};
 use keyward_core::auth::{AuthRefusal, CredentialState, PrincipalState, decide};
 use keyward_core::secret::check_format;
 use keyward_core::{CredentialKind, Role, RoleSet};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use store::NewAuditEvent;
@@ -35,20 +36,32 @@ pub struct Caller {
     pub credential_head: Option<[u8; 16]>,
     /// The API token's record, when the caller presented an API token.
     pub api_token: Option<Arc<crate::api_tokens::ApiTokenInfo>>,
-    /// The most roles the credential acts with, whatever its principal holds now: a run's
+    /// The most the credential acts with, whatever its principal holds now: a run's
     /// credential started by a launcher that is not an admin, and the access tokens
-    /// exchanged from it, hold at most the roles the user held when the run started.
-    pub role_ceiling: Option<RoleSet>,
+    /// exchanged from it, hold at most the roles, and act through at most the groups, the
+    /// user had when the run started.
+    pub ceiling: Ceiling,
 }
 
 impl Caller {
     /// Admin keys hold every role; a user holds their roles as they are now. A service
     /// account never holds `admin`, even through a group: with it, it could mint keys for
     /// people and so manage service accounts after all. A credential with a role ceiling
-    /// holds no role above it ([`Caller::role_ceiling`]).
+    /// holds no role above it ([`Caller::ceiling`]).
     pub fn roles(&self) -> RoleSet {
         let roles = self.principal_roles();
-        self.role_ceiling.map_or(roles, |ceiling| roles.intersection(ceiling))
+        self.ceiling.roles.map_or(roles, |ceiling| roles.intersection(ceiling))
+    }
+
+    /// The names of the groups the caller acts through: its principal's, sorted, within
+    /// the credential's ceiling; none for admin keys.
+    pub fn groups(&self) -> Cow<'_, [String]> {
+        let Some(principal) = &self.principal else { return Cow::Borrowed(&[]) };
+        if self.ceiling.groups.is_none() {
+            return Cow::Borrowed(&principal.groups);
+        }
+        let admitted = principal.groups.iter().zip(&principal.group_ids);
+        Cow::Owned(admitted.filter(|(_, id)| self.ceiling.admits_group(**id)).map(|(name, _)| name.clone()).collect())
     }
 
     fn principal_roles(&self) -> RoleSet {
@@ -370,7 +383,7 @@ impl AppState {
             access_token: None,
             credential_head: digest.0[..16].try_into().ok(),
             api_token: None,
-            role_ceiling: found.role_ceiling,
+            ceiling: found.ceiling,
         })
     }
 
@@ -405,7 +418,7 @@ impl AppState {
             access_token: Some(accepted.token),
             credential_head: None,
             api_token: None,
-            role_ceiling: accepted.role_ceiling,
+            ceiling: accepted.ceiling,
         })
     }
 
@@ -492,7 +505,7 @@ impl AppState {
             access_token: None,
             credential_head: digest.0[..16].try_into().ok(),
             api_token: Some(record),
-            role_ceiling: None,
+            ceiling: Ceiling::default(),
         })
     }
 }

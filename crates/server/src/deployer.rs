@@ -13,7 +13,7 @@ use keyward_core::jwt::SigningAlg;
 use proto::deployer::{GatewayAuth, JwtAuth};
 use std::collections::HashMap;
 use std::sync::Arc;
-use store::{ApiServiceRow, GrantedOn};
+use store::{ApiServiceRow, GrantedOn, UserGrant};
 
 /// A caller's privileges on every service and infrastructure of the realm, read once
 /// per request.
@@ -23,6 +23,9 @@ pub struct Standing {
     /// An API token a token manager minted for its user, who owned no API service then:
     /// any service the user owns now came later, and the token does not act as its owner.
     bounded_api_token: bool,
+    /// The groups a run's credential acts through at most ([`crate::index::Ceiling`]):
+    /// grants through any other group of its user do not count.
+    group_ceiling: Option<Arc<[i64]>>,
     services: HashMap<i64, ServicePrivilege>,
     infrastructures: HashMap<i64, InfraPrivilege>,
 }
@@ -52,24 +55,31 @@ impl Standing {
             realm_admin: caller.has_role(Role::Admin),
             user_id: caller.principal.as_ref().map(|principal| principal.id),
             bounded_api_token: caller.api_token.as_ref().is_some_and(|token| token.bound.is_some()),
+            group_ceiling: caller.ceiling.groups.clone(),
             services: HashMap::new(),
             infrastructures: HashMap::new(),
         }
     }
 
-    fn add_service_grants(&mut self, grants: Vec<(i64, String)>) {
-        for (service_id, name) in grants {
-            if let Some(privilege) = ServicePrivilege::parse_grantable(&name) {
-                let held = self.services.entry(service_id).or_insert(privilege);
+    /// The grants that count: those through a group within the caller's ceiling.
+    fn admitted(&self, grants: Vec<UserGrant>) -> impl Iterator<Item = UserGrant> + use<> {
+        let ceiling = self.group_ceiling.clone();
+        grants.into_iter().filter(move |grant| ceiling.as_ref().is_none_or(|ids| ids.contains(&grant.group_id)))
+    }
+
+    fn add_service_grants(&mut self, grants: Vec<UserGrant>) {
+        for grant in self.admitted(grants) {
+            if let Some(privilege) = ServicePrivilege::parse_grantable(&grant.privilege) {
+                let held = self.services.entry(grant.target_id).or_insert(privilege);
                 *held = (*held).max(privilege);
             }
         }
     }
 
-    fn add_infrastructure_grants(&mut self, grants: Vec<(i64, String)>) {
-        for (infrastructure_id, name) in grants {
-            if let Some(privilege) = InfraPrivilege::parse(&name) {
-                let held = self.infrastructures.entry(infrastructure_id).or_insert(privilege);
+    fn add_infrastructure_grants(&mut self, grants: Vec<UserGrant>) {
+        for grant in self.admitted(grants) {
+            if let Some(privilege) = InfraPrivilege::parse(&grant.privilege) {
+                let held = self.infrastructures.entry(grant.target_id).or_insert(privilege);
                 *held = (*held).max(privilege);
             }
         }

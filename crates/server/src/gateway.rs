@@ -161,7 +161,7 @@ async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Resul
         name: None,
         preferred_username: principal.username.as_str().into(),
         email: Some(principal.email.as_str().into()),
-        groups: principal.groups.clone(),
+        groups: caller.groups().into_owned(),
         extra: serde_json::Map::new(),
     };
     let token: Arc<str> = crate::oidc::tokens::sign_claims(state, &realm, &claims)

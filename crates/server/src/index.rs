@@ -70,6 +70,29 @@ fn ceiling_from_slot(bits: u8) -> Option<RoleSet> {
     if bits == NO_CEILING { None } else { Some(RoleSet::from_bits(bits).unwrap_or(RoleSet::EMPTY)) }
 }
 
+/// The most a credential acts with, whatever its principal holds now: a run's credential
+/// started by a launcher that is not an admin, and the access tokens exchanged from it,
+/// hold at most the roles, and act through at most the groups (ids), its user had when the
+/// run started. `None` in either: the principal's, as they are now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ceiling {
+    pub roles: Option<RoleSet>,
+    pub groups: Option<Arc<[i64]>>,
+}
+
+impl Ceiling {
+    /// Whether anything is bounded (and so a principal's own answers do not apply as
+    /// they are).
+    pub fn is_bounded(&self) -> bool {
+        self.roles.is_some() || self.groups.is_some()
+    }
+
+    /// Whether the credential acts through group `id` (when its principal is a member).
+    pub fn admits_group(&self, id: i64) -> bool {
+        self.groups.as_ref().is_none_or(|ids| ids.contains(&id))
+    }
+}
+
 /// A credential as the index knows it, copied out of the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FoundCredential {
@@ -81,8 +104,8 @@ pub struct FoundCredential {
     /// The audience the credential is bound to, read under the same lock as the rest:
     /// audience numbers are reused once no credential holds them.
     pub audience: Option<Arc<str>>,
-    /// The most roles it acts with; `None`: its owner's.
-    pub role_ceiling: Option<RoleSet>,
+    /// The most it acts with; unbounded: its owner's roles and groups.
+    pub ceiling: Ceiling,
 }
 
 #[derive(Default)]
@@ -91,6 +114,9 @@ struct Credentials {
     slots: Vec<Slot>,
     free: Vec<u32>,
     audiences: Audiences,
+    /// Group ceilings by slot: only runs' credentials have one, and only a slot with a
+    /// role ceiling is looked up here, so other credentials pay nothing for it.
+    group_ceilings: HashMap<u32, Arc<[i64]>>,
 }
 
 /// The audiences credentials are bound to, numbered so a slot holds two bytes. There is
@@ -181,6 +207,8 @@ pub struct PrincipalInfo {
     pub roles: RoleSet,
     /// Group names, sorted: for the auth check's identity headers.
     pub groups: Vec<String>,
+    /// The same groups' ids, in the same order.
+    pub group_ids: Vec<i64>,
     /// This principal's identity headers and auth check answer, one per credential kind
     /// (`api::auth_check::identity_headers`), made on first use and kept: a principal
     /// that changes is replaced, not mutated.
@@ -199,6 +227,7 @@ impl From<PrincipalRow> for PrincipalInfo {
             enabled: row.enabled,
             roles: row.roles,
             groups: row.groups,
+            group_ids: row.group_ids,
             identity: Default::default(),
         }
     }
@@ -244,24 +273,47 @@ impl Credentials {
             realm_id: credential.realm_id as u32,
             kind: credential.kind.as_u8(),
             audience: self.audiences.acquire(credential.audience.as_deref()),
-            role_ceiling: credential.role_ceiling.map_or(NO_CEILING, RoleSet::bits),
+            // A group ceiling is found through the role ceiling's byte; the store never
+            // writes one without the other, and were it to, the credential holds no role.
+            role_ceiling: match (credential.role_ceiling, &credential.group_ceiling) {
+                (Some(roles), _) => roles.bits(),
+                (None, Some(_)) => RoleSet::EMPTY.bits(),
+                (None, None) => NO_CEILING,
+            },
         };
-        if let Some(position) = self.by_head.get(&head) {
-            let previous = std::mem::replace(&mut self.slots[*position as usize], slot);
-            self.audiences.release(previous.audience);
-            return;
-        }
-        let position = match self.free.pop() {
+        let position = match self.by_head.get(&head) {
             Some(position) => {
-                self.slots[position as usize] = slot;
-                position
+                let previous = std::mem::replace(&mut self.slots[*position as usize], slot);
+                self.audiences.release(previous.audience);
+                *position
             }
             None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
+                let position = match self.free.pop() {
+                    Some(position) => {
+                        self.slots[position as usize] = slot;
+                        position
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.by_head.insert(head, position);
+                position
             }
         };
-        self.by_head.insert(head, position);
+        match &credential.group_ceiling {
+            Some(groups) => self.group_ceilings.insert(position, Arc::from(groups.as_slice())),
+            None => self.group_ceilings.remove(&position),
+        };
+    }
+
+    fn ceiling(&self, position: u32) -> Ceiling {
+        let Some(slot) = self.slots.get(position as usize) else { return Ceiling::default() };
+        if slot.role_ceiling == NO_CEILING {
+            return Ceiling::default();
+        }
+        Ceiling { roles: ceiling_from_slot(slot.role_ceiling), groups: self.group_ceilings.get(&position).cloned() }
     }
 
     fn remove(&mut self, digest: &SecretDigest) {
@@ -271,6 +323,7 @@ impl Credentials {
             slot.id = 0;
             let audience = std::mem::take(&mut slot.audience);
             self.audiences.release(audience);
+            self.group_ceilings.remove(&position);
             self.free.push(position);
         }
     }
@@ -291,7 +344,8 @@ impl Index {
     pub fn find(&self, digest: &SecretDigest) -> Option<FoundCredential> {
         let (head, tail) = split(digest);
         let inner = self.credentials.read().ok()?;
-        let slot = *inner.slots.get(*inner.by_head.get(&head)? as usize)?;
+        let position = *inner.by_head.get(&head)?;
+        let slot = *inner.slots.get(position as usize)?;
         if !constant_time_eq(&slot.digest_tail, &tail) {
             return None;
         }
@@ -302,18 +356,19 @@ impl Index {
             realm_id: i64::from(slot.realm_id),
             kind: CredentialKind::from_u8(slot.kind)?,
             audience: inner.audiences.label(slot.audience),
-            role_ceiling: ceiling_from_slot(slot.role_ceiling),
+            ceiling: inner.ceiling(position),
         })
     }
 
     /// Whether a credential with this digest head is still in the index, owned by
-    /// `owner_id` and unexpired at `now` (then `Some` of its role ceiling): what an access
+    /// `owner_id` and unexpired at `now` (then `Some` of its ceiling): what an access
     /// token minted from it checks, so revoking the credential also stops the tokens made
-    /// from it, and they act within the same roles.
-    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> Option<Option<RoleSet>> {
+    /// from it, and they act within the same roles and groups.
+    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> Option<Ceiling> {
         let inner = self.credentials.read().ok()?;
-        let slot = inner.by_head.get(&DigestHead(*head)).and_then(|slot| inner.slots.get(*slot as usize))?;
-        (slot.owner_id == owner_id && slot.expires_at > now).then(|| ceiling_from_slot(slot.role_ceiling))
+        let position = *inner.by_head.get(&DigestHead(*head))?;
+        let slot = inner.slots.get(position as usize)?;
+        (slot.owner_id == owner_id && slot.expires_at > now).then(|| inner.ceiling(position))
     }
 
     pub fn upsert_credential(&self, credential: &IndexedCredential) {
@@ -356,12 +411,13 @@ impl Index {
     /// which is fine for an operation this rare.
     pub fn remove_credentials_of(&self, owner_id: i64) {
         if let Ok(mut inner) = self.credentials.write() {
-            let Credentials { by_head, slots, free, audiences } = &mut *inner;
+            let Credentials { by_head, slots, free, audiences, group_ceilings } = &mut *inner;
             by_head.retain(|_, position| {
                 let slot = &mut slots[*position as usize];
                 if slot.owner_id == owner_id {
                     slot.id = 0;
                     audiences.release(std::mem::take(&mut slot.audience));
+                    group_ceilings.remove(position);
                     free.push(*position);
                     false
                 } else {
@@ -417,24 +473,67 @@ mod tests {
             digest: SecretDigest(digest),
             expires_at: Some(1_900_000_000),
             role_ceiling: None,
+            group_ceiling: None,
         }
     }
 
     #[test]
-    fn a_credentials_role_ceiling_is_found_by_digest_and_by_head() {
+    fn a_credentials_ceiling_is_found_by_digest_and_by_head() {
         let index = Index::default();
         let plain = credential(10, 1, Some(5), None);
-        let ceiling: RoleSet = [keyward_core::Role::WorkloadLauncher].into_iter().collect();
-        let bounded = IndexedCredential { role_ceiling: Some(ceiling), ..credential(11, 2, Some(5), None) };
-        let empty = IndexedCredential { role_ceiling: Some(RoleSet::EMPTY), ..credential(12, 3, Some(5), None) };
-        index.upsert_credentials(&[plain.clone(), bounded.clone(), empty.clone()]);
+        let roles: RoleSet = [keyward_core::Role::WorkloadLauncher].into_iter().collect();
+        let bounded = IndexedCredential {
+            role_ceiling: Some(roles),
+            group_ceiling: Some(vec![3, 14]),
+            ..credential(11, 2, Some(5), None)
+        };
+        let empty = IndexedCredential {
+            role_ceiling: Some(RoleSet::EMPTY),
+            group_ceiling: Some(Vec::new()),
+            ..credential(12, 3, Some(5), None)
+        };
+        // Runs started between the role and the group ceilings' migrations.
+        let roles_only = IndexedCredential { role_ceiling: Some(roles), ..credential(13, 4, Some(5), None) };
+        // Never written by the store; if it were, no role rather than every role.
+        let groups_only = IndexedCredential { group_ceiling: Some(vec![3]), ..credential(14, 5, Some(5), None) };
+        index.upsert_credentials(&[
+            plain.clone(),
+            bounded.clone(),
+            empty.clone(),
+            roles_only.clone(),
+            groups_only.clone(),
+        ]);
         let head = |credential: &IndexedCredential| -> [u8; 16] { credential.digest.0[..16].try_into().unwrap() };
-        for (credential, expected) in [(&plain, None), (&bounded, Some(ceiling)), (&empty, Some(RoleSet::EMPTY))] {
-            assert_eq!(index.find(&credential.digest).map(|found| found.role_ceiling), Some(expected));
+        let ceiling = |roles, groups: Option<&[i64]>| Ceiling { roles, groups: groups.map(Arc::from) };
+        for (credential, expected) in [
+            (&plain, Ceiling::default()),
+            (&bounded, ceiling(Some(roles), Some(&[3, 14]))),
+            (&empty, ceiling(Some(RoleSet::EMPTY), Some(&[]))),
+            (&roles_only, ceiling(Some(roles), None)),
+            (&groups_only, ceiling(Some(RoleSet::EMPTY), Some(&[3]))),
+        ] {
+            assert_eq!(index.find(&credential.digest).map(|found| found.ceiling), Some(expected.clone()));
             assert_eq!(index.holds_head(&head(credential), 5, 0), Some(expected));
         }
+        assert!(!Ceiling::default().is_bounded() && Ceiling::default().admits_group(99));
+        let found = index.find(&bounded.digest).unwrap().ceiling;
+        assert!(found.admits_group(14) && !found.admits_group(15));
         assert_eq!(index.holds_head(&head(&bounded), 6, 0), None, "another owner's");
         assert_eq!(index.holds_head(&head(&bounded), 5, 2_000_000_000), None, "expired");
+
+        // A slot given back keeps no ceiling for the credential that takes it next, and a
+        // credential written again without a ceiling loses it.
+        index.remove_credential(&bounded.digest);
+        let next = credential(15, 6, Some(5), None);
+        index.upsert_credential(&next);
+        assert_eq!(index.find(&next.digest).map(|found| found.ceiling), Some(Ceiling::default()));
+        index.upsert_credential(&plain);
+        index.upsert_credential(&IndexedCredential { digest: empty.digest, ..plain.clone() });
+        assert_eq!(index.find(&empty.digest).map(|found| found.ceiling), Some(Ceiling::default()));
+        index.remove_credentials_of(5);
+        index.upsert_credential(&IndexedCredential { owner_id: Some(7), ..next.clone() });
+        assert_eq!(index.find(&next.digest).map(|found| found.ceiling), Some(Ceiling::default()));
+        assert!(index.credentials.read().unwrap().group_ceilings.is_empty());
     }
 
     #[test]

@@ -344,7 +344,7 @@ fn verify_realm_jwt(
         access_token: Some(accepted.token),
         credential_head: None,
         api_token: None,
-        role_ceiling: accepted.role_ceiling,
+        ceiling: accepted.ceiling,
     };
     Ok(identity_headers(&caller))
 }

@@ -56,25 +56,30 @@ pub struct IndexedCredential {
     /// The most roles the credential acts with (`credentials.role_ceiling`); `None`: its
     /// owner's, whatever they are.
     pub role_ceiling: Option<RoleSet>,
+    /// The ids of the most groups it acts through (`credentials.group_ceiling`); `None`:
+    /// its owner's, whatever they are.
+    pub group_ceiling: Option<Vec<i64>>,
 }
 
 const ROW_COLUMNS: &str = "id, public_id, realm_id, kind, owner_id, name, description, audience, secret_prefix, \
      created_at, created_by, expires_at, last_used_at, revoked_at";
-const INDEX_COLUMNS: &str = "id, realm_id, kind, owner_id, audience, secret_hash, expires_at, role_ceiling";
+const INDEX_COLUMNS: &str =
+    "id, realm_id, kind, owner_id, audience, secret_hash, expires_at, role_ceiling, group_ceiling";
 
 /// Ids per packed read: about 1 MB of text a query.
 const PACKED_RANGE: i64 = 10_000;
 
 /// One text value for the active credentials with ids in [$1, $2): records separated by
 /// `;`, fields by `,`, in the order of `unpack`. Free text (the audience) is hex-encoded,
-/// so no field can contain a separator.
+/// so no field can contain a separator. A group ceiling (digits and spaces) is sent with a
+/// `g` before it, so that an empty one (no group) differs from none (NULL).
 const PACKED_SQLITE: &str = "SELECT group_concat(id || ',' || realm_id || ',' || kind || ',' || ifnull(owner_id, '') \
      || ',' || ifnull(hex(audience), '') || ',' || hex(secret_hash) || ',' || ifnull(expires_at, '') || ',' \
-     || ifnull(role_ceiling, ''), ';') \
+     || ifnull(role_ceiling, '') || ',' || ifnull('g' || group_ceiling, ''), ';') \
      FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 const PACKED_POSTGRES: &str = "SELECT string_agg(concat_ws(',', id, realm_id, kind, coalesce(owner_id::text, ''), \
      coalesce(encode(convert_to(audience, 'UTF8'), 'hex'), ''), encode(secret_hash, 'hex'), \
-     coalesce(expires_at::text, ''), coalesce(role_ceiling::text, '')), ';') \
+     coalesce(expires_at::text, ''), coalesce(role_ceiling::text, ''), coalesce('g' || group_ceiling, '')), ';') \
      FROM credentials WHERE id >= $1 AND id < $2 AND revoked_at IS NULL AND enabled = 1";
 
 /// Parses one record of a packed read.
@@ -96,6 +101,10 @@ fn unpack(record: &str) -> StoreResult<IndexedCredential> {
     hex::decode_to_slice(next()?, &mut digest).map_err(|_| bad())?;
     let expires_at = optional(next()?)?.map(|ms| ms.div_euclid(1000));
     let role_ceiling = optional(next()?)?.map(role_ceiling).transpose()?;
+    let group_ceiling = match next()? {
+        "" => None,
+        text => Some(group_ceiling(text.strip_prefix('g').ok_or_else(bad)?)?),
+    };
     if fields.next().is_some() {
         return Err(bad());
     }
@@ -108,7 +117,26 @@ fn unpack(record: &str) -> StoreResult<IndexedCredential> {
         digest: SecretDigest(digest),
         expires_at,
         role_ceiling,
+        group_ceiling,
     })
+}
+
+/// A stored group ceiling: group ids separated by single spaces, `""` for none.
+fn group_ceiling(text: &str) -> StoreResult<Vec<i64>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(' ')
+        .map(|id| {
+            id.parse::<i64>()
+                .map_err(|_| StoreError::Database(format!("credential group ceiling {text:?} is unreadable")))
+        })
+        .collect()
+}
+
+/// The stored form of a group ceiling (see [`group_ceiling`]).
+fn group_ceiling_text(group_ids: &[i64]) -> String {
+    group_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
 }
 
 /// A stored role ceiling; a value naming no role set is an error, not "no ceiling".
@@ -157,6 +185,7 @@ fn indexed_from(row: &AnyRow) -> StoreResult<IndexedCredential> {
         digest: SecretDigest(digest),
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(|ms| ms.div_euclid(1000)),
         role_ceiling: row.try_get::<Option<i64>, _>("role_ceiling")?.map(role_ceiling).transpose()?,
+        group_ceiling: row.try_get::<Option<String>, _>("group_ceiling")?.as_deref().map(group_ceiling).transpose()?,
     })
 }
 
@@ -385,10 +414,12 @@ impl Mutation {
         Ok(id)
     }
 
-    /// Sets the most roles credential `id` acts with (see [`IndexedCredential::role_ceiling`]).
-    pub async fn set_role_ceiling(&mut self, id: i64, ceiling: RoleSet) -> StoreResult<()> {
-        sqlx::query("UPDATE credentials SET role_ceiling = $1 WHERE id = $2")
-            .bind(i64::from(ceiling.bits()))
+    /// Sets the most roles credential `id` acts with and the most groups it acts through
+    /// (see [`IndexedCredential::role_ceiling`] and [`IndexedCredential::group_ceiling`]).
+    pub async fn set_ceiling(&mut self, id: i64, roles: RoleSet, group_ids: &[i64]) -> StoreResult<()> {
+        sqlx::query("UPDATE credentials SET role_ceiling = $1, group_ceiling = $2 WHERE id = $3")
+            .bind(i64::from(roles.bits()))
+            .bind(group_ceiling_text(group_ids))
             .bind(id)
             .execute(self.connection())
             .await?;
@@ -461,7 +492,7 @@ mod tests {
         let digest = "00ff".repeat(16);
         // SQLite's hex() is upper case, PostgreSQL's encode() lower case.
         for hex_digest in [digest.to_uppercase(), digest.clone()] {
-            let record = format!("7,1,user_api_key,42,6d6f64656c2d6d6f6e69746f72,{hex_digest},1700000000999,");
+            let record = format!("7,1,user_api_key,42,6d6f64656c2d6d6f6e69746f72,{hex_digest},1700000000999,,");
             let credential = unpack(&record).unwrap();
             assert_eq!((credential.id, credential.realm_id, credential.owner_id), (7, 1, Some(42)));
             assert_eq!(credential.kind, CredentialKind::UserApiKey);
@@ -469,17 +500,23 @@ mod tests {
             assert_eq!(credential.digest.0[..2], [0x00, 0xff]);
             assert_eq!(credential.expires_at, Some(1_700_000_000));
         }
-        let admin = unpack(&format!("8,1,admin_key,,,{digest},,")).unwrap();
+        let admin = unpack(&format!("8,1,admin_key,,,{digest},,,")).unwrap();
         assert_eq!((admin.owner_id, admin.audience, admin.expires_at, admin.role_ceiling), (None, None, None, None));
-        // A run's credential with a ceiling of create-api-service and workload-launcher;
-        // an empty ceiling is a ceiling too (no roles), not none.
-        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,12")).unwrap();
+        assert_eq!(admin.group_ceiling, None);
+        // A run's credential with a ceiling of create-api-service and workload-launcher,
+        // through groups 3 and 14; an empty ceiling is a ceiling too (no roles, no
+        // groups), not none.
+        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,12,g3 14")).unwrap();
         assert_eq!(
             run.role_ceiling.map(RoleSet::names),
             Some(vec!["create-api-service".into(), "workload-launcher".into()])
         );
-        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,0")).unwrap();
-        assert_eq!(run.role_ceiling, Some(RoleSet::EMPTY));
+        assert_eq!(run.group_ceiling, Some(vec![3, 14]));
+        let run = unpack(&format!("9,1,workload_credential,42,,{digest},,0,g")).unwrap();
+        assert_eq!((run.role_ceiling, run.group_ceiling), (Some(RoleSet::EMPTY), Some(Vec::new())));
+        // Written and read back the same way.
+        assert_eq!(group_ceiling(&group_ceiling_text(&[3, 14])).unwrap(), vec![3, 14]);
+        assert_eq!(group_ceiling(&group_ceiling_text(&[])).unwrap(), Vec::<i64>::new());
     }
 
     #[test]
@@ -492,8 +529,12 @@ mod tests {
             format!("7,1,no_such_kind,,,{digest},,"),
             format!("7,1,user_api_key,,,{digest},,,extra"),
             format!("7,1,user_api_key,,,{digest},"),
-            format!("7,1,workload_credential,,,{digest},,16"),
-            format!("7,1,workload_credential,,,{digest},,-1"),
+            format!("7,1,workload_credential,,,{digest},,16,"),
+            format!("7,1,workload_credential,,,{digest},,-1,"),
+            format!("7,1,workload_credential,,,{digest},,0,3"),
+            format!("7,1,workload_credential,,,{digest},,0,g3  4"),
+            format!("7,1,workload_credential,,,{digest},,0,gx"),
+            format!("7,1,workload_credential,,,{digest},,0"),
         ] {
             assert!(unpack(&record).is_err(), "{record}");
         }

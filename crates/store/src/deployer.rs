@@ -262,19 +262,37 @@ impl GrantTarget {
     }
 }
 
+/// A privilege a user holds through one of their groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserGrant {
+    /// The infrastructure's or service's internal id.
+    pub target_id: i64,
+    pub privilege: String,
+    /// The group it comes through.
+    pub group_id: i64,
+}
+
 fn grants_of_user_sql(on: GrantedOn) -> String {
     let (table, column) = match on {
         GrantedOn::ApiServices => ("api_service_grants", "service_id"),
         GrantedOn::Infrastructures => ("infrastructure_grants", "infrastructure_id"),
     };
     format!(
-        "SELECT g.{column} AS target_id, g.privilege AS privilege FROM {table} g \
+        "SELECT g.{column} AS target_id, g.privilege AS privilege, g.group_id AS group_id FROM {table} g \
          JOIN group_members m ON m.group_id = g.group_id WHERE m.user_id = $1"
     )
 }
 
-fn grants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<(i64, String)>> {
-    rows.iter().map(|row| Ok((row.try_get("target_id")?, row.try_get("privilege")?))).collect()
+fn grants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<UserGrant>> {
+    rows.iter()
+        .map(|row| {
+            Ok(UserGrant {
+                target_id: row.try_get("target_id")?,
+                privilege: row.try_get("privilege")?,
+                group_id: row.try_get("group_id")?,
+            })
+        })
+        .collect()
 }
 
 impl Store {
@@ -304,7 +322,7 @@ impl Store {
 
     /// (resource id, privilege) for every grant `user_id` holds through a group, on
     /// infrastructures or on services.
-    pub async fn grants_of_user(&self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<(i64, String)>> {
+    pub async fn grants_of_user(&self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<UserGrant>> {
         let rows = sqlx::query(&grants_of_user_sql(on)).bind(user_id).fetch_all(&self.pool).await?;
         grants_from_rows(&rows)
     }
@@ -464,7 +482,7 @@ impl Mutation {
 
     /// [`Store::grants_of_user`], read inside the transaction: what a change of grants is
     /// checked against, so a privilege taken away before it commits is not used.
-    pub async fn grants_of_user(&mut self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<(i64, String)>> {
+    pub async fn grants_of_user(&mut self, user_id: i64, on: GrantedOn) -> StoreResult<Vec<UserGrant>> {
         let rows = sqlx::query(&grants_of_user_sql(on)).bind(user_id).fetch_all(self.connection()).await?;
         grants_from_rows(&rows)
     }

@@ -35,7 +35,7 @@ pub use clients::{ClientRow, ClientSettings};
 pub use credentials::{CredentialQuery, CredentialRow, IndexedCredential, NewCredential};
 pub use deployer::{
     ApiServiceRow, Counted, DeploymentColumn, DeploymentPatch, DeploymentRow, GrantRow, GrantTarget, GrantedOn,
-    InfrastructureRow, NewApiService, NewDeployment, NewInfrastructure, NewVersion, VersionRow,
+    InfrastructureRow, NewApiService, NewDeployment, NewInfrastructure, NewVersion, UserGrant, VersionRow,
 };
 pub use groups::GroupRow;
 pub use mutation::Mutation;

@@ -69,6 +69,8 @@ pub struct PrincipalRow {
     pub roles: RoleSet,
     /// Names of the groups the principal is a member of, sorted.
     pub groups: Vec<String>,
+    /// The same groups' ids, in the same order as `groups`.
+    pub group_ids: Vec<i64>,
 }
 
 const USER_COLUMNS: &str = "id, public_id, realm_id, kind, idp_id, username, email, first_name, last_name, avatar_url, \
@@ -189,7 +191,7 @@ impl Store {
         );
         let roles_sql = ROLES_SQL.replace("{filter}", filter);
         let groups_sql = format!(
-            "SELECT m.user_id AS user_id, g.name AS name FROM users u JOIN group_members m ON m.user_id = u.id \
+            "SELECT m.user_id AS user_id, g.id AS group_id, g.name AS name FROM users u JOIN group_members m ON m.user_id = u.id \
              JOIN groups g ON g.id = m.group_id WHERE {filter} ORDER BY g.name"
         );
         let mut users = sqlx::query(&users_sql);
@@ -203,9 +205,11 @@ impl Store {
         let user_rows = users.fetch_all(&self.pool).await?;
         let role_rows = roles.fetch_all(&self.pool).await?;
         let group_rows = groups.fetch_all(&self.pool).await?;
-        let mut groups_by_user: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut groups_by_user: HashMap<i64, (Vec<String>, Vec<i64>)> = HashMap::new();
         for row in &group_rows {
-            groups_by_user.entry(row.try_get("user_id")?).or_default().push(row.try_get("name")?);
+            let (names, ids) = groups_by_user.entry(row.try_get("user_id")?).or_default();
+            names.push(row.try_get("name")?);
+            ids.push(row.try_get("group_id")?);
         }
         let mut roles_by_user: HashMap<i64, RoleSet> = HashMap::new();
         for row in &role_rows {
@@ -218,6 +222,7 @@ impl Store {
             .iter()
             .map(|row| {
                 let id: i64 = row.try_get("id")?;
+                let (groups, group_ids) = groups_by_user.remove(&id).unwrap_or_default();
                 Ok(PrincipalRow {
                     id,
                     public_id: row.try_get("public_id")?,
@@ -227,7 +232,8 @@ impl Store {
                     email: row.try_get("email")?,
                     enabled: row.try_get::<i64, _>("enabled")? != 0,
                     roles: roles_by_user.get(&id).copied().unwrap_or_default(),
-                    groups: groups_by_user.remove(&id).unwrap_or_default(),
+                    groups,
+                    group_ids,
                 })
             })
             .collect()

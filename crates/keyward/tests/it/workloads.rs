@@ -250,6 +250,8 @@ async fn a_launchers_run_keeps_the_roles_it_started_with(backend: Backend) {
     let promote = format!("/api/v1/users/{launcher_id}/roles/admin");
     for credential in [&by_launcher, &exchanged] {
         assert_eq!(roles_of(&server, credential).await, "workload-launcher", "the launcher's copy gains nothing");
+        let me = server.call("GET", "/api/v1/users/me", Via::Bearer(credential), None).await;
+        assert_eq!(me.json()["effectiveRoles"], json!(["workload-launcher"]), "{}", me.text);
         assert_eq!(whoami(&server, credential).await.status, 200, "and the run goes on");
         let refused = server.call("PUT", &promote, Via::Bearer(credential), None).await;
         assert_eq!(refused.status, 403, "{}", refused.text);
@@ -275,6 +277,108 @@ async fn a_launchers_run_keeps_the_roles_it_started_with(backend: Backend) {
     assert_eq!(roles_of(&server, &by_admin).await, "admin");
 }
 on_each_store!(a_launchers_run_keeps_the_roles_it_started_with);
+
+/// The groups `credential` acts through, as the auth check reports them.
+async fn groups_of(server: &Server, credential: &str) -> String {
+    let answer = server.get("/api/v1/auth/check", credential).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.headers.get("x-keyward-groups").map(|value| value.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+/// Whether `credential` sees the infrastructure (View, through a group).
+async fn sees(server: &Server, credential: &str, infrastructure: &str) -> bool {
+    let answer =
+        server.call("GET", &format!("/api/v1/infrastructures/{infrastructure}"), Via::Bearer(credential), None).await;
+    assert!(matches!(answer.status, 200 | 404), "{}", answer.text);
+    answer.status == 200
+}
+
+/// As with roles, a launcher's copy of a run's credential must not gain the groups its
+/// user joins later: groups carry privileges on infrastructures and API services, and
+/// name the user in identity headers and tokens. The run keeps acting through the groups
+/// it started with; a run an admin starts, and the user's own key, through the user's
+/// groups as they are now.
+async fn a_launchers_run_keeps_the_groups_it_started_with(backend: Backend) {
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let launcher = launcher(&server, &admin).await;
+    let pat = create_user(&server, &admin, "pat").await;
+    let (_, pat_key) = create_key(&server, &admin, &pat, json!({"name": "laptop"})).await;
+    let analysts = crate::deployer::group(&server, &admin, "analysts", &[&pat], None).await;
+    let ops = crate::deployer::group(&server, &admin, "ops", &[], None).await;
+    let mut infrastructures = Vec::new();
+    for (name, group) in [("dev", &analysts), ("prod", &ops)] {
+        let created = server.post("/api/v1/infrastructures", &admin, json!({"name": name})).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let infrastructure = created.json()["id"].as_str().unwrap().to_string();
+        let path = format!("/api/v1/infrastructures/{infrastructure}/permissions/{group}");
+        let granted = server.call("PUT", &path, Via::Bearer(&admin), Some(json!({"privilege": "view"}))).await;
+        assert_eq!(granted.status, 200, "{}", granted.text);
+        infrastructures.push(infrastructure);
+    }
+    let (dev, prod) = (&infrastructures[0], &infrastructures[1]);
+    let by_launcher = start_run(&server, &launcher, &pat, "pat-1").await;
+    let by_admin = start_run(&server, &admin, &pat, "pat-2").await;
+    let (status, exchanged) = exchange(&server, &by_launcher).await;
+    assert_eq!(status, 200, "{exchanged}");
+    let exchanged = exchanged["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&exchanged)["groups"], json!(["analysts"]));
+    for credential in [&by_launcher, &exchanged, &by_admin, &pat_key] {
+        assert_eq!(groups_of(&server, credential).await, "analysts");
+        assert!(sees(&server, credential, dev).await && !sees(&server, credential, prod).await);
+    }
+
+    // pat joins ops while the runs go on.
+    let joined = server.call("PUT", &format!("/api/v1/groups/{ops}/members/{pat}"), Via::Bearer(&admin), None).await;
+    assert!(joined.status < 300, "{}", joined.text);
+    for credential in [&by_admin, &pat_key] {
+        assert_eq!(groups_of(&server, credential).await, "analysts,ops");
+        assert!(sees(&server, credential, prod).await);
+    }
+    let (status, later) = exchange(&server, &by_launcher).await;
+    assert_eq!(status, 200, "{later}");
+    let later = later["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&later)["groups"], json!(["analysts"]), "a token exchanged later names no new group");
+    for credential in [&by_launcher, &exchanged, &later] {
+        assert_eq!(groups_of(&server, credential).await, "analysts", "the launcher's copy gains nothing");
+        assert!(!sees(&server, credential, prod).await, "nor the group's privileges");
+        assert!(sees(&server, credential, dev).await, "and the run goes on");
+    }
+    // Nor does it see them when it looks at itself.
+    for (credential, expected) in [(&by_launcher, vec!["analysts"]), (&pat_key, vec!["analysts", "ops"])] {
+        let me = server.call("GET", "/api/v1/users/me", Via::Bearer(credential), None).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        let groups: Vec<String> = me.json()["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|group| group["name"].as_str().unwrap().into())
+            .collect();
+        assert_eq!(groups, expected);
+    }
+    let userinfo =
+        server.call("GET", "/auth/realms/default/protocol/openid-connect/userinfo", Via::Bearer(&later), None).await;
+    assert_eq!(userinfo.status, 200, "{}", userinfo.text);
+    assert_eq!(userinfo.json()["groups"], json!(["analysts"]));
+
+    // The ceiling is the credential's, read back at start (and by every node).
+    let mut server = server;
+    assert!(server.terminate().success());
+    let server = env.serve(&[]);
+    assert_eq!(groups_of(&server, &by_launcher).await, "analysts");
+    assert!(!sees(&server, &by_launcher, prod).await);
+    assert_eq!(groups_of(&server, &by_admin).await, "analysts,ops");
+
+    // A group left is gone from the run at once: the ceiling only ever narrows.
+    let left =
+        server.call("DELETE", &format!("/api/v1/groups/{analysts}/members/{pat}"), Via::Bearer(&admin), None).await;
+    assert!(left.status < 300, "{}", left.text);
+    assert_eq!(groups_of(&server, &by_launcher).await, "");
+    assert!(!sees(&server, &by_launcher, dev).await);
+    assert_eq!(groups_of(&server, &by_admin).await, "ops");
+}
+on_each_store!(a_launchers_run_keeps_the_groups_it_started_with);
 
 /// The credential of a run of a launcher ("leo"), which holds the workload-launcher role.
 async fn launcher_run_credential(server: &Server, admin: &str) -> String {

@@ -99,7 +99,7 @@ async fn check_may_act_for(
     if missing != RoleSet::EMPTY {
         return refuse(format!("holds roles you do not ({})", missing.names().join(", ")));
     }
-    let own_groups = caller.principal.as_ref().map_or(&[][..], |own| own.groups.as_slice());
+    let own_groups = caller.groups();
     let missing: Vec<&str> =
         principal.groups.iter().filter(|group| !own_groups.contains(group)).map(String::as_str).collect();
     if !missing.is_empty() {

@@ -88,10 +88,10 @@ fn principal_of(caller: &Caller) -> Option<&Arc<crate::index::PrincipalInfo>> {
 }
 
 /// The principal's cached identity for this kind of credential. Admin and deployment keys
-/// have no principal to keep it with; a credential with a role ceiling may hold fewer
-/// roles than another of the same kind and principal, so its identity is made each time.
+/// have no principal to keep it with; a credential with a ceiling may hold fewer roles and
+/// groups than another of the same kind and principal, so its identity is made each time.
 fn cached(caller: &Caller) -> Option<&Rendered> {
-    if caller.role_ceiling.is_some() {
+    if caller.ceiling.is_bounded() {
         return None;
     }
     let principal = principal_of(caller)?;
@@ -107,7 +107,7 @@ fn headers_of(caller: &Caller) -> HeaderMap {
             put(&mut headers, SUBJECT_HEADER, &principal.public_id);
             put(&mut headers, USERNAME_HEADER, &principal.username);
             put(&mut headers, EMAIL_HEADER, &principal.email);
-            put(&mut headers, GROUPS_HEADER, &principal.groups.join(","));
+            put(&mut headers, GROUPS_HEADER, &caller.groups().join(","));
             put(&mut headers, KIND_HEADER, &principal.kind);
         }
         // An admin key's roles do not come from a principal; it has none.

@@ -370,7 +370,17 @@ pub async fn revoke_role(
     responses((status = 200, body = User), (status = 401, body = proto::Problem)))]
 pub async fn me(State(state): State<AppState>, IdentifiedCaller(caller): IdentifiedCaller) -> ApiResult<Json<User>> {
     let row = caller_user(&state, &caller).await?;
-    Ok(Json(user_dto(&state, row).await?))
+    let mut user = user_dto(&state, row).await?;
+    if caller.ceiling.is_bounded() {
+        // A run's credential with a ceiling sees itself as it acts: not the roles and
+        // groups its user was given after the run started.
+        let roles = caller.roles().names();
+        let groups = caller.groups();
+        user.roles.retain(|role| roles.contains(role));
+        user.effective_roles = roles;
+        user.groups.retain(|group| groups.contains(&group.name));
+    }
+    Ok(Json(user))
 }
 
 /// The user behind the caller's credential. Admin keys belong to no user.

@@ -57,11 +57,15 @@ fn require_launcher(caller: &Caller) -> ApiResult<()> {
 /// act as an admin or a token manager. Groups are not compared: starting the runs of
 /// every team's users is what a launcher is for. Admins start runs for anyone.
 ///
-/// Answers the run credential's role ceiling: the roles the user holds now, when the
-/// caller is not an admin (`None` for an admin's runs). The launcher keeps a copy of the
-/// credential, so the run must not gain the roles its user is granted later; it keeps
-/// working with the roles it started with.
-async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::UserRow) -> ApiResult<Option<RoleSet>> {
+/// Answers the run credential's ceiling: the roles the user holds now and the ids of the
+/// groups they are in, when the caller is not an admin (`None` for an admin's runs). The
+/// launcher keeps a copy of the credential, so the run must not gain the roles or groups
+/// its user is given later; it keeps working with those it started with.
+async fn check_may_launch_for(
+    state: &AppState,
+    caller: &Caller,
+    user: &store::UserRow,
+) -> ApiResult<Option<(RoleSet, Vec<i64>)>> {
     if caller.has_role(Role::Admin) {
         return Ok(None);
     }
@@ -73,7 +77,7 @@ async fn check_may_launch_for(state: &AppState, caller: &Caller, user: &store::U
     }
     let missing = roles.without(caller.roles());
     if missing == RoleSet::EMPTY {
-        return Ok(Some(roles));
+        return Ok(Some((roles, principal.group_ids)));
     }
     Err(ApiError::Forbidden(format!(
         "{} holds roles this launcher does not ({}); a run for them would act with those privileges. \
@@ -106,7 +110,7 @@ pub async fn create(
     }
     check_run_id(&body.run_id)?;
     let user = load_user(&state, &caller, &body.user_id).await?;
-    let role_ceiling = check_may_launch_for(&state, &caller, &user).await?;
+    let ceiling = check_may_launch_for(&state, &caller, &user).await?;
     let project_id = match &body.project_id {
         Some(project) => {
             let id = parse_id(project, "project")?;
@@ -149,8 +153,8 @@ pub async fn create(
         ),
         None => None,
     };
-    if let (Some(id), Some(ceiling)) = (credential_id, role_ceiling) {
-        mutation.set_role_ceiling(id, ceiling).await?;
+    if let (Some(id), Some((roles, group_ids))) = (credential_id, &ceiling) {
+        mutation.set_ceiling(id, *roles, group_ids).await?;
     }
     mutation
         .insert_workload(&NewWorkload {

@@ -158,10 +158,17 @@ pub struct Profile {
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
-/// The profile of a principal: display name, email, group names and attributes.
-pub async fn profile(state: &AppState, principal_id: i64) -> store::StoreResult<Profile> {
+/// The profile of a principal: display name, email, group names (only those among
+/// `group_ceiling`'s ids, when the credential has one) and attributes.
+pub async fn profile(
+    state: &AppState,
+    principal_id: i64,
+    group_ceiling: Option<&[i64]>,
+) -> store::StoreResult<Profile> {
     let user = state.store.user_by_id(principal_id).await?;
-    let groups = state.store.groups_of_user(principal_id).await?.into_iter().map(|group| group.name).collect();
+    let groups = state.store.groups_of_user(principal_id).await?;
+    let admitted = |group: &store::GroupRow| group_ceiling.is_none_or(|ids| ids.contains(&group.id));
+    let groups = groups.into_iter().filter(admitted).map(|group| group.name).collect();
     let name = crate::api::users::full_name(&user.first_name, &user.last_name);
     Ok(Profile {
         name: (!name.is_empty()).then_some(name),
@@ -179,7 +186,8 @@ pub async fn userinfo(
 ) -> Result<Json<UserInfo>, OAuthFailure> {
     let realm = path_realm(&state, &realm)?;
     let accepted = bearer_token(&state, &headers, &realm)?;
-    let Profile { name, email, groups, .. } = profile(&state, accepted.principal.id).await?;
+    let Profile { name, email, groups, .. } =
+        profile(&state, accepted.principal.id, accepted.ceiling.groups.as_deref()).await?;
     Ok(Json(UserInfo {
         sub: accepted.principal.public_id.clone(),
         preferred_username: accepted.principal.username.clone(),

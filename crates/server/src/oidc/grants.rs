@@ -127,6 +127,9 @@ struct Issue<'a> {
     /// The audience is what the subject token holds or what was asked for in an exchange:
     /// never replaced by the client's default audience (that would widen the subject).
     audience_fixed: bool,
+    /// The groups (ids) the subject credential acts through at most (a run's, see
+    /// [`crate::index::Ceiling`]): the token names no other group.
+    group_ceiling: Option<Arc<[i64]>>,
 }
 
 struct GrantContext<'a> {
@@ -201,6 +204,7 @@ impl GrantContext<'_> {
             actor: format!("client:{}", client.client_id),
             client: Some(client),
             audience_fixed: false,
+            group_ceiling: None,
         })
         .await
     }
@@ -290,6 +294,7 @@ impl GrantContext<'_> {
             actor: caller.actor(),
             client: None,
             audience_fixed: false,
+            group_ceiling: caller.ceiling.groups.clone(),
         })
         .await
     }
@@ -400,6 +405,7 @@ impl GrantContext<'_> {
             actor: subject.actor(),
             client: registered,
             audience_fixed,
+            group_ceiling: subject.ceiling.groups.clone(),
         })
         .await
         .map(|mut response| {
@@ -443,6 +449,7 @@ impl GrantContext<'_> {
             actor: format!("user:{} ({})", principal.public_id, principal.username),
             client: None,
             audience_fixed: false,
+            group_ceiling: None,
         })
         .await
     }
@@ -477,7 +484,8 @@ impl GrantContext<'_> {
         if exp <= now {
             return Err(OAuthFailure::invalid_grant("the credential expires now; no token can be issued from it"));
         }
-        let Profile { name, email, groups, attributes } = profile(self.state, issue.principal.id).await?;
+        let Profile { name, email, groups, attributes } =
+            profile(self.state, issue.principal.id, issue.group_ceiling.as_deref()).await?;
         let realm_clients = self.state.clients.realm(self.realm.id);
         let mappers: Vec<&keyward_core::claims::ClaimMapper> =
             realm_clients.mappers.iter().chain(issue.client.iter().flat_map(|client| client.mappers.iter())).collect();

@@ -55,8 +55,8 @@ pub struct AcceptedToken {
     pub token: Arc<VerifiedToken>,
     pub realm: Arc<RealmInfo>,
     pub principal: Arc<PrincipalInfo>,
-    /// The role ceiling of the credential the token was minted from (`cid`).
-    pub role_ceiling: Option<keyward_core::RoleSet>,
+    /// The ceiling of the credential the token was minted from (`cid`).
+    pub ceiling: crate::index::Ceiling,
 }
 
 /// A refusal and, once known, the realm it happened in (for the audit log).
@@ -294,12 +294,12 @@ pub fn accept_access_token(
         return Err(refuse(AuthRefusal::OwnerDisabled));
     }
     // A token minted from a credential lives only as long as that credential does, and
-    // acts within the same roles.
-    let role_ceiling = match &verified.credential_head {
+    // acts within the same roles and groups.
+    let ceiling = match &verified.credential_head {
         Some(head) => state.index.holds_head(head, principal.id, now).ok_or_else(|| refuse(AuthRefusal::Revoked))?,
-        None => None,
+        None => Default::default(),
     };
-    Ok(AcceptedToken { token: verified.clone(), realm, principal, role_ceiling })
+    Ok(AcceptedToken { token: verified.clone(), realm, principal, ceiling })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -190,7 +190,7 @@ pub(crate) fn caller_of(session: &Session, client_ip: IpAddr) -> Caller {
         access_token: None,
         credential_head: None,
         api_token: None,
-        role_ceiling: None,
+        ceiling: Default::default(),
     }
 }
 
