@@ -110,7 +110,6 @@ pub async fn create(
     }
     check_run_id(&body.run_id)?;
     let user = load_user(&state, &caller, &body.user_id).await?;
-    let ceiling = check_may_launch_for(&state, &caller, &user).await?;
     let project_id = match &body.project_id {
         Some(project) => {
             let id = parse_id(project, "project")?;
@@ -132,6 +131,9 @@ pub async fn create(
         .then(|| Secret::generate(CredentialKind::WorkloadCredential, &mut rand_core::UnwrapErr(rand_core::OsRng)));
     let actor = caller.actor();
     let mut mutation = state.store.begin().await?;
+    // Read once this mutation holds the write lock: no change to the user's roles or
+    // groups commits between this read and the run's ceiling being written.
+    let ceiling = check_may_launch_for(&state, &caller, &user).await?;
     let credential_id = match &secret {
         Some(secret) => Some(
             mutation
