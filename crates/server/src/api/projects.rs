@@ -193,6 +193,7 @@ pub async fn delete_project(
     let (project, access) = load_project(&state, &caller, &id).await?;
     require(access, ProjectAction::Admin)?;
     let mut mutation = state.store.begin().await?;
+    require_in_mutation(&mut mutation, &caller, project.id, ProjectAction::Admin).await?;
     mutation.delete_project(project.id).await.map_err(crate::error::not_found("project"))?;
     let event = audit_event(&caller, "project.delete", format!("project:{}", project.public_id), project.name.clone());
     commit(&state, mutation, event).await?;
