@@ -693,11 +693,19 @@ async fn access_tokens_follow_their_source_credential_and_stay_narrow(backend: B
     assert_eq!(answer, json!({"active": false}));
     let (_, answer) = form(&server, introspect, Some(("rs", &admin)), &[("token", &key)]).await;
     assert_eq!(answer["active"], true);
+    // An admin's token narrowed by a scope only identifies its subject: it neither asks
+    // about keys nor revokes other people's tokens.
+    let sams_token = exchange(&sams_key, None).await;
+    let (status, answer) = form(&server, introspect, Some(("rs", &narrow)), &[("token", &sams_key)]).await;
+    assert_eq!(status, 401, "{answer}");
+    let revoke = "/auth/realms/default/protocol/openid-connect/revoke";
+    let (status, answer) = form(&server, revoke, Some(("rs", &narrow)), &[("token", &sams_token)]).await;
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(status_with(&server, &sams_token).await, 200);
 
     // Revoked while its user is disabled: still revoked once the user is back.
     let disable = server.post(&format!("/api/v1/users/{user}/disable"), &admin, json!({})).await;
     assert!(disable.status < 300, "{}", disable.text);
-    let revoke = "/auth/realms/default/protocol/openid-connect/revoke";
     let (status, _) = form(&server, revoke, Some(("rs", &admin)), &[("token", &full)]).await;
     assert_eq!(status, 200);
     let enable = server.post(&format!("/api/v1/users/{user}/enable"), &admin, json!({})).await;

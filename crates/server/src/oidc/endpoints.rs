@@ -199,6 +199,8 @@ pub async fn userinfo(
 
 /// The caller of introspection or revocation: a keyward credential of the realm, as a
 /// Bearer token or API-key header, or as the secret of HTTP Basic client authentication.
+/// Not a key bound to an audience, nor an access token narrowed by `scope`: both only
+/// identify their subject, and neither may act with its subject's admin role here.
 fn resource_caller(
     state: &AppState,
     headers: &HeaderMap,
@@ -219,7 +221,8 @@ fn resource_caller(
         None => state.authenticate(headers, client_ip),
     }
     .map_err(|failure| from_auth_failure(failure, OAuthFailure::invalid_client()))?;
-    if caller.realm_id != realm.id || caller.audience.is_some() {
+    let scoped = caller.access_token.as_ref().is_some_and(|token| token.claims.scope.is_some());
+    if caller.realm_id != realm.id || caller.audience.is_some() || scoped {
         return Err(OAuthFailure::invalid_client());
     }
     Ok(caller)
