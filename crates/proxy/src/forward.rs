@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -156,7 +156,9 @@ pub struct Upstream {
 pub enum UpstreamError {
     #[error("{0:?} is not an http:// URL with a host")]
     NotHttp(String),
-    #[error("{0:?} is a link-local address, where cloud metadata services live; keyward never forwards there")]
+    #[error(
+        "{0:?} is a link-local or cloud metadata address, where metadata services live; keyward never forwards there"
+    )]
     LinkLocal(String),
     /// The URL itself is not repeated: it holds a secret.
     #[error(
@@ -165,16 +167,22 @@ pub enum UpstreamError {
     Credentials,
 }
 
-/// Link-local addresses (169.254.0.0/16, fe80::/10, and AWS's fd00:ec2::254): where cloud
-/// instance-metadata services answer with credentials. No upstream is ever one of them.
+/// Link-local addresses (169.254.0.0/16, fe80::/10), where cloud instance-metadata
+/// services answer with credentials, and the metadata addresses outside them: AWS's
+/// fd00:ec2::254, Google's fd20:ce::254 and Alibaba Cloud's 100.100.100.200. No upstream
+/// is ever one of them.
 pub fn is_link_local(ip: IpAddr) -> bool {
     const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+    const GOOGLE_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254);
+    const ALIBABA_METADATA: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
+    let metadata_v4 = |v4: Ipv4Addr| v4.is_link_local() || v4 == ALIBABA_METADATA;
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V4(v4) => metadata_v4(v4),
         IpAddr::V6(v6) => {
-            v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+            v6.to_ipv4_mapped().is_some_and(metadata_v4)
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
                 || v6 == AWS_METADATA_V6
+                || v6 == GOOGLE_METADATA_V6
         }
     }
 }
@@ -474,6 +482,9 @@ mod tests {
             "http://[fe80::1]:8080",
             "http://[::ffff:169.254.169.254]",
             "http://[fd00:ec2::254]",
+            "http://[fd20:ce::254]",
+            "http://100.100.100.200/latest/meta-data",
+            "http://[::ffff:100.100.100.200]",
         ] {
             assert!(matches!(Upstream::parse(metadata), Err(UpstreamError::LinkLocal(_))), "{metadata}");
         }

@@ -42,22 +42,30 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let caller = authenticate(parts, state)?;
-        // Scopes narrow a token for other services; keyward's own API has no scopes to
-        // honour, so a narrowed token only says who its subject is (GET /v4/users/self).
-        if let Some(scope) = caller.access_token.as_ref().and_then(|token| token.claims.scope.as_deref()) {
-            return Err(ApiError::Forbidden(format!(
-                "This access token is narrowed to the scopes {scope:?}; it can only identify its subject here. \
-                 Use a token without a scope for keyward's API."
-            )));
-        }
-        if let Some(audience) = &caller.audience {
-            return Err(ApiError::Forbidden(format!(
-                "This key is bound to the audience {audience:?}; it can only identify its user (GET /v4/users/self). \
-                 Use a general-purpose key here."
-            )));
-        }
+        require_general_purpose(&caller)?;
         Ok(caller)
     }
+}
+
+/// Refuses a credential that may only identify its user: an access token narrowed by
+/// `scope`, or a key bound to an audience. For keyward's API, and for the upstream routes
+/// that act as the caller with the same identity.
+pub fn require_general_purpose(caller: &Caller) -> Result<(), ApiError> {
+    // Scopes narrow a token for other services; keyward's own API has no scopes to
+    // honour, so a narrowed token only says who its subject is (GET /v4/users/self).
+    if let Some(scope) = caller.access_token.as_ref().and_then(|token| token.claims.scope.as_deref()) {
+        return Err(ApiError::Forbidden(format!(
+            "This access token is narrowed to the scopes {scope:?}; it can only identify its subject here. \
+             Use a token without a scope."
+        )));
+    }
+    if let Some(audience) = &caller.audience {
+        return Err(ApiError::Forbidden(format!(
+            "This key is bound to the audience {audience:?}; it can only identify its user (GET /v4/users/self). \
+             Use a general-purpose key here."
+        )));
+    }
+    Ok(())
 }
 
 /// An authenticated caller whose credential may be bound to an audience: for the routes

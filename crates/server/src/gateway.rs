@@ -6,7 +6,7 @@
 //! engine as `keyward proxy` (`proxy::forward`). Unauthenticated calls never reach the
 //! upstream.
 
-use crate::api::auth_check::{IDENTITY_HEADERS, identity_headers};
+use crate::api::auth_check::identity_headers;
 use crate::authn::{AuthFailure, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -91,10 +91,42 @@ fn unauthenticated(failure: AuthFailure) -> Response {
     .into_response()
 }
 
-/// Headers a client may send that an upstream would take for keyward's word: forwarding
-/// headers are rewritten from the address keyward determined.
-const CLIENT_FORWARDING_HEADERS: [&str; 5] =
-    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
+/// Headers a client may send that an upstream would take for keyward's word (forwarding
+/// headers are rewritten from the address keyward determined), or that steer the upstream
+/// elsewhere (the rewritten-URL headers some servers route on) or unlock a cloud metadata
+/// service (`Metadata-Flavor`, `Metadata`).
+const CLIENT_FORWARDING_HEADERS: [&str; 14] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-forwarded-for",
+    "metadata-flavor",
+    "metadata",
+];
+
+/// Whether a header name a client sent must not reach the upstream: keyward's own
+/// `X-Keyward-*` names (every one, not only the identity headers keyward sets) and the
+/// headers above, also when written with `_` for `-`, which CGI-style servers read as the
+/// same name (`X_Keyward_User_Id` becomes `HTTP_X_KEYWARD_USER_ID`, as `X-Keyward-User-Id`
+/// does). Names arrive in lower case.
+fn is_spoofable(name: &str) -> bool {
+    starts_as(name, "x-keyward")
+        || CLIENT_FORWARDING_HEADERS.iter().any(|reserved| name.len() == reserved.len() && starts_as(name, reserved))
+}
+
+/// Whether `name` begins with `reserved`, a `_` in `name` standing for a `-` in `reserved`.
+fn starts_as(name: &str, reserved: &str) -> bool {
+    name.len() >= reserved.len()
+        && name.bytes().zip(reserved.bytes()).all(|(sent, wanted)| sent == wanted || (sent == b'_' && wanted == b'-'))
+}
 
 /// Makes a request's headers fit to forward: no credential of the caller's (its key or
 /// token, and keyward's portal session cookie, which a browser sends along to every path
@@ -106,9 +138,7 @@ pub fn clean_forwarded_headers(state: &AppState, headers: &mut HeaderMap, client
     // set below (the forwarder strips what `Connection` names).
     proxy::forward::strip_hop_by_hop(headers);
     proxy::forward::remove_where(headers, |name| {
-        crate::authn::is_credential_header(state, name)
-            || IDENTITY_HEADERS.contains(&name.as_str())
-            || CLIENT_FORWARDING_HEADERS.contains(&name.as_str())
+        crate::authn::is_credential_header(state, name) || is_spoofable(name.as_str())
     });
     crate::portal::session::remove_keyward_cookies(headers);
     if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
@@ -123,9 +153,21 @@ async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Resul
     let principal = caller.principal.as_ref().ok_or_else(|| {
         ApiError::Forbidden("An admin key is not a user: this route needs a user's credential.".into())
     })?;
+    if caller.api_token.is_some() {
+        // An API token's record (enabled switch, IP filter, expiry) holds on each request
+        // it makes; an access token made from it would escape all three.
+        return Err(ApiError::Forbidden(
+            "This route passes its upstream an access token for the caller, and API tokens are not exchanged for \
+             access tokens; call it with an API key or an access token."
+                .into(),
+        ));
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let presented = caller.access_token.as_ref().map_or("", |token| token.claims.jti.as_str());
-    let key = (principal.id, caller.credential_id, format!("{audience}|{presented}"));
+    // The credential's digest head too: an API token's record keeps its id across
+    // re-issues, and a token made for an older one names a `cid` that is gone.
+    let head = caller.credential_head.map(hex::encode).unwrap_or_default();
+    let key = (principal.id, caller.credential_id, format!("{audience}|{presented}|{head}"));
     if let Some((token, refresh_at)) =
         state.route_tokens.cached.lock().ok().and_then(|cached| cached.get(&key).cloned())
     {
@@ -188,6 +230,11 @@ pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, r
         Ok(caller) => caller,
         Err(failure) => return unauthenticated(failure),
     };
+    // The upstream is told who the caller is, with all its roles and groups: a credential
+    // that may only identify its user does not go through, as on keyward's own API.
+    if let Err(refused) = crate::extract::require_general_purpose(&caller) {
+        return refused.into_response();
+    }
     clean_forwarded_headers(&state, &mut parts.headers, client_ip);
     let mut extra = identity_headers(&caller);
     if let Some(audience) = &route.access_token_audience {
@@ -241,5 +288,26 @@ mod tests {
         assert!(is_under("/api/jobs", "/api/jobs"));
         assert!(is_under("/api/jobs", "/api/jobs/v1"));
         assert!(!is_under("/api/jobs", "/api/jobsx"));
+    }
+
+    #[test]
+    fn identity_and_forwarding_headers_are_dropped_however_they_are_spelled() {
+        for spoofed in [
+            "x-keyward-user-id",
+            "x_keyward_user_id",
+            "x-keyward_roles",
+            "x-keyward-anything",
+            "x-forwarded-for",
+            "x_forwarded_host",
+            "x_real_ip",
+            "x-original-url",
+            "metadata-flavor",
+            "metadata",
+        ] {
+            assert!(is_spoofable(spoofed), "{spoofed}");
+        }
+        for kept in ["content-type", "x-request-id", "x-forwarded", "x-keywar", "metadata-flavour", "x-real-ips"] {
+            assert!(!is_spoofable(kept), "{kept}");
+        }
     }
 }

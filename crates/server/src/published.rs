@@ -99,6 +99,23 @@ pub async fn reload(state: &AppState) -> StoreResult<()> {
     Ok(())
 }
 
+/// Answer headers a published service may not send: they would apply to keyward's whole
+/// origin, beside its API and portal, not to the one answer (its cookies; clearing the
+/// browser's data for the origin, which logs people out of the portal; reporting every
+/// later request of the origin elsewhere; HTTPS and alternative-service policy; a
+/// service worker's scope; a timed redirect). Lower case, as `HeaderName`s are.
+const ORIGIN_WIDE_HEADERS: [&str; 9] = [
+    "set-cookie",
+    "clear-site-data",
+    "nel",
+    "report-to",
+    "reporting-endpoints",
+    "strict-transport-security",
+    "alt-svc",
+    "service-worker-allowed",
+    "refresh",
+];
+
 /// The parts of a gateway path: realm (None: the default), infrastructure, service and
 /// the rest of the path (with its leading slash, or empty).
 fn split_path(path: &str) -> Option<(Option<&str>, &str, &str, &str)> {
@@ -210,7 +227,7 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
             // and portal: their content never runs script there nor sets its cookies.
             let mut response = response.map(Body::new);
             let headers = response.headers_mut();
-            headers.remove(header::SET_COOKIE);
+            proxy::forward::remove_where(headers, |name| ORIGIN_WIDE_HEADERS.contains(&name.as_str()));
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
             response
         }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 /// An upstream that answers every request with what it received.
 pub(crate) async fn echo_upstream() -> String {
     use axum::extract::Request;
+    use axum::response::IntoResponse;
     let app = axum::Router::new().fallback(|request: Request| async move {
+        // Asked for, the answer also carries headers that would apply to the whole origin.
+        let origin_wide = request.headers().contains_key("x-echo-origin-wide");
         let headers: serde_json::Map<String, Value> = request
             .headers()
             .iter()
@@ -17,7 +20,23 @@ pub(crate) async fn echo_upstream() -> String {
         let method = request.method().to_string();
         let path = request.uri().to_string();
         let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
-        axum::Json(json!({"method": method, "path": path, "headers": headers, "body": String::from_utf8_lossy(&body)}))
+        let answer = axum::Json(
+            json!({"method": method, "path": path, "headers": headers, "body": String::from_utf8_lossy(&body)}),
+        );
+        let mut response = answer.into_response();
+        if origin_wide {
+            for (name, value) in [
+                ("set-cookie", "kw_session=stolen; Path=/"),
+                ("clear-site-data", "\"cookies\""),
+                ("nel", "{\"report_to\":\"g\",\"max_age\":31536000}"),
+                ("report-to", "{\"group\":\"g\",\"endpoints\":[{\"url\":\"https://evil.example/r\"}]}"),
+                ("strict-transport-security", "max-age=31536000"),
+                ("x-kept", "yes"),
+            ] {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+        }
+        response
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -419,13 +438,32 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         .header("X-Forwarded-For", "10.9.9.9")
         .header("Connection", "x-forwarded-for")
         .header("X-Keyward-User-Id", "someone-else")
+        .header("X_Keyward_User_Id", "someone-else")
+        .header("X-Keyward-Admin", "true")
+        .header("X_Forwarded_Host", "internal.example")
+        .header("X-Original-URL", "/admin")
+        .header("Metadata-Flavor", "Google")
+        .header("X-Echo-Origin-Wide", "1")
         .send()
         .await
         .unwrap();
     assert_eq!(spoofed.headers()["content-security-policy"], "sandbox");
+    for origin_wide in ["set-cookie", "clear-site-data", "nel", "report-to", "strict-transport-security"] {
+        assert!(spoofed.headers().get(origin_wide).is_none(), "{origin_wide} reached the browser");
+    }
+    assert_eq!(spoofed.headers()["x-kept"], "yes");
     let echoed: Value = spoofed.json().await.unwrap();
     assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1", "{echoed}");
-    assert!(echoed["headers"].get("x-keyward-user-id").is_none(), "{echoed}");
+    for spoofed in [
+        "x-keyward-user-id",
+        "x_keyward_user_id",
+        "x-keyward-admin",
+        "x_forwarded_host",
+        "x-original-url",
+        "metadata-flavor",
+    ] {
+        assert!(echoed["headers"].get(spoofed).is_none(), "{spoofed} reached the upstream: {echoed}");
+    }
 
     // Every step is audited, reveals included.
     let audit = server.get("/api/v1/audit?limit=200", &admin).await.text;

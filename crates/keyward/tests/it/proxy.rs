@@ -309,6 +309,45 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(segment).unwrap()).unwrap();
     assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some(account.as_str()), Some("models")));
 
+    // Credentials that may only identify their user do not go through: a key bound to
+    // an audience and a token narrowed by a scope are answered 403, as on keyward's API.
+    // An API token passes where no access token is made from it, not where one is.
+    let user = create_user(&server, &admin, "dana").await;
+    let (_, monitor) = create_key(&server, &admin, &user, json!({"name": "dmm", "audience": "model-monitor"})).await;
+    let scoped = server
+        .http
+        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", token.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("scope", "read"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api_token = server.post("/api/v1/api-tokens", &admin, json!({"userId": user, "name": "script"})).await;
+    assert_eq!(api_token.status, 201, "{}", api_token.text);
+    let api_token = api_token.json()["token"].as_str().unwrap().to_string();
+    let before = count.load(std::sync::atomic::Ordering::SeqCst);
+    for (path, via) in [
+        ("/api/jobs/x", Via::Header("X-DMM-API-KEY", &monitor)),
+        ("/api/jobs/x", Via::Bearer(&scoped)),
+        ("/api/models/x", Via::Bearer(&api_token)),
+    ] {
+        let refused = server.call("GET", path, via, None).await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.text);
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), before, "the upstream heard of none of them");
+    let (status, seen) = get(&server.url, "/api/jobs/x", &[("Authorization", &format!("Bearer {api_token}"))]).await;
+    assert_eq!((status, seen["headers"]["x-keyward-username"].as_str()), (200, Some("dana")), "{seen}");
+
     // The prefix itself and its bare trailing slash are the route's too.
     for path in ["/api/jobs", "/api/jobs/"] {
         let (status, seen) = get(&server.url, path, &[("X-Api-Key", &token)]).await;
