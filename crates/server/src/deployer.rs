@@ -128,6 +128,12 @@ pub async fn require_deploy_wherever_service_settings_apply(
     service_id: i64,
 ) -> ApiResult<()> {
     let infrastructures = infrastructures_under_service_settings(state, caller, service_id).await?;
+    require_deploy_on(standing, &infrastructures)
+}
+
+/// Deploy on each of `infrastructures`: those of the deployments a service's settings and
+/// keys apply to (see [`require_deploy_wherever_service_settings_apply`]).
+pub fn require_deploy_on(standing: &Standing, infrastructures: &[i64]) -> ApiResult<()> {
     if infrastructures.iter().all(|infrastructure| standing.infrastructure(*infrastructure).has(InfraPrivilege::Deploy))
     {
         return Ok(());

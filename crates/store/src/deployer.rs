@@ -487,6 +487,25 @@ impl Mutation {
         grants_from_rows(&rows)
     }
 
+    /// Whether the user owns an API service, read inside the transaction.
+    pub async fn owns_api_services(&mut self, user_id: i64) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT id FROM api_services WHERE owner_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(self.connection())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// The infrastructures of the deployments of service `service_id` that use the
+    /// service's own auth settings (and so accept its keys), read inside the transaction.
+    pub async fn infrastructures_under_service_settings(&mut self, service_id: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT infrastructure_id FROM deployments WHERE service_id = $1 AND auth IS NULL")
+            .bind(service_id)
+            .fetch_all(self.connection())
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("infrastructure_id")?)).collect()
+    }
+
     /// The version row `id`, read inside the transaction (as above).
     pub async fn version_for_update(&mut self, id: i64) -> StoreResult<VersionRow> {
         let sql = format!("SELECT {VERSION_COLUMNS} FROM api_service_versions WHERE id = $1");

@@ -3,6 +3,7 @@
 
 use crate::{ChangeEntity, Mutation, Store, StoreError, StoreResult, flag, from_ms, to_ms};
 use keyward_core::{Role, RoleSet};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +119,67 @@ const ROLES_SQL: &str = "SELECT u.id AS user_id, r.role AS role FROM users u JOI
      UNION SELECT u.id AS user_id, r.role AS role FROM users u JOIN group_members m ON m.user_id = u.id \
      JOIN group_roles r ON r.group_id = m.group_id WHERE {filter}";
 
+/// Principals matching `filter` (a SQL condition on `u`), read on `connection`: the pool's,
+/// or a mutation's own (a mutation never waits for a second connection of the pool).
+async fn principals_where(
+    connection: &mut AnyConnection,
+    filter: &str,
+    id: Option<i64>,
+) -> StoreResult<Vec<PrincipalRow>> {
+    let users_sql = format!(
+        "SELECT u.id AS id, u.public_id AS public_id, u.realm_id AS realm_id, u.kind AS kind, \
+         u.username AS username, u.email AS email, u.enabled AS enabled FROM users u WHERE {filter}"
+    );
+    let roles_sql = ROLES_SQL.replace("{filter}", filter);
+    let groups_sql = format!(
+        "SELECT m.user_id AS user_id, g.id AS group_id, g.name AS name FROM users u JOIN group_members m ON m.user_id = u.id \
+         JOIN groups g ON g.id = m.group_id WHERE {filter} ORDER BY g.name"
+    );
+    let mut users = sqlx::query(&users_sql);
+    let mut roles = sqlx::query(&roles_sql);
+    let mut groups = sqlx::query(&groups_sql);
+    if let Some(id) = id {
+        users = users.bind(id);
+        roles = roles.bind(id);
+        groups = groups.bind(id);
+    }
+    let user_rows = users.fetch_all(&mut *connection).await?;
+    let role_rows = roles.fetch_all(&mut *connection).await?;
+    let group_rows = groups.fetch_all(&mut *connection).await?;
+    let mut groups_by_user: HashMap<i64, (Vec<String>, Vec<i64>)> = HashMap::new();
+    for row in &group_rows {
+        let (names, ids) = groups_by_user.entry(row.try_get("user_id")?).or_default();
+        names.push(row.try_get("name")?);
+        ids.push(row.try_get("group_id")?);
+    }
+    let mut roles_by_user: HashMap<i64, RoleSet> = HashMap::new();
+    for row in &role_rows {
+        let role: String = row.try_get("role")?;
+        if let Some(role) = Role::parse(&role) {
+            roles_by_user.entry(row.try_get("user_id")?).or_default().insert(role);
+        }
+    }
+    user_rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let (groups, group_ids) = groups_by_user.remove(&id).unwrap_or_default();
+            Ok(PrincipalRow {
+                id,
+                public_id: row.try_get("public_id")?,
+                realm_id: row.try_get("realm_id")?,
+                kind: row.try_get("kind")?,
+                username: row.try_get("username")?,
+                email: row.try_get("email")?,
+                enabled: row.try_get::<i64, _>("enabled")? != 0,
+                roles: roles_by_user.get(&id).copied().unwrap_or_default(),
+                groups,
+                group_ids,
+            })
+        })
+        .collect()
+}
+
 impl Store {
     pub async fn user_by_public_id(&self, realm_id: i64, public_id: &str) -> StoreResult<UserRow> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE realm_id = $1 AND public_id = $2");
@@ -176,67 +238,12 @@ impl Store {
 
     /// Every principal with its effective roles, for building the index.
     pub async fn load_principals(&self) -> StoreResult<Vec<PrincipalRow>> {
-        self.principals_where("1 = 1", None).await
+        principals_where(&mut *self.pool.acquire().await?, "1 = 1", None).await
     }
 
     /// One principal with its effective roles, or `None` when the user is gone.
     pub async fn load_principal(&self, id: i64) -> StoreResult<Option<PrincipalRow>> {
-        Ok(self.principals_where("u.id = $1", Some(id)).await?.into_iter().next())
-    }
-
-    async fn principals_where(&self, filter: &str, id: Option<i64>) -> StoreResult<Vec<PrincipalRow>> {
-        let users_sql = format!(
-            "SELECT u.id AS id, u.public_id AS public_id, u.realm_id AS realm_id, u.kind AS kind, \
-             u.username AS username, u.email AS email, u.enabled AS enabled FROM users u WHERE {filter}"
-        );
-        let roles_sql = ROLES_SQL.replace("{filter}", filter);
-        let groups_sql = format!(
-            "SELECT m.user_id AS user_id, g.id AS group_id, g.name AS name FROM users u JOIN group_members m ON m.user_id = u.id \
-             JOIN groups g ON g.id = m.group_id WHERE {filter} ORDER BY g.name"
-        );
-        let mut users = sqlx::query(&users_sql);
-        let mut roles = sqlx::query(&roles_sql);
-        let mut groups = sqlx::query(&groups_sql);
-        if let Some(id) = id {
-            users = users.bind(id);
-            roles = roles.bind(id);
-            groups = groups.bind(id);
-        }
-        let user_rows = users.fetch_all(&self.pool).await?;
-        let role_rows = roles.fetch_all(&self.pool).await?;
-        let group_rows = groups.fetch_all(&self.pool).await?;
-        let mut groups_by_user: HashMap<i64, (Vec<String>, Vec<i64>)> = HashMap::new();
-        for row in &group_rows {
-            let (names, ids) = groups_by_user.entry(row.try_get("user_id")?).or_default();
-            names.push(row.try_get("name")?);
-            ids.push(row.try_get("group_id")?);
-        }
-        let mut roles_by_user: HashMap<i64, RoleSet> = HashMap::new();
-        for row in &role_rows {
-            let role: String = row.try_get("role")?;
-            if let Some(role) = Role::parse(&role) {
-                roles_by_user.entry(row.try_get("user_id")?).or_default().insert(role);
-            }
-        }
-        user_rows
-            .iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                let (groups, group_ids) = groups_by_user.remove(&id).unwrap_or_default();
-                Ok(PrincipalRow {
-                    id,
-                    public_id: row.try_get("public_id")?,
-                    realm_id: row.try_get("realm_id")?,
-                    kind: row.try_get("kind")?,
-                    username: row.try_get("username")?,
-                    email: row.try_get("email")?,
-                    enabled: row.try_get::<i64, _>("enabled")? != 0,
-                    roles: roles_by_user.get(&id).copied().unwrap_or_default(),
-                    groups,
-                    group_ids,
-                })
-            })
-            .collect()
+        Ok(principals_where(&mut *self.pool.acquire().await?, "u.id = $1", Some(id)).await?.into_iter().next())
     }
 
     /// Ids of the user's active credentials, to announce when the user goes away.
@@ -263,6 +270,18 @@ fn roles_from(names: impl Iterator<Item = Result<String, sqlx::Error>>) -> Store
 }
 
 impl Mutation {
+    /// [`Store::load_principal`], read inside the transaction.
+    pub async fn load_principal(&mut self, id: i64) -> StoreResult<Option<PrincipalRow>> {
+        Ok(principals_where(self.connection(), "u.id = $1", Some(id)).await?.into_iter().next())
+    }
+
+    /// [`Store::user_by_id`], read inside the transaction.
+    pub async fn user_by_id(&mut self, id: i64) -> StoreResult<UserRow> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_one(self.connection()).await?;
+        user_from_row(&row)
+    }
+
     /// Whether the user exists and is enabled, read inside this transaction: a check
     /// made before `begin` could be stale by the time the mutation writes.
     pub async fn user_enabled(&mut self, id: i64) -> StoreResult<Option<bool>> {

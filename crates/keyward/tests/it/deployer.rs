@@ -923,3 +923,73 @@ async fn a_revoked_infrastructure_admin_cannot_grant_it_back_from_requests_in_fl
 }
 
 on_each_store!(a_revoked_infrastructure_admin_cannot_grant_it_back_from_requests_in_flight);
+
+/// A deployer whose Deploy privilege on an infrastructure is taken away while its requests
+/// are in flight: once the revocation has committed, none of them mints a deployment key
+/// or switches the deployment (each reads the caller's grants again inside its change).
+async fn a_revoked_deployer_mints_no_key_and_changes_no_deployment_from_requests_in_flight(backend: Backend) {
+    const ROUNDS: usize = 5;
+    const REQUESTS: usize = 12;
+    let env = Env::new(backend);
+    let server = env.serve(&["--auth-failures-per-minute", "10000"]);
+    let admin = server.bootstrap_key();
+    let upstream = echo_upstream().await;
+    let omar = create_user(&server, &admin, "omar").await;
+    let (_, omar_key) = create_key(&server, &admin, &omar, json!({"name": "laptop"})).await;
+    let devops = group(&server, &admin, "devops", &[&omar], None).await;
+    let service = id(&server.post("/api/v1/api-services", &admin, json!({"name": "churn"})).await);
+    let grant = format!("/api/v1/api-services/{service}/permissions/{devops}");
+    assert_eq!(put(&server, &grant, &admin, json!({"privilege": "deploy"})).await.status, 200);
+    let version = id(&server
+        .post(&format!("/api/v1/api-services/{service}/versions"), &admin, json!({"upstream": upstream}))
+        .await);
+    for round in 0..ROUNDS {
+        let infrastructure =
+            id(&server.post("/api/v1/infrastructures", &admin, json!({"name": format!("prod-{round}")})).await);
+        let deployment = server
+            .post(
+                "/api/v1/deployments",
+                &admin,
+                json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
+            )
+            .await;
+        assert_eq!(deployment.status, 201, "{}", deployment.text);
+        let deployment = id(&deployment);
+        let path = format!("/api/v1/infrastructures/{infrastructure}/permissions/{devops}");
+        assert_eq!(put(&server, &path, &admin, json!({"privilege": "deploy"})).await.status, 200);
+        let requests = (0..REQUESTS).map(|request| {
+            let (server, omar_key, deployment) = (&server, &omar_key, &deployment);
+            async move {
+                let action = match request % 3 {
+                    0 => "keys",
+                    1 => "disable",
+                    _ => "enable",
+                };
+                let body = if action == "keys" { json!({"name": format!("k{round}-{request}")}) } else { json!({}) };
+                let answer = server.post(&format!("/api/v1/deployments/{deployment}/{action}"), omar_key, body).await;
+                // 404 once omar sees the infrastructure no more; 403 when the check inside the change refuses.
+                assert!(matches!(answer.status, 200 | 201 | 403 | 404), "{}: {}", answer.status, answer.text);
+            }
+        });
+        let revoke = server.call("DELETE", &path, Via::Bearer(&admin), None);
+        let (revoked, _) = tokio::join!(revoke, futures_util::future::join_all(requests));
+        assert_eq!(revoked.status, 204, "{}", revoked.text);
+        let audit = server.get("/api/v1/audit?format=jsonl&limit=1000", &admin).await.text;
+        let events: Vec<Value> = audit.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        let revoked_at = events
+            .iter()
+            .find(|event| {
+                event["action"] == "infrastructure.revoke"
+                    && event["target"] == format!("infrastructure:{infrastructure}")
+            })
+            .map(|event| event["seq"].as_i64().unwrap())
+            .expect("the revocation is audited");
+        let target = format!("deployment:{deployment}");
+        let late: Vec<&Value> = events
+            .iter()
+            .filter(|event| event["target"] == target.as_str() && event["seq"].as_i64().unwrap() > revoked_at)
+            .collect();
+        assert!(late.is_empty(), "round {round}: committed after the revocation: {late:?}");
+    }
+}
+on_each_store!(a_revoked_deployer_mints_no_key_and_changes_no_deployment_from_requests_in_flight);

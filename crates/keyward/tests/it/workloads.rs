@@ -389,3 +389,36 @@ async fn launcher_run_credential(server: &Server, admin: &str) -> String {
     assert_eq!(run.status, 201, "{}", run.text);
     run.json()["credential"].as_str().unwrap().to_string()
 }
+
+/// The checks a launch and an API token's mint read inside their mutation use the
+/// mutation's own connection: more of them at once than the database pool holds all
+/// succeed (each used to wait for a second pool connection that the others, queued behind
+/// its write lock, were holding, and failed after ten seconds).
+async fn many_launches_and_token_mints_at_once_all_succeed(backend: Backend) {
+    const AT_ONCE: usize = 12;
+    let env = Env::new(backend);
+    let server = env.serve(&[]);
+    let admin = server.bootstrap_key();
+    let launcher = launcher(&server, &admin).await;
+    let pat = create_user(&server, &admin, "pat").await;
+    let launches = (0..AT_ONCE).map(|run| {
+        let (server, launcher, pat) = (&server, &launcher, &pat);
+        async move {
+            let body = json!({"userId": pat, "kind": "job", "runId": format!("pat-{run}")});
+            server.post("/api/v1/workloads", launcher, body).await
+        }
+    });
+    let mints = (0..AT_ONCE).map(|token| {
+        let (server, admin, pat) = (&server, &admin, &pat);
+        async move {
+            let body = json!({"userId": pat, "name": format!("script-{token}")});
+            server.post("/api/v1/api-tokens", admin, body).await
+        }
+    });
+    let (launched, minted) =
+        tokio::join!(futures_util::future::join_all(launches), futures_util::future::join_all(mints));
+    for answer in launched.iter().chain(&minted) {
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    }
+}
+on_each_store!(many_launches_and_token_mints_at_once_all_succeed);

@@ -81,12 +81,12 @@ fn require_manager_for_change(caller: &Caller) -> ApiResult<()> {
 /// owns no API service then), or `None` when the caller is an admin or the user. Checked on every use, so a manager who kept a copy of the
 /// JWT does not gain what the user is granted later.
 async fn check_may_act_for(
-    state: &AppState,
+    mutation: &mut store::Mutation,
     caller: &Caller,
     user_id: i64,
     username: &str,
 ) -> ApiResult<Option<String>> {
-    let principal = state.store.load_principal(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let principal = mutation.load_principal(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     if caller.has_role(Role::Admin) {
         return Ok(None);
     }
@@ -111,7 +111,7 @@ async fn check_may_act_for(
         // One's own token gains nothing one does not hold oneself.
         return Ok(None);
     }
-    if state.store.owns_api_services(user_id).await? {
+    if mutation.owns_api_services(user_id).await? {
         return refuse("owns API services".to_string());
     }
     Ok(Some(crate::api_tokens::Bounds { roles: principal.roles, groups: principal.groups }.to_json()))
@@ -223,7 +223,7 @@ pub async fn create(
     let public_id = new_public_id();
     let jti = Jti::generate(&state);
     let mut mutation = state.store.begin().await?;
-    let bound = check_may_act_for(&state, &caller, user.id, &user.username).await?;
+    let bound = check_may_act_for(&mut mutation, &caller, user.id, &user.username).await?;
     mutation
         .insert_api_token(&NewApiToken {
             public_id: public_id.as_str(),
@@ -303,7 +303,7 @@ async fn begin_change(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
     require_manager_for_change(caller)?;
     let mut mutation = state.store.begin().await?;
     let before = load_for_update(&mut mutation, caller, id).await?;
-    let bound = check_may_act_for(state, caller, before.owner_id, &before.owner_username).await?;
+    let bound = check_may_act_for(&mut mutation, caller, before.owner_id, &before.owner_username).await?;
     Ok(Change { mutation, before, bound })
 }
 
@@ -396,7 +396,7 @@ pub async fn update(
     }
     let Change { mut mutation, before, .. } = begin_change(&state, &caller, &id).await?;
     let new_bound = match &new_user {
-        Some(user) => Some(check_may_act_for(&state, &caller, user.id, &user.username).await?),
+        Some(user) => Some(check_may_act_for(&mut mutation, &caller, user.id, &user.username).await?),
         None => None,
     };
     let name = body.name.as_deref().unwrap_or(&before.name);
@@ -453,7 +453,7 @@ pub async fn unlock(
     ready_to_sign(&state, &realm).await?;
     let now = OffsetDateTime::now_utc();
     let Change { mut mutation, before, bound } = begin_change(&state, &caller, &id).await?;
-    let user = state.store.user_by_id(before.owner_id).await?;
+    let user = mutation.user_by_id(before.owner_id).await?;
     let jti = Jti::generate(&state);
     let actor = caller.actor();
     // The new JWT acts within what the caller may give it now.

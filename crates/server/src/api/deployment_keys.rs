@@ -12,7 +12,7 @@ use crate::api::{audit_event, commit, new_public_id, parse_id, refuse_access_tok
 use crate::authn::Caller;
 use crate::deployer::effective_auth;
 use crate::deployer::{
-    Standing, deployment_key_audience, require_deploy_wherever_service_settings_apply,
+    Standing, deployment_key_audience, require_deploy_on, require_deploy_wherever_service_settings_apply,
     require_view_wherever_service_settings_apply, service_key_audience,
 };
 use crate::error::{ApiError, ApiResult};
@@ -51,16 +51,41 @@ enum KeyAction {
 /// How many keys a service or deployment may hold at once.
 const MAX_KEYS_PER_SCOPE: i64 = 20;
 
-/// The audience of the keys at `id` in `scope`, the audit target and the scope's public
-/// id, once the caller's right to `action` is established. Anything the caller may not
-/// read is 404.
+/// What holds a scope's keys, as read when the caller's right was established: enough to
+/// decide again inside the mutation that changes them.
+enum Holder {
+    Service { id: i64, owner_id: Option<i64> },
+    Deployment(Box<store::DeploymentRow>),
+}
+
+/// Decides again, inside `mutation`, that the caller may manage the keys of `holder`
+/// (Deploy on the service and on every infrastructure its settings apply to; or on the
+/// deployment's service and infrastructure): a privilege another change took away before
+/// this one began mints no key that outlives it (mutations run one at a time).
+async fn recheck_manage(mutation: &mut store::Mutation, caller: &Caller, holder: &Holder) -> ApiResult<()> {
+    match holder {
+        Holder::Service { id, owner_id } => {
+            let standing = Standing::in_mutation(mutation, caller).await?;
+            require_service(standing.service_by_id(*id, *owner_id), ServicePrivilege::Deploy)?;
+            let infrastructures = mutation.infrastructures_under_service_settings(*id).await?;
+            require_deploy_on(&standing, &infrastructures)
+        }
+        Holder::Deployment(row) => {
+            crate::api::deployments::recheck_caller(mutation, caller, row, DeploymentAction::Update).await
+        }
+    }
+}
+
+/// The audience of the keys at `id` in `scope`, the audit target, the scope's public id
+/// and what holds them, once the caller's right to `action` is established. Anything the
+/// caller may not read is 404.
 async fn scope_audience(
     state: &AppState,
     caller: &Caller,
     scope: Scope,
     id: &str,
     action: KeyAction,
-) -> ApiResult<(String, String, String)> {
+) -> ApiResult<(String, String, String, Holder)> {
     let standing = Standing::of(state, caller).await?;
     match scope {
         Scope::Service => {
@@ -76,7 +101,8 @@ async fn scope_audience(
                 }
             }
             let target = format!("api_service:{}", service.public_id);
-            Ok((service_key_audience(&service.public_id), target, service.public_id))
+            let holder = Holder::Service { id: service.id, owner_id: service.owner_id };
+            Ok((service_key_audience(&service.public_id), target, service.public_id, holder))
         }
         Scope::Deployment => {
             let needed = match action {
@@ -85,7 +111,9 @@ async fn scope_audience(
             };
             let deployment = load_deployment(state, caller, &standing, id, needed).await?;
             let target = format!("deployment:{}", deployment.public_id);
-            Ok((deployment_key_audience(&deployment.public_id), target, deployment.public_id))
+            let audience = deployment_key_audience(&deployment.public_id);
+            let public_id = deployment.public_id.clone();
+            Ok((audience, target, public_id, Holder::Deployment(Box::new(deployment))))
         }
     }
 }
@@ -131,7 +159,7 @@ async fn create(
     body: CreateDeploymentKey,
 ) -> ApiResult<(StatusCode, Json<RevealedDeploymentKey>)> {
     refuse_access_token_minting(caller)?;
-    let (audience, target, scope_id) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    let (audience, target, scope_id, holder) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
     validate::object_name(&body.name).map_err(|detail| ApiError::invalid("name", detail))?;
     let secret = Secret::generate(CredentialKind::DeploymentKey, &mut rand_core::UnwrapErr(rand_core::OsRng));
     let public_id = new_public_id();
@@ -144,6 +172,7 @@ async fn create(
         )
         .map_err(|error| ApiError::Internal(format!("sealing a deployment key: {error}")))?;
     let mut mutation = state.store.begin().await?;
+    recheck_manage(&mut mutation, caller, &holder).await?;
     // The service or deployment may have gone since it was read: its deletion revokes
     // its keys, and a key made after that would be one nobody could list or revoke.
     let still_there = match scope {
@@ -186,7 +215,7 @@ async fn create(
 }
 
 async fn list(state: &AppState, caller: &Caller, scope: Scope, id: &str) -> ApiResult<Json<Vec<DeploymentKey>>> {
-    let (audience, _, _) = scope_audience(state, caller, scope, id, KeyAction::List).await?;
+    let (audience, ..) = scope_audience(state, caller, scope, id, KeyAction::List).await?;
     let rows = state.store.gateway_keys(caller.realm_id, &audience).await?;
     Ok(Json(rows.into_iter().map(key_dto).collect()))
 }
@@ -201,7 +230,7 @@ async fn reveal(
     // A token handed out for minutes (or an IP-filtered API token) must not walk away
     // with a key that outlives it.
     refuse_access_token_minting(caller)?;
-    let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Reveal).await?;
+    let (audience, target, ..) = scope_audience(state, caller, scope, id, KeyAction::Reveal).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
     let secret = open_and_audit(state, caller, &row, target).await?;
     Ok(Json(RevealedDeploymentKey { key: key_dto(row), secret }))
@@ -245,7 +274,7 @@ pub async fn deployment_sample(
                 Some(_) => (Scope::Deployment, deployment.public_id.clone()),
                 None => (Scope::Service, deployment.service_public_id.clone()),
             };
-            let (audience, target, _) = scope_audience(&state, &caller, scope, &scope_id, KeyAction::Reveal).await?;
+            let (audience, target, ..) = scope_audience(&state, &caller, scope, &scope_id, KeyAction::Reveal).await?;
             match state.store.gateway_keys(caller.realm_id, &audience).await?.into_iter().next() {
                 Some(first) => {
                     let secret = open_and_audit(&state, &caller, &first, target).await?;
@@ -270,9 +299,10 @@ pub fn sample_curl(url: &str, header: Option<&str>) -> String {
 }
 
 async fn delete(state: &AppState, caller: &Caller, scope: Scope, id: &str, key_id: &str) -> ApiResult<StatusCode> {
-    let (audience, target, _) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
+    let (audience, target, _, holder) = scope_audience(state, caller, scope, id, KeyAction::Manage).await?;
     let row = load_key(state, caller, &audience, key_id).await?;
     let mut mutation = state.store.begin().await?;
+    recheck_manage(&mut mutation, caller, &holder).await?;
     mutation.revoke_credential(row.id, OffsetDateTime::now_utc()).await.map_err(crate::error::not_found("key"))?;
     let detail = format!("key:{} {}", row.public_id, row.name);
     commit(state, mutation, audit_event(caller, "deployment_key.delete", target, detail)).await?;

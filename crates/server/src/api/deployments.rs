@@ -70,6 +70,19 @@ fn apply(decision: Decision) -> ApiResult<()> {
     }
 }
 
+/// Reads the caller's grants again inside the mutation that acts on a deployment: a
+/// Deploy privilege another change took away before this one began is not used (mutations
+/// run one at a time). The admin role is the caller's as authenticated.
+pub(crate) async fn recheck_caller(
+    mutation: &mut Mutation,
+    caller: &Caller,
+    row: &DeploymentRow,
+    action: DeploymentAction,
+) -> ApiResult<()> {
+    let standing = Standing::in_mutation(mutation, caller).await?;
+    apply(decision(&standing, row, action))
+}
+
 /// A deployment of the caller's realm on which the caller may take `action`.
 pub async fn load_deployment(
     state: &AppState,
@@ -130,6 +143,9 @@ pub async fn create(
     let public_id = new_public_id();
     let mut mutation = state.store.begin().await?;
     recheck_target(&mut mutation, infrastructure.id, version.id).await?;
+    let standing = Standing::in_mutation(&mut mutation, &caller).await?;
+    let (service_access, infra_access) = (standing.service(&service), standing.infrastructure(infrastructure.id));
+    apply(decide_deployment(service_access, infra_access, DeploymentAction::Create))?;
     let id = mutation
         .insert_deployment(&NewDeployment {
             public_id: public_id.as_str(),
@@ -226,6 +242,7 @@ async fn apply_change(
 ) -> ApiResult<Json<Deployment>> {
     let actor = caller.actor();
     let mut mutation = state.store.begin().await?;
+    recheck_caller(&mut mutation, caller, &row, action).await?;
     if let Some((version_id, _)) = change.version {
         recheck_target(&mut mutation, row.infrastructure_id, version_id).await?;
     }
@@ -330,6 +347,7 @@ pub async fn delete(
     let standing = Standing::of(&state, &caller).await?;
     let row = load_deployment(&state, &caller, &standing, &id, DeploymentAction::Delete).await?;
     let mut mutation = state.store.begin().await?;
+    recheck_caller(&mut mutation, &caller, &row, DeploymentAction::Delete).await?;
     let audience = crate::deployer::deployment_key_audience(&row.public_id);
     let revoked = mutation.revoke_gateway_keys(caller.realm_id, &audience, OffsetDateTime::now_utc()).await?;
     mutation.delete_deployment(caller.realm_id, row.id).await.map_err(not_found("deployment"))?;

@@ -62,14 +62,14 @@ fn require_launcher(caller: &Caller) -> ApiResult<()> {
 /// launcher keeps a copy of the credential, so the run must not gain the roles or groups
 /// its user is given later; it keeps working with those it started with.
 async fn check_may_launch_for(
-    state: &AppState,
+    mutation: &mut store::Mutation,
     caller: &Caller,
     user: &store::UserRow,
 ) -> ApiResult<Option<(RoleSet, Vec<i64>)>> {
     if caller.has_role(Role::Admin) {
         return Ok(None);
     }
-    let principal = state.store.load_principal(user.id).await?.ok_or(ApiError::NotFound("user"))?;
+    let principal = mutation.load_principal(user.id).await?.ok_or(ApiError::NotFound("user"))?;
     let mut roles = principal.roles;
     if user.kind == crate::api::service_accounts::SERVICE_KIND {
         // What the run would hold: a service account never acts as admin (`Caller::roles`).
@@ -131,9 +131,9 @@ pub async fn create(
         .then(|| Secret::generate(CredentialKind::WorkloadCredential, &mut rand_core::UnwrapErr(rand_core::OsRng)));
     let actor = caller.actor();
     let mut mutation = state.store.begin().await?;
-    // Read once this mutation holds the write lock: no change to the user's roles or
-    // groups commits between this read and the run's ceiling being written.
-    let ceiling = check_may_launch_for(&state, &caller, &user).await?;
+    // Read inside the mutation: no change to the user's roles or groups commits between
+    // this read and the run's ceiling being written.
+    let ceiling = check_may_launch_for(&mut mutation, &caller, &user).await?;
     let credential_id = match &secret {
         Some(secret) => Some(
             mutation
