@@ -361,14 +361,15 @@ impl Index {
     }
 
     /// Whether a credential with this digest head is still in the index, owned by
-    /// `owner_id` and unexpired at `now` (then `Some` of its ceiling): what an access
-    /// token minted from it checks, so revoking the credential also stops the tokens made
-    /// from it, and they act within the same roles and groups.
-    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> Option<Ceiling> {
+    /// `owner_id` and unexpired at `now` (then `Some` of its kind and ceiling): what an
+    /// access token minted from it checks, so revoking the credential also stops the tokens
+    /// made from it, and they act within the same roles and groups.
+    pub fn holds_head(&self, head: &[u8; 16], owner_id: i64, now: i64) -> Option<(CredentialKind, Ceiling)> {
         let inner = self.credentials.read().ok()?;
         let position = *inner.by_head.get(&DigestHead(*head))?;
         let slot = inner.slots.get(position as usize)?;
-        (slot.owner_id == owner_id && slot.expires_at > now).then(|| inner.ceiling(position))
+        let kind = CredentialKind::from_u8(slot.kind)?;
+        (slot.owner_id == owner_id && slot.expires_at > now).then(|| (kind, inner.ceiling(position)))
     }
 
     pub fn upsert_credential(&self, credential: &IndexedCredential) {
@@ -513,7 +514,7 @@ mod tests {
             (&groups_only, ceiling(Some(RoleSet::EMPTY), Some(&[3]))),
         ] {
             assert_eq!(index.find(&credential.digest).map(|found| found.ceiling), Some(expected.clone()));
-            assert_eq!(index.holds_head(&head(credential), 5, 0), Some(expected));
+            assert_eq!(index.holds_head(&head(credential), 5, 0), Some((CredentialKind::UserApiKey, expected)));
         }
         assert!(!Ceiling::default().is_bounded() && Ceiling::default().admits_group(99));
         let found = index.find(&bounded.digest).unwrap().ceiling;

@@ -134,6 +134,24 @@ async fn realm_policy_limits_personal_keys(backend: Backend) {
         .post("/api/v1/users/me/api-keys", &key, json!({"name": "past", "expiresAt": "2020-01-01T00:00:00Z"}))
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text);
+    let exchanged = server
+        .http
+        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", key.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&exchanged), None).await.status, 200);
 
     let policy = server
         .call(
@@ -145,8 +163,10 @@ async fn realm_policy_limits_personal_keys(backend: Backend) {
         .await;
     assert_eq!(policy.status, 200, "{}", policy.text);
     // Disallowing personal keys refuses the ones already handed out, on the next request
-    // (as an organisation turning off personal access tokens does), and refuses new ones.
+    // (as an organisation turning off personal access tokens does), and the access tokens
+    // exchanged from them, and refuses new ones.
     assert_eq!(server.get("/v4/users/self", &key).await.status, 401);
+    assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&exchanged), None).await.status, 401);
     let answer = server.post(&format!("/api/v1/users/{user}/api-keys"), &admin, json!({"name": "no"})).await;
     assert_eq!(answer.status, 403, "{}", answer.text);
     assert!(
@@ -163,6 +183,7 @@ async fn realm_policy_limits_personal_keys(backend: Backend) {
         .await;
     assert_eq!(policy.status, 200, "{}", policy.text);
     assert_eq!(server.get("/v4/users/self", &key).await.status, 200);
+    assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&exchanged), None).await.status, 200);
     assert_eq!(server.get("/api/v1/realm/policy", &key).await.status, 403, "policy is admin only");
 }
 on_each_store!(realm_policy_limits_personal_keys);

@@ -296,7 +296,15 @@ pub fn accept_access_token(
     // A token minted from a credential lives only as long as that credential does, and
     // acts within the same roles and groups.
     let ceiling = match &verified.credential_head {
-        Some(head) => state.index.holds_head(head, principal.id, now).ok_or_else(|| refuse(AuthRefusal::Revoked))?,
+        Some(head) => {
+            let (kind, ceiling) =
+                state.index.holds_head(head, principal.id, now).ok_or_else(|| refuse(AuthRefusal::Revoked))?;
+            // Personal keys turned off in the realm stop the tokens exchanged from them too.
+            if kind == keyward_core::CredentialKind::UserApiKey && !realm.user_key_policy.allowed {
+                return Err(refuse(AuthRefusal::OwnerDisabled));
+            }
+            ceiling
+        }
         None => Default::default(),
     };
     Ok(AcceptedToken { token: verified.clone(), realm, principal, ceiling })
