@@ -306,7 +306,15 @@ impl std::fmt::Display for Upstream {
 pub struct Forwarder {
     client: Client<HttpConnector<GuardedResolver>, Body>,
     connector: HttpConnector<GuardedResolver>,
+    /// How long [`Forwarder::forward`] waits for the upstream's answer to begin.
+    answer_timeout: Duration,
 }
+
+/// How long a routed or published call waits for its upstream to begin answering: an
+/// upstream that takes the connection and never answers must not hold the call (and its
+/// client's connection) for ever. Generous, since a model may score for minutes; an
+/// answer that has begun streams for as long as it takes.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One upstream connection of its own, for the calls of one client connection (`keyward
 /// proxy`): HTTP/1.1 calls on a connection come one after another, so one upstream
@@ -362,7 +370,12 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build(connector.clone());
-        Forwarder { client, connector }
+        Forwarder { client, connector, answer_timeout: ANSWER_TIMEOUT }
+    }
+
+    /// The same, waiting `timeout` instead of [`ANSWER_TIMEOUT`] for an answer to begin.
+    pub fn with_answer_timeout(timeout: Duration) -> Forwarder {
+        Forwarder { answer_timeout: timeout, ..Forwarder::new() }
     }
 
     /// Sends `request` (whose URI is already the upstream's) and returns the upstream's
@@ -387,7 +400,11 @@ impl Forwarder {
         for (name, value) in extra {
             parts.headers.insert(name.clone(), value.clone());
         }
-        answer(self.send(Request::from_parts(parts, body)).await?)
+        let sent = tokio::time::timeout(self.answer_timeout, self.send(Request::from_parts(parts, body)));
+        match sent.await {
+            Ok(response) => answer(response?),
+            Err(_) => Err(format!("the upstream did not begin answering within {:?}", self.answer_timeout).into()),
+        }
     }
 
     /// [`Forwarder::forward`] over `link`'s own connection instead of the pool, for a
@@ -667,6 +684,26 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// An upstream that takes the connection and never answers does not hold a routed
+    /// call for ever: the call fails once the answer has not begun in time.
+    #[tokio::test]
+    async fn an_upstream_that_never_answers_is_given_up_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let forwarder = Forwarder::with_answer_timeout(Duration::from_millis(300));
+        let (parts, ()) = Request::get("/x").body(()).unwrap().into_parts();
+        let started = Instant::now();
+        let error = forwarder.forward(&upstream, parts, full(""), &HeaderMap::new()).await.unwrap_err();
+        assert!(error.to_string().contains("did not begin answering"), "{error}");
+        assert!(started.elapsed() >= Duration::from_millis(300));
     }
 
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
