@@ -184,6 +184,14 @@ pub async fn update(
         None => row.auth.clone(),
     };
     let mut mutation = state.store.begin().await?;
+    // The caller's grants read again inside the change: an Admin or Deploy privilege taken
+    // away meanwhile changes nothing (the auth settings decide who may call deployments).
+    let standing = Standing::in_mutation(&mut mutation, &caller).await?;
+    require_service(standing.service(&row), ServicePrivilege::Admin)?;
+    if auth != row.auth {
+        let infrastructures = mutation.infrastructures_under_service_settings(row.id).await?;
+        crate::deployer::require_deploy_on(&standing, &infrastructures)?;
+    }
     mutation.update_api_service(caller.realm_id, row.id, &description, &auth).await?;
     let target = format!("api_service:{}", row.public_id);
     let detail = format!("{} auth={auth}", row.name);

@@ -168,6 +168,9 @@ pub async fn update(
     }
     let asked_upstreams = body.allowed_upstreams.as_deref().map(check_allowed_upstreams).transpose()?;
     let mut mutation = state.store.begin().await?;
+    // The caller's grants read again inside the change: an Admin privilege taken away
+    // meanwhile widens no list.
+    require_infra_admin(Standing::in_mutation(&mut mutation, &caller).await?.infrastructure(row.id))?;
     // What the body leaves out is kept as it is now, read inside the transaction: a list
     // another admin narrowed meanwhile is not written back wider.
     let now = mutation.infrastructure_for_update(row.id).await.map_err(crate::error::not_found("infrastructure"))?;
