@@ -694,14 +694,19 @@ async fn access_tokens_follow_their_source_credential_and_stay_narrow(backend: B
     let (_, answer) = form(&server, introspect, Some(("rs", &admin)), &[("token", &key)]).await;
     assert_eq!(answer["active"], true);
     // An admin's token narrowed by a scope only identifies its subject: it neither asks
-    // about keys nor revokes other people's tokens.
+    // about keys nor revokes other people's tokens, but still revokes its own.
     let sams_token = exchange(&sams_key, None).await;
     let (status, answer) = form(&server, introspect, Some(("rs", &narrow)), &[("token", &sams_key)]).await;
-    assert_eq!(status, 401, "{answer}");
+    assert_eq!((status, answer), (200, json!({"active": false})));
+    let (_, answer) = form(&server, introspect, Some(("rs", &narrow)), &[("token", &sams_token)]).await;
+    assert_eq!(answer["active"], true, "access tokens are anyone's to ask about");
     let revoke = "/auth/realms/default/protocol/openid-connect/revoke";
     let (status, answer) = form(&server, revoke, Some(("rs", &narrow)), &[("token", &sams_token)]).await;
-    assert_eq!(status, 401, "{answer}");
+    assert_eq!(status, 403, "{answer}");
     assert_eq!(status_with(&server, &sams_token).await, 200);
+    let (status, answer) = form(&server, revoke, Some(("rs", &narrow)), &[("token", &narrow)]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status_with(&server, &narrow).await, 401);
 
     // Revoked while its user is disabled: still revoked once the user is back.
     let disable = server.post(&format!("/api/v1/users/{user}/disable"), &admin, json!({})).await;

@@ -199,8 +199,9 @@ pub async fn userinfo(
 
 /// The caller of introspection or revocation: a keyward credential of the realm, as a
 /// Bearer token or API-key header, or as the secret of HTTP Basic client authentication.
-/// Not a key bound to an audience, nor an access token narrowed by `scope`: both only
-/// identify their subject, and neither may act with its subject's admin role here.
+/// Not a key bound to an audience. An access token narrowed by `scope` only identifies its
+/// subject: it may ask about access tokens and revoke its subject's own, never act with
+/// the subject's admin role (introspect keys, revoke other people's tokens).
 fn resource_caller(
     state: &AppState,
     headers: &HeaderMap,
@@ -221,9 +222,12 @@ fn resource_caller(
         None => state.authenticate(headers, client_ip),
     }
     .map_err(|failure| from_auth_failure(failure, OAuthFailure::invalid_client()))?;
-    let scoped = caller.access_token.as_ref().is_some_and(|token| token.claims.scope.is_some());
-    if caller.realm_id != realm.id || caller.audience.is_some() || scoped {
+    if caller.realm_id != realm.id || caller.audience.is_some() {
         return Err(OAuthFailure::invalid_client());
+    }
+    let mut caller = caller;
+    if caller.access_token.as_ref().is_some_and(|token| token.claims.scope.is_some()) {
+        caller.ceiling.roles = Some(keyward_core::RoleSet::EMPTY);
     }
     Ok(caller)
 }
