@@ -7,7 +7,7 @@
 //! current JWT of every enabled record exactly as it holds an opaque key. Unlocking
 //! replaces the digest and bumps the generation: earlier JWTs stop matching at once.
 
-use crate::oidc::tokens::{API_TOKEN_AUDIENCE, SignError, issuer, sign_claims};
+use crate::oidc::tokens::{API_TOKEN_AUDIENCE, SignError, issuer, sign_with_current_key};
 use crate::state::{AppState, RealmInfo};
 use ipnet::IpNet;
 use keyward_core::SecretDigest;
@@ -247,7 +247,9 @@ pub async fn mint(state: &AppState, minting: Minting<'_>) -> Result<String, Sign
         groups: Vec::new(),
         extra: serde_json::Map::new(),
     };
-    sign_claims(state, minting.realm, &claims).await
+    // Signed inside the record's mutation: with the realm's key as it is (`ready_to_sign`
+    // made one before the mutation began), never making one.
+    sign_with_current_key(state, minting.realm, &claims)
 }
 
 #[cfg(test)]

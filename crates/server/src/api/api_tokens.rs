@@ -196,7 +196,11 @@ async fn sign(
         },
     )
     .await
-    .map_err(|error| ApiError::Internal(error.to_string()))
+    .map_err(|error| match error {
+        // Every key was removed since `ready_to_sign`: rare, and gone once one is made.
+        crate::oidc::tokens::SignError::NoKey => ApiError::Unavailable,
+        other => ApiError::Internal(other.to_string()),
+    })
 }
 
 fn describe_filter(filter: &[String]) -> String {

@@ -326,13 +326,22 @@ pub enum SignError {
 /// has none yet.
 pub async fn sign_claims(state: &AppState, realm: &RealmInfo, claims: &AccessTokenClaims) -> Result<String, SignError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let key = match state.keys.signing_key(realm.id, now) {
-        Some(key) => key,
-        None => {
-            crate::oidc::keys::ensure_realm_key(state, realm.id, &realm.name).await?;
-            state.keys.signing_key(realm.id, now).ok_or(SignError::NoKey)?
-        }
-    };
+    if state.keys.signing_key(realm.id, now).is_none() {
+        crate::oidc::keys::ensure_realm_key(state, realm.id, &realm.name).await?;
+    }
+    sign_with_current_key(state, realm, claims)
+}
+
+/// Signs `claims` with the realm's current key, never making one: for callers inside a
+/// mutation, since making a key is a mutation of its own, which would wait for the lock
+/// the caller holds. `NoKey` when the realm has none.
+pub fn sign_with_current_key(
+    state: &AppState,
+    realm: &RealmInfo,
+    claims: &AccessTokenClaims,
+) -> Result<String, SignError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let key = state.keys.signing_key(realm.id, now).ok_or(SignError::NoKey)?;
     let json = serde_json::to_vec(claims).map_err(|error| SignError::Claims(error.to_string()))?;
     let typ = if claims.api_token_id.is_some() { TokenTyp::Api } else { TokenTyp::Access };
     Ok(key.sign_typed(&json, typ)?)
