@@ -310,11 +310,18 @@ pub struct Forwarder {
     answer_timeout: Duration,
 }
 
-/// How long a routed or published call waits for its upstream to begin answering: an
-/// upstream that takes the connection and never answers must not hold the call (and its
+/// How long a routed or published call waits for its upstream to begin answering, counted
+/// from the last part of the request's body sent (an upload takes as long as it takes): an
+/// upstream that takes the request and never answers must not hold the call (and its
 /// client's connection) for ever. Generous, since a model may score for minutes; an
 /// answer that has begun streams for as long as it takes.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The upstream took the request and did not begin answering within the answer timeout
+/// (a gateway timeout: the upstream may still be working on it, so not worth a retry).
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream did not begin answering within {0:?} of the request's last byte")]
+pub struct AnswerTimeout(pub Duration);
 
 /// One upstream connection of its own, for the calls of one client connection (`keyward
 /// proxy`): HTTP/1.1 calls on a connection come one after another, so one upstream
@@ -400,10 +407,27 @@ impl Forwarder {
         for (name, value) in extra {
             parts.headers.insert(name.clone(), value.clone());
         }
-        let sent = tokio::time::timeout(self.answer_timeout, self.send(Request::from_parts(parts, body)));
-        match sent.await {
-            Ok(response) => answer(response?),
-            Err(_) => Err(format!("the upstream did not begin answering within {:?}", self.answer_timeout).into()),
+        // The time of the body's last part sent, in milliseconds from `started`.
+        let started = tokio::time::Instant::now();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let noted = progress.clone();
+        let body = body
+            .map_frame(move |frame| {
+                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                noted.store(now, std::sync::atomic::Ordering::Relaxed);
+                frame
+            })
+            .boxed_unsync();
+        let send = self.send(Request::from_parts(parts, body));
+        tokio::pin!(send);
+        loop {
+            let last = Duration::from_millis(progress.load(std::sync::atomic::Ordering::Relaxed));
+            match tokio::time::timeout_at(started + last + self.answer_timeout, &mut send).await {
+                Ok(response) => return answer(response?),
+                // The body moved on meanwhile: the wait starts from its latest part.
+                Err(_) if Duration::from_millis(progress.load(std::sync::atomic::Ordering::Relaxed)) > last => {}
+                Err(_) => return Err(AnswerTimeout(self.answer_timeout).into()),
+            }
         }
     }
 
@@ -704,6 +728,59 @@ mod tests {
         let error = forwarder.forward(&upstream, parts, full(""), &HeaderMap::new()).await.unwrap_err();
         assert!(error.to_string().contains("did not begin answering"), "{error}");
         assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    /// A body of `left` one-byte parts, one every `every`.
+    struct SlowBody {
+        left: u8,
+        every: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl hyper::body::Body for SlowBody {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            context: &mut Context<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            std::task::ready!(self.sleep.as_mut().poll(context));
+            let next = tokio::time::Instant::now() + self.every;
+            self.sleep.as_mut().reset(next);
+            self.left -= 1;
+            Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    /// The wait for an answer counts from the request's last part: an upload that takes
+    /// longer than the timeout, its parts arriving all along, is answered.
+    #[tokio::test]
+    async fn a_slow_upload_is_not_taken_for_an_upstream_that_never_answers() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 1024];
+            // The whole chunked body, then the answer.
+            while !received.ends_with(b"0\r\n\r\n") {
+                let read = stream.read(&mut buffer).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                received.extend_from_slice(&buffer[..read]);
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+        });
+        let every = Duration::from_millis(150);
+        let body = SlowBody { left: 5, every, sleep: Box::pin(tokio::time::sleep(every)) };
+        let forwarder = Forwarder::with_answer_timeout(Duration::from_millis(300));
+        let (parts, ()) = Request::post("/upload").body(()).unwrap().into_parts();
+        let response = forwarder.forward(&upstream, parts, boxed(body), &HeaderMap::new()).await.unwrap();
+        assert_eq!(response.status(), 200);
     }
 
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {

@@ -95,7 +95,7 @@ fn unauthenticated(failure: AuthFailure) -> Response {
 /// headers are rewritten from the address keyward determined), or that steer the upstream
 /// elsewhere (the rewritten-URL headers some servers route on) or unlock a cloud metadata
 /// service (`Metadata-Flavor`, `Metadata`).
-const CLIENT_FORWARDING_HEADERS: [&str; 14] = [
+const CLIENT_FORWARDING_HEADERS: [&str; 15] = [
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
@@ -110,22 +110,30 @@ const CLIENT_FORWARDING_HEADERS: [&str; 14] = [
     "x-original-forwarded-for",
     "metadata-flavor",
     "metadata",
+    // CGI hands it to the application as `HTTP_PROXY`, which HTTP clients there take for
+    // their outgoing proxy ("httpoxy").
+    "proxy",
 ];
 
 /// Whether a header name a client sent must not reach the upstream: keyward's own
 /// `X-Keyward-*` names (every one, not only the identity headers keyward sets) and the
-/// headers above, also when written with `_` for `-`, which CGI-style servers read as the
-/// same name (`X_Keyward_User_Id` becomes `HTTP_X_KEYWARD_USER_ID`, as `X-Keyward-User-Id`
-/// does). Names arrive in lower case.
+/// headers above, however their separators are written: CGI-style servers turn every byte
+/// that is not a letter or digit into `_` (`X_Keyward_User_Id` and `X.Keyward.User.Id` both
+/// become `HTTP_X_KEYWARD_USER_ID`, as `X-Keyward-User-Id` does). Names arrive in lower case.
 fn is_spoofable(name: &str) -> bool {
     starts_as(name, "x-keyward")
         || CLIENT_FORWARDING_HEADERS.iter().any(|reserved| name.len() == reserved.len() && starts_as(name, reserved))
 }
 
-/// Whether `name` begins with `reserved`, a `_` in `name` standing for a `-` in `reserved`.
+/// Whether `name` begins with `reserved`, any byte that is not a letter or digit standing
+/// for any other such byte (a separator).
 fn starts_as(name: &str, reserved: &str) -> bool {
+    let separator = |byte: u8| !byte.is_ascii_alphanumeric();
     name.len() >= reserved.len()
-        && name.bytes().zip(reserved.bytes()).all(|(sent, wanted)| sent == wanted || (sent == b'_' && wanted == b'-'))
+        && name
+            .bytes()
+            .zip(reserved.bytes())
+            .all(|(sent, wanted)| sent == wanted || separator(sent) && separator(wanted))
 }
 
 /// Makes a request's headers fit to forward: no credential of the caller's (its key or
@@ -251,6 +259,13 @@ pub async fn forward(State(state): State<AppState>, route: Arc<UpstreamRoute>, r
     let body = proxy::forward::boxed(body);
     match state.forwarder.forward(&route.upstream, parts, body, &extra).await {
         Ok(response) => response.map(Body::new),
+        Err(error) if error.is::<proxy::forward::AnswerTimeout>() => {
+            tracing::warn!(route = %route.prefix, %error, "upstream answer timed out");
+            // The upstream has the request and may still act on it: no invitation to retry.
+            let detail =
+                format!("The upstream of {} took the request but did not begin answering in time.", route.prefix);
+            (StatusCode::GATEWAY_TIMEOUT, detail).into_response()
+        }
         Err(error) => {
             tracing::warn!(route = %route.prefix, %error, "upstream unreachable");
             let detail = format!("The upstream of {} did not answer; try again shortly.", route.prefix);
@@ -300,13 +315,19 @@ mod tests {
             "x-forwarded-for",
             "x_forwarded_host",
             "x_real_ip",
+            "x.keyward.roles",
+            "x~keyward-email",
+            "x-forwarded.for",
+            "proxy",
             "x-original-url",
             "metadata-flavor",
             "metadata",
         ] {
             assert!(is_spoofable(spoofed), "{spoofed}");
         }
-        for kept in ["content-type", "x-request-id", "x-forwarded", "x-keywar", "metadata-flavour", "x-real-ips"] {
+        for kept in
+            ["content-type", "x-request-id", "x-forwarded", "x-keywar", "metadata-flavour", "x-real-ips", "proxy-x"]
+        {
             assert!(!is_spoofable(kept), "{kept}");
         }
     }

@@ -103,8 +103,9 @@ pub async fn reload(state: &AppState) -> StoreResult<()> {
 /// origin, beside its API and portal, not to the one answer (its cookies; clearing the
 /// browser's data for the origin, which logs people out of the portal; reporting every
 /// later request of the origin elsewhere; HTTPS and alternative-service policy; a
-/// service worker's scope; a timed redirect). Lower case, as `HeaderName`s are.
-const ORIGIN_WIDE_HEADERS: [&str; 9] = [
+/// service worker's scope; a timed redirect; client hints, agent clustering and login
+/// status, which browsers keep per origin). Lower case, as `HeaderName`s are.
+const ORIGIN_WIDE_HEADERS: [&str; 13] = [
     "set-cookie",
     "clear-site-data",
     "nel",
@@ -114,6 +115,10 @@ const ORIGIN_WIDE_HEADERS: [&str; 9] = [
     "alt-svc",
     "service-worker-allowed",
     "refresh",
+    "accept-ch",
+    "critical-ch",
+    "origin-agent-cluster",
+    "set-login",
 ];
 
 /// The parts of a gateway path: realm (None: the default), infrastructure, service and
@@ -230,6 +235,20 @@ pub async fn serve(State(state): State<AppState>, request: Request) -> Response 
             proxy::forward::remove_where(headers, |name| ORIGIN_WIDE_HEADERS.contains(&name.as_str()));
             headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
             response
+        }
+        Err(error) if error.is::<proxy::forward::AnswerTimeout>() => {
+            tracing::warn!(deployment = %route.deployment_public_id, %error, "deployment upstream answer timed out");
+            // The upstream has the request and may still act on it: no invitation to retry.
+            problem_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway-timeout",
+                "Gateway timeout",
+                format!(
+                    "The upstream of {service} on {infrastructure} took the request but did not begin answering in \
+                     time."
+                ),
+                None,
+            )
         }
         Err(error) => {
             tracing::warn!(deployment = %route.deployment_public_id, %error, "deployment upstream unreachable");

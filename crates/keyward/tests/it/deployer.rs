@@ -31,6 +31,8 @@ pub(crate) async fn echo_upstream() -> String {
                 ("nel", "{\"report_to\":\"g\",\"max_age\":31536000}"),
                 ("report-to", "{\"group\":\"g\",\"endpoints\":[{\"url\":\"https://evil.example/r\"}]}"),
                 ("strict-transport-security", "max-age=31536000"),
+                ("refresh", "0;url=https://evil.example/"),
+                ("accept-ch", "Sec-CH-UA-Model"),
                 ("x-kept", "yes"),
             ] {
                 response.headers_mut().insert(name, value.parse().unwrap());
@@ -439,6 +441,8 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         .header("Connection", "x-forwarded-for")
         .header("X-Keyward-User-Id", "someone-else")
         .header("X_Keyward_User_Id", "someone-else")
+        .header("X.Keyward.Roles", "admin")
+        .header("Proxy", "http://evil.example:3128")
         .header("X-Keyward-Admin", "true")
         .header("X_Forwarded_Host", "internal.example")
         .header("X-Original-URL", "/admin")
@@ -448,7 +452,9 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         .await
         .unwrap();
     assert_eq!(spoofed.headers()["content-security-policy"], "sandbox");
-    for origin_wide in ["set-cookie", "clear-site-data", "nel", "report-to", "strict-transport-security"] {
+    for origin_wide in
+        ["set-cookie", "clear-site-data", "nel", "report-to", "strict-transport-security", "refresh", "accept-ch"]
+    {
         assert!(spoofed.headers().get(origin_wide).is_none(), "{origin_wide} reached the browser");
     }
     assert_eq!(spoofed.headers()["x-kept"], "yes");
@@ -457,6 +463,8 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
     for spoofed in [
         "x-keyward-user-id",
         "x_keyward_user_id",
+        "x.keyward.roles",
+        "proxy",
         "x-keyward-admin",
         "x_forwarded_host",
         "x-original-url",
