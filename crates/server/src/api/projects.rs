@@ -83,7 +83,13 @@ async fn require_in_mutation(
         Some(principal) => mutation.collaborator_role(project_id, principal.id).await?,
         None => None,
     };
-    require(access_of(caller, role), action)
+    let access = access_of(caller, role);
+    // Removed from the project, or the project deleted, meanwhile: it is not theirs to
+    // see any more, and answers as any project they cannot see does.
+    if !access.can_see() {
+        return Err(ApiError::NotFound("project"));
+    }
+    require(access, action)
 }
 
 /// Parses a collaborator role from a request body.
