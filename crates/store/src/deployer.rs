@@ -487,6 +487,13 @@ impl Mutation {
         grants_from_rows(&rows)
     }
 
+    /// The service row `id`, read inside the transaction (an update computes what it keeps
+    /// from the row it replaces).
+    pub async fn api_service_for_update(&mut self, id: i64) -> StoreResult<ApiServiceRow> {
+        let sql = format!("SELECT {SERVICE_COLUMNS} {SERVICE_FROM} WHERE s.id = $1");
+        service_from_row(&sqlx::query(&sql).bind(id).fetch_one(self.connection()).await?)
+    }
+
     /// Whether the user owns an API service, read inside the transaction.
     pub async fn owns_api_services(&mut self, user_id: i64) -> StoreResult<bool> {
         let row = sqlx::query("SELECT id FROM api_services WHERE owner_id = $1 LIMIT 1")

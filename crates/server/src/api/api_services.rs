@@ -170,25 +170,31 @@ pub async fn update(
     let standing = Standing::of(&state, &caller).await?;
     let (row, access) = load_service(&state, &caller, &standing, &id).await?;
     require_service(access, ServicePrivilege::Admin)?;
-    let description = body.description.unwrap_or_else(|| row.description.clone());
-    check_description(&description)?;
-    let auth = match body.auth {
+    if let Some(description) = &body.description {
+        check_description(description)?;
+    }
+    let asked_auth = match body.auth {
         Some(auth) => {
             check_auth(&state, &caller, &auth, SettingsOwner::Service)?;
             let auth = store_auth(&auth)?;
             if auth != row.auth {
                 require_deploy_wherever_service_settings_apply(&state, &caller, &standing, row.id).await?;
             }
-            auth
+            Some(auth)
         }
-        None => row.auth.clone(),
+        None => None,
     };
     let mut mutation = state.store.begin().await?;
-    // The caller's grants read again inside the change: an Admin or Deploy privilege taken
-    // away meanwhile changes nothing (the auth settings decide who may call deployments).
+    // The service as it is now and the caller's grants, read again inside the change: what
+    // the body leaves out is kept as it is now (an auth setting tightened meanwhile is not
+    // written back looser), and an Admin or Deploy privilege taken away meanwhile changes
+    // nothing (the auth settings decide who may call the deployments).
+    let now = mutation.api_service_for_update(row.id).await.map_err(crate::error::not_found("API service"))?;
     let standing = Standing::in_mutation(&mut mutation, &caller).await?;
-    require_service(standing.service(&row), ServicePrivilege::Admin)?;
-    if auth != row.auth {
+    require_service(standing.service(&now), ServicePrivilege::Admin)?;
+    let description = body.description.unwrap_or(now.description);
+    let auth = asked_auth.unwrap_or(now.auth.clone());
+    if auth != now.auth {
         let infrastructures = mutation.infrastructures_under_service_settings(row.id).await?;
         crate::deployer::require_deploy_on(&standing, &infrastructures)?;
     }
