@@ -317,6 +317,40 @@ pub struct Forwarder {
 /// answer that has begun streams for as long as it takes.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A request body that notes when its latest part was read (in milliseconds from
+/// `started`), and otherwise is its body: its size hint too, from which hyper frames a
+/// request whose `Content-Length` a `Connection` header named away.
+struct Progress {
+    body: Body,
+    started: tokio::time::Instant,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hyper::body::Body for Progress {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(context);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.progress.store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The upstream took the request and did not begin answering within the answer timeout
 /// (a gateway timeout: the upstream may still be working on it, so not worth a retry).
 #[derive(Debug, thiserror::Error)]
@@ -407,17 +441,9 @@ impl Forwarder {
         for (name, value) in extra {
             parts.headers.insert(name.clone(), value.clone());
         }
-        // The time of the body's last part sent, in milliseconds from `started`.
         let started = tokio::time::Instant::now();
         let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let noted = progress.clone();
-        let body = body
-            .map_frame(move |frame| {
-                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                noted.store(now, std::sync::atomic::Ordering::Relaxed);
-                frame
-            })
-            .boxed_unsync();
+        let body = Progress { body, started, progress: progress.clone() }.boxed_unsync();
         let send = self.send(Request::from_parts(parts, body));
         tokio::pin!(send);
         loop {
@@ -781,6 +807,32 @@ mod tests {
         let (parts, ()) = Request::post("/upload").body(()).unwrap().into_parts();
         let response = forwarder.forward(&upstream, parts, boxed(body), &HeaderMap::new()).await.unwrap();
         assert_eq!(response.status(), 200);
+    }
+
+    /// A body whose length is known goes with a `Content-Length` hyper makes from it (the
+    /// answer-timeout wrapper keeps the body's size hint), not chunked.
+    #[tokio::test]
+    async fn a_body_of_known_length_is_sent_with_its_length() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let head = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !received.ends_with(b"abc") {
+                let read = stream.read(&mut buffer).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                received.extend_from_slice(&buffer[..read]);
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            String::from_utf8(received).unwrap().to_ascii_lowercase()
+        });
+        let (parts, ()) = Request::post("/x").body(()).unwrap().into_parts();
+        let response = Forwarder::new().forward(&upstream, parts, full("abc"), &HeaderMap::new()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let head = head.await.unwrap();
+        assert!(head.contains("content-length: 3\r\n") && !head.contains("transfer-encoding"), "{head}");
     }
 
     async fn call_over(forwarder: &Forwarder, link: &Link, upstream: &Upstream) -> Response<Body> {
