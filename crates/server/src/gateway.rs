@@ -172,8 +172,9 @@ async fn route_token(state: &AppState, caller: &Caller, audience: &str) -> Resul
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let presented = caller.access_token.as_ref().map_or("", |token| token.claims.jti.as_str());
-    // The credential's digest head too: an API token's record keeps its id across
-    // re-issues, and a token made for an older one names a `cid` that is gone.
+    // The credential's digest head too, which names it exactly: a token cached for one
+    // credential is never handed to another that shares its row id (an API token's record
+    // keeps its id across re-issues; those are refused above, but the key does not rely on it).
     let head = caller.credential_head.map(hex::encode).unwrap_or_default();
     let key = (principal.id, caller.credential_id, format!("{audience}|{presented}|{head}"));
     if let Some((token, refresh_at)) =
