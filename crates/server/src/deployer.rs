@@ -103,31 +103,15 @@ impl Standing {
     }
 }
 
-/// The infrastructures of the deployments that use a service's own settings (and so
-/// accept its keys).
-async fn infrastructures_under_service_settings(
-    state: &AppState,
-    caller: &Caller,
-    service_id: i64,
-) -> ApiResult<Vec<i64>> {
-    let deployments = state.store.list_deployments(Some(caller.realm_id)).await?;
-    Ok(deployments
-        .into_iter()
-        .filter(|deployment| deployment.service_id == service_id && deployment.auth.is_none())
-        .map(|deployment| deployment.infrastructure_id)
-        .collect())
-}
-
 /// A service's settings and keys apply to every deployment that uses them. Changing them
 /// changes who may call those deployments, so it needs Deploy on each of their
 /// infrastructures, as changing the deployments themselves would.
 pub async fn require_deploy_wherever_service_settings_apply(
     state: &AppState,
-    caller: &Caller,
     standing: &Standing,
     service_id: i64,
 ) -> ApiResult<()> {
-    let infrastructures = infrastructures_under_service_settings(state, caller, service_id).await?;
+    let infrastructures = state.store.infrastructures_under_service_settings(service_id).await?;
     require_deploy_on(standing, &infrastructures)
 }
 
@@ -150,11 +134,10 @@ pub fn require_deploy_on(standing: &Standing, infrastructures: &[i64]) -> ApiRes
 /// settings: the caller must be able to see each of them (View on its infrastructure).
 pub async fn require_view_wherever_service_settings_apply(
     state: &AppState,
-    caller: &Caller,
     standing: &Standing,
     service_id: i64,
 ) -> ApiResult<()> {
-    let infrastructures = infrastructures_under_service_settings(state, caller, service_id).await?;
+    let infrastructures = state.store.infrastructures_under_service_settings(service_id).await?;
     if infrastructures.iter().all(|infrastructure| standing.infrastructure(*infrastructure).can_see()) {
         return Ok(());
     }

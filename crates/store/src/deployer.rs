@@ -262,6 +262,14 @@ impl GrantTarget {
     }
 }
 
+/// The infrastructures of a service's deployments that use the service's auth settings.
+const UNDER_SERVICE_SETTINGS_SQL: &str =
+    "SELECT infrastructure_id FROM deployments WHERE service_id = $1 AND auth IS NULL";
+
+fn infrastructure_ids(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<i64>> {
+    rows.iter().map(|row| Ok(row.try_get("infrastructure_id")?)).collect()
+}
+
 /// A privilege a user holds through one of their groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserGrant {
@@ -503,14 +511,10 @@ impl Mutation {
         Ok(row.is_some())
     }
 
-    /// The infrastructures of the deployments of service `service_id` that use the
-    /// service's own auth settings (and so accept its keys), read inside the transaction.
+    /// [`Store::infrastructures_under_service_settings`], read inside the transaction.
     pub async fn infrastructures_under_service_settings(&mut self, service_id: i64) -> StoreResult<Vec<i64>> {
-        let rows = sqlx::query("SELECT infrastructure_id FROM deployments WHERE service_id = $1 AND auth IS NULL")
-            .bind(service_id)
-            .fetch_all(self.connection())
-            .await?;
-        rows.iter().map(|row| Ok(row.try_get("infrastructure_id")?)).collect()
+        let rows = sqlx::query(UNDER_SERVICE_SETTINGS_SQL).bind(service_id).fetch_all(self.connection()).await?;
+        infrastructure_ids(&rows)
     }
 
     /// The version row `id`, read inside the transaction (as above).
@@ -739,12 +743,10 @@ impl DeploymentColumn {
 }
 
 impl Store {
-    /// Whether `user_id` owns at least one API service.
-    pub async fn owns_api_services(&self, user_id: i64) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT id FROM api_services WHERE owner_id = $1 LIMIT 1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+    /// The infrastructures of the deployments of service `service_id` that use the
+    /// service's own auth settings (and so accept its keys).
+    pub async fn infrastructures_under_service_settings(&self, service_id: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query(UNDER_SERVICE_SETTINGS_SQL).bind(service_id).fetch_all(&self.pool).await?;
+        infrastructure_ids(&rows)
     }
 }

@@ -178,7 +178,7 @@ pub async fn update(
             check_auth(&state, &caller, &auth, SettingsOwner::Service)?;
             let auth = store_auth(&auth)?;
             if auth != row.auth {
-                require_deploy_wherever_service_settings_apply(&state, &caller, &standing, row.id).await?;
+                require_deploy_wherever_service_settings_apply(&state, &standing, row.id).await?;
             }
             Some(auth)
         }

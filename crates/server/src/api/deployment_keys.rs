@@ -93,11 +93,11 @@ async fn scope_audience(
             match action {
                 KeyAction::List => {}
                 KeyAction::Reveal => {
-                    require_view_wherever_service_settings_apply(state, caller, &standing, service.id).await?;
+                    require_view_wherever_service_settings_apply(state, &standing, service.id).await?;
                 }
                 KeyAction::Manage => {
                     require_service(access, ServicePrivilege::Deploy)?;
-                    require_deploy_wherever_service_settings_apply(state, caller, &standing, service.id).await?;
+                    require_deploy_wherever_service_settings_apply(state, &standing, service.id).await?;
                 }
             }
             let target = format!("api_service:{}", service.public_id);
