@@ -756,6 +756,30 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
     }
 
+    /// An upstream that reads one request until it ends with `ending`, then answers
+    /// `answer`; and what it received.
+    async fn answer_after(
+        ending: &'static [u8],
+        answer: &'static [u8],
+    ) -> (Upstream, tokio::task::JoinHandle<Vec<u8>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let received = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut received = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !received.ends_with(ending) {
+                let read = stream.read(&mut buffer).await.unwrap();
+                assert!(read > 0, "the request ended early");
+                received.extend_from_slice(&buffer[..read]);
+            }
+            stream.write_all(answer).await.unwrap();
+            received
+        });
+        (upstream, received)
+    }
+
     /// A body of `left` one-byte parts, one every `every`.
     struct SlowBody {
         left: u8,
@@ -786,21 +810,8 @@ mod tests {
     /// longer than the timeout, its parts arriving all along, is answered.
     #[tokio::test]
     async fn a_slow_upload_is_not_taken_for_an_upstream_that_never_answers() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut received = Vec::new();
-            let mut buffer = [0u8; 1024];
-            // The whole chunked body, then the answer.
-            while !received.ends_with(b"0\r\n\r\n") {
-                let read = stream.read(&mut buffer).await.unwrap();
-                assert!(read > 0, "the request ended early");
-                received.extend_from_slice(&buffer[..read]);
-            }
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
-        });
+        // The whole chunked body, then the answer.
+        let (upstream, _) = answer_after(b"0\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
         let every = Duration::from_millis(150);
         let body = SlowBody { left: 5, every, sleep: Box::pin(tokio::time::sleep(every)) };
         let forwarder = Forwarder::with_answer_timeout(Duration::from_millis(300));
@@ -813,25 +824,11 @@ mod tests {
     /// answer-timeout wrapper keeps the body's size hint), not chunked.
     #[tokio::test]
     async fn a_body_of_known_length_is_sent_with_its_length() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream = Upstream::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        let head = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut received = Vec::new();
-            let mut buffer = [0u8; 1024];
-            while !received.ends_with(b"abc") {
-                let read = stream.read(&mut buffer).await.unwrap();
-                assert!(read > 0, "the request ended early");
-                received.extend_from_slice(&buffer[..read]);
-            }
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-            String::from_utf8(received).unwrap().to_ascii_lowercase()
-        });
+        let (upstream, received) = answer_after(b"abc", b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
         let (parts, ()) = Request::post("/x").body(()).unwrap().into_parts();
         let response = Forwarder::new().forward(&upstream, parts, full("abc"), &HeaderMap::new()).await.unwrap();
         assert_eq!(response.status(), 200);
-        let head = head.await.unwrap();
+        let head = String::from_utf8(received.await.unwrap()).unwrap().to_ascii_lowercase();
         assert!(head.contains("content-length: 3\r\n") && !head.contains("transfer-encoding"), "{head}");
     }
 

@@ -134,23 +134,9 @@ async fn realm_policy_limits_personal_keys(backend: Backend) {
         .post("/api/v1/users/me/api-keys", &key, json!({"name": "past", "expiresAt": "2020-01-01T00:00:00Z"}))
         .await;
     assert_eq!(answer.status, 422, "{}", answer.text);
-    let exchanged = server
-        .http
-        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-            ("subject_token", key.as_str()),
-            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (status, exchanged) = server.exchange("default", &key, &[]).await;
+    assert_eq!(status, 200, "{exchanged}");
+    let exchanged = exchanged["access_token"].as_str().unwrap().to_string();
     assert_eq!(server.call("GET", "/v4/users/self", Via::Bearer(&exchanged), None).await.status, 200);
 
     let policy = server

@@ -549,29 +549,12 @@ async fn tokens_stay_in_their_realm_and_are_never_turned_into_other_tokens(backe
     let (id, token) = token_for(&server, &admin, &pat, "script", json!([])).await;
     let (_, filtered) = token_for(&server, &admin, &pat, "pinned", json!(["127.0.0.1"])).await;
 
-    let exchange = |realm: &'static str, subject: String| {
-        let server = &server;
-        async move {
-            let answer = server
-                .http
-                .post(format!("{}/auth/realms/{realm}/protocol/openid-connect/token", server.url))
-                .form(&[
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-                    ("subject_token", subject.as_str()),
-                    ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            (answer.status().as_u16(), answer.json::<Value>().await.unwrap())
-        }
-    };
     // Realm acme's token endpoint does not know a token of realm default.
-    let (status, body) = exchange("acme", token.clone()).await;
+    let (status, body) = server.exchange("acme", &token, &[]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     // Nor does its own realm exchange it: an access token would escape the record.
     for subject in [token.clone(), filtered] {
-        let (status, body) = exchange("default", subject).await;
+        let (status, body) = server.exchange("default", &subject, &[]).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
         assert!(body["error_description"].as_str().unwrap().contains("not exchanged"), "{body}");
     }

@@ -65,19 +65,8 @@ async fn the_auth_check_answers_the_callers_identity_in_headers(backend: Backend
     let second = again.headers["x-request-id"].to_str().unwrap();
     assert!(first.len() == 36 && second.len() == 36 && first != second, "{first} {second}");
     // The same user through an access token: the answer names that kind of credential.
-    let exchanged = server
-        .http
-        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-            ("subject_token", key.as_str()),
-            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(exchanged.status(), 200);
-    let exchanged: serde_json::Value = exchanged.json().await.unwrap();
+    let (status, exchanged) = server.exchange("default", &key, &[]).await;
+    assert_eq!(status, 200);
     let access_token = exchanged["access_token"].as_str().unwrap();
     let check = server.call("GET", "/api/v1/auth/check", Via::Bearer(access_token), None).await;
     assert_eq!(check.status, 200, "{}", check.text);

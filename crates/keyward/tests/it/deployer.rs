@@ -63,6 +63,20 @@ pub(crate) async fn group(server: &Server, admin: &str, name: &str, members: &[&
     id
 }
 
+/// Deploys `version` of `service` on `infrastructure` as `key`; the created deployment.
+async fn create_deployment(
+    server: &Server,
+    key: &str,
+    service: &str,
+    infrastructure: &str,
+    version: &str,
+) -> crate::harness::Answer {
+    let body = json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version});
+    let created = server.post("/api/v1/deployments", key, body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created
+}
+
 async fn put(server: &Server, path: &str, key: &str, body: Value) -> crate::harness::Answer {
     server.call("PUT", path, Via::Bearer(key), Some(body)).await
 }
@@ -334,14 +348,7 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
         let version = id(&server
             .post(&format!("/api/v1/api-services/{public}/versions"), &dana_key, json!({"upstream": upstream}))
             .await);
-        let created = server
-            .post(
-                "/api/v1/deployments",
-                &dana_key,
-                json!({"serviceId": public, "infrastructureId": infrastructure, "versionId": version}),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{}", created.text);
+        let created = create_deployment(&server, &dana_key, &public, infrastructure, &version).await;
         let (status, echoed) = call_gateway(&server, "/public/dev/status/", Some(&dana_key)).await;
         assert_eq!(status, 200, "{echoed}");
         assert!(echoed["headers"].get("authorization").is_none(), "stripped even when public: {echoed}");
@@ -407,20 +414,7 @@ async fn a_service_goes_to_dev_by_its_scientist_and_to_prod_by_devops_with_its_o
     let own = server.call("PATCH", &prod_path, Via::Bearer(&omar_key), Some(own)).await;
     assert_eq!(own.status, 200, "{}", own.text);
     // A five-minute access token never walks away with a permanent key.
-    let exchanged: Value = server
-        .http
-        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-            ("subject_token", dana_key.as_str()),
-            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, exchanged) = server.exchange("default", &dana_key, &[]).await;
     let access_token = exchanged["access_token"].as_str().unwrap_or_else(|| panic!("{exchanged}"));
     let by_token = server.call("POST", &reveal_path, Via::Bearer(access_token), Some(json!({}))).await;
     assert_eq!(by_token.status, 403, "{}", by_token.text);
@@ -508,14 +502,7 @@ async fn a_jwt_deployment_takes_only_tokens_of_its_realm_audience_and_claim(back
     let version = id(&server
         .post(&format!("/api/v1/api-services/{service}/versions"), &admin, json!({"upstream": upstream}))
         .await);
-    let deployment = server
-        .post(
-            "/api/v1/deployments",
-            &admin,
-            json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
-        )
-        .await;
-    assert_eq!(deployment.status, 201, "{}", deployment.text);
+    let deployment = create_deployment(&server, &admin, &service, &infrastructure, &version).await;
     assert_eq!(deployment.json()["effectiveAuth"]["type"], "jwt");
 
     // Bad settings are refused with what to fix.
@@ -736,14 +723,7 @@ async fn a_deployment_trusts_an_outside_issuer_through_its_jwks_url(backend: Bac
             let version = id(&server
                 .post(&format!("/api/v1/api-services/{service}/versions"), &admin, json!({"upstream": upstream}))
                 .await);
-            let created = server
-                .post(
-                    "/api/v1/deployments",
-                    &admin,
-                    json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
-                )
-                .await;
-            assert_eq!(created.status, 201, "{}", created.text);
+            create_deployment(server, &admin, &service, &infrastructure, &version).await;
         }
     };
     deploy(
@@ -872,14 +852,7 @@ async fn a_deployment_racing_a_narrowed_list_or_a_deleted_version_never_lands_ou
     // Moving a deployment to a version while that version is deleted.
     let infrastructure = id(&server.post("/api/v1/infrastructures", &admin, json!({"name": "moves"})).await);
     for (service, version, spare) in &versions {
-        let created = server
-            .post(
-                "/api/v1/deployments",
-                &admin,
-                json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
-            )
-            .await;
-        assert_eq!(created.status, 201, "{}", created.text);
+        let created = create_deployment(&server, &admin, service, &infrastructure, version).await;
         let deployment = id(&created);
         let path = format!("/api/v1/deployments/{deployment}");
         let moving = server.call("PATCH", &path, Via::Bearer(&admin), Some(json!({"versionId": spare})));
@@ -954,14 +927,7 @@ async fn a_revoked_deployer_mints_no_key_and_changes_no_deployment_from_requests
     for round in 0..ROUNDS {
         let infrastructure =
             id(&server.post("/api/v1/infrastructures", &admin, json!({"name": format!("prod-{round}")})).await);
-        let deployment = server
-            .post(
-                "/api/v1/deployments",
-                &admin,
-                json!({"serviceId": service, "infrastructureId": infrastructure, "versionId": version}),
-            )
-            .await;
-        assert_eq!(deployment.status, 201, "{}", deployment.text);
+        let deployment = create_deployment(&server, &admin, &service, &infrastructure, &version).await;
         let deployment = id(&deployment);
         let path = format!("/api/v1/infrastructures/{infrastructure}/permissions/{devops}");
         assert_eq!(put(&server, &path, &admin, json!({"privilege": "deploy"})).await.status, 200);

@@ -286,6 +286,26 @@ impl Server {
         self.call("POST", path, Via::Header("X-Api-Key", key), Some(body)).await
     }
 
+    /// Exchanges `subject` (any credential) for an access token at realm `realm`'s token
+    /// endpoint (RFC 8693), with `extra` form fields such as `scope`; answers the status
+    /// and the JSON body.
+    pub async fn exchange(&self, realm: &str, subject: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+        let mut form = vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", subject),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ];
+        form.extend_from_slice(extra);
+        let answer = self
+            .http
+            .post(format!("{}/auth/realms/{realm}/protocol/openid-connect/token", self.url))
+            .form(&form)
+            .send()
+            .await
+            .expect("send request");
+        (answer.status().as_u16(), answer.json().await.expect("a JSON body"))
+    }
+
     /// Polls until `path` answers `status` for `key`; returns how long that took.
     pub async fn wait_for_status(&self, path: &str, key: &str, status: u16, limit: Duration) -> Duration {
         let started = Instant::now();

@@ -314,24 +314,9 @@ async fn upstream_routes_forward_authenticated_calls_only(backend: Backend) {
     // An API token passes where no access token is made from it, not where one is.
     let user = create_user(&server, &admin, "dana").await;
     let (_, monitor) = create_key(&server, &admin, &user, json!({"name": "dmm", "audience": "model-monitor"})).await;
-    let scoped = server
-        .http
-        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
-        .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
-            ("subject_token", token.as_str()),
-            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
-            ("scope", "read"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (status, scoped) = server.exchange("default", &token, &[("scope", "read")]).await;
+    assert_eq!(status, 200, "{scoped}");
+    let scoped = scoped["access_token"].as_str().unwrap().to_string();
     let api_token = server.post("/api/v1/api-tokens", &admin, json!({"userId": user, "name": "script"})).await;
     assert_eq!(api_token.status, 201, "{}", api_token.text);
     let api_token = api_token.json()["token"].as_str().unwrap().to_string();

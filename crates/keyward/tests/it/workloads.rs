@@ -7,18 +7,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
 async fn exchange(server: &Server, credential: &str) -> (u16, Value) {
-    let answer = server
-        .http
-        .post(format!("{}/auth/realms/default/protocol/openid-connect/token", server.url))
-        .form(&[("grant_type", EXCHANGE), ("subject_token", credential), ("subject_token_type", ACCESS_TOKEN_TYPE)])
-        .send()
-        .await
-        .unwrap();
-    (answer.status().as_u16(), answer.json().await.unwrap())
+    server.exchange("default", credential, &[]).await
 }
 
 fn claims(token: &str) -> Value {
